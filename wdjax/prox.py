@@ -159,7 +159,7 @@ def nuclear(z: Any, strength: Any, scaling: Any = 1.0) -> Any:
   def fn(x, thr):
     m = as_matrix(x, "prox.nuclear")
     u, s, vt = jnp.linalg.svd(m, full_matrices=False)
-    return ((u * jnp.maximum(s - thr, 0)) @ vt).reshape(x.shape)
+    return ((u * jnp.maximum(s - thr, 0)[None, :]) @ vt).reshape(x.shape)
   return _map(z, strength, scaling, fn, name="nuclear", separable=False)
 
 
