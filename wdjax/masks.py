@@ -41,7 +41,14 @@ def unwrap(tree: Any) -> Any:
   """Replaces every Flax NNX Variable in `tree` by its array; other trees are returned as is."""
   if "flax.nnx" not in sys.modules:
     return tree
-  return jax.tree.map(lambda v: v.value if _is_variable(v) else v, tree, is_leaf=_is_variable)
+  return jax.tree.map(_value, tree, is_leaf=_is_variable)
+
+
+def _value(v: Any) -> Any:
+  if not _is_variable(v):
+    return v
+  # flax >= 0.12 deprecates `.value` in favour of `get_value()`.
+  return v.get_value() if hasattr(v, "get_value") else v.value
 
 
 def _key_name(k: Any) -> str:

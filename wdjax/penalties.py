@@ -55,17 +55,16 @@ def _is_scalar(x: Any) -> bool:
 
 def _acc(x: jax.Array) -> jax.Array:
   # Sum in at least float32 so a bf16 model's penalty is not rounded away.
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  return x if jnp.finfo(x.dtype).bits >= 32 else x.astype(jnp.float32)
 
 
 def _total(terms: list[tuple[jax.Array, Any]], fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
-  total = jnp.zeros((), jnp.float32)
   out = []
   for x, s in terms:
     v = fn(_acc(x))
     out.append(jnp.asarray(s, v.dtype) * v)
   if not out:
-    return total
+    return jnp.zeros((), jnp.float32)
   return sum(out[1:], out[0])
 
 

@@ -1,0 +1,99 @@
+"""Penalty values against NumPy, their gradients, and behaviour under jit/vmap/grad."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wdjax import masks, penalties
+
+RNG = np.random.default_rng(0)
+PARAMS = {"dense": {"kernel": RNG.normal(size=(4, 3)), "bias": RNG.normal(size=3)},
+          "out": {"kernel": RNG.normal(size=(3, 2))}}
+MATS = {"a": RNG.normal(size=(4, 3)), "b": RNG.normal(size=(3, 5))}
+
+
+def _np_leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+NP_VALUE = {
+    "l2": lambda ls, lam: lam / 2 * sum((x ** 2).sum() for x in ls),
+    "l1": lambda ls, lam: lam * sum(np.abs(x).sum() for x in ls),
+    "elastic_net": lambda ls, lam: lam * sum(0.3 * np.abs(x).sum() + 0.7 / 2 * (x ** 2).sum() for x in ls),
+    "group_lasso": lambda ls, lam: lam * sum(np.linalg.norm(x.reshape(-1, x.shape[-1]), axis=0).sum()
+                                             for x in ls),
+    "nuclear": lambda ls, lam: lam * sum(np.linalg.svd(x, compute_uv=False).sum() for x in ls),
+    "frobenius": lambda ls, lam: lam / 2 * sum(np.linalg.norm(x, "fro") ** 2 for x in ls),
+}
+FNS = {
+    "l2": penalties.l2, "l1": penalties.l1,
+    "elastic_net": lambda p, s: penalties.elastic_net(p, s, l1_ratio=0.3),
+    "group_lasso": penalties.group_lasso, "nuclear": penalties.nuclear,
+    "frobenius": penalties.frobenius,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FNS))
+def test_value_matches_numpy(name, x64, strict_dtypes):
+  tree = MATS if name in ("nuclear", "frobenius") else PARAMS
+  got = FNS[name](jax.tree.map(jnp.asarray, tree), 0.37)
+  np.testing.assert_allclose(got, NP_VALUE[name](_np_leaves(tree), 0.37), rtol=1e-12)
+
+
+def test_gradients_are_the_documented_ones(x64):
+  w = jnp.array([-2.0, 0.0, 3.0])
+  np.testing.assert_allclose(jax.grad(penalties.l2)(w, 0.5), 0.5 * w)
+  np.testing.assert_allclose(jax.grad(penalties.l1)(w, 0.5), [-0.5, 0.0, 0.5])  # 0 at 0
+  k = jnp.array([[3.0, 0.0], [4.0, 0.0]])
+  g = jax.grad(penalties.group_lasso)(k, 1.0)  # zero column: subgradient 0, not NaN
+  np.testing.assert_allclose(g, [[0.6, 0.0], [0.8, 0.0]])
+
+
+def test_frobenius_is_l2_on_a_kernel(x64):
+  np.testing.assert_allclose(penalties.frobenius(MATS, 0.2), penalties.l2(MATS, 0.2), rtol=1e-14)
+
+
+def test_per_leaf_strength(x64):
+  tree = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0])}
+  got = penalties.l2(tree, {"a": 1.0, "b": 0.0})
+  np.testing.assert_allclose(got, 2.5)
+  with pytest.raises(ValueError, match="structure of params"):
+    penalties.l2(tree, {"a": 1.0})
+
+
+def test_masked_selection_excludes_bias(x64):
+  p = jax.tree.map(jnp.asarray, PARAMS)
+  got = penalties.l2(masks.select(masks.weights_only, p), 1.0)
+  want = 0.5 * ((PARAMS["dense"]["kernel"] ** 2).sum() + (PARAMS["out"]["kernel"] ** 2).sum())
+  np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(FNS))
+def test_jit_vmap_grad_over_strength(name):
+  tree = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), MATS)
+  fn = FNS[name]
+  lams = jnp.array([0.0, 0.5, 2.0], jnp.float32)
+  got = jax.jit(jax.vmap(lambda lam: fn(tree, lam)))(lams)
+  want = np.array([float(fn(tree, float(l))) for l in lams])
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # R is linear in λ, so dR/dλ = R(w, 1).
+  np.testing.assert_allclose(jax.grad(lambda lam: fn(tree, lam))(0.3), fn(tree, 1.0), rtol=1e-5)
+
+
+def test_bfloat16_params_accumulate_in_float32():
+  w = jnp.full((1000,), 0.01, jnp.bfloat16)
+  v = penalties.l2(w, 1.0)
+  assert v.dtype == jnp.float32
+  np.testing.assert_allclose(v, 0.5 * 1000 * float(jnp.bfloat16(0.01)) ** 2, rtol=1e-3)
+
+
+@pytest.mark.parametrize("bad,match", [(-0.1, ">= 0"), (float("nan"), "NaN"), (float("inf"), "infinite")])
+def test_bad_strength(bad, match):
+  with pytest.raises(ValueError, match=match):
+    penalties.l2(jnp.ones(2), bad)
+
+
+def test_l1_ratio_out_of_range():
+  with pytest.raises(ValueError, match="l1_ratio"):
+    penalties.elastic_net(jnp.ones(2), 1.0, l1_ratio=1.5)
