@@ -1,0 +1,377 @@
+"""Recent weight-decay variants, as Optax transformations placed after any optimizer.
+
+Optax convention: the optimizer emits the update u (params ← params + u; for SGD u = −η_t·g).
+Like `wdjax.decoupled`, each variant below edits u on the leaves its `mask` selects
+(default `wdjax.masks.weights_only`):
+
+| variant               | update on a decayed leaf                                  | paper           |
+|-----------------------|-----------------------------------------------------------|-----------------|
+| `cautious`            | u ← u − c_t·λ·1[u ⊙ w ≤ 0] ⊙ w                            | Chen et al 2025 |
+| `corrected`           | u ← u − (η_t²/η_max)·λ·w on normalized leaves, else η_t·λ·w | Defazio 2025  |
+| `adams` (preset)      | u = −η_t m̂/(√v̂+ε) − η_t·λ·w/(√mean(v̂) + ε)               | Xie et al 2023  |
+
+and the λ calculators `weight_decay_from_timescale`, `timescale` (Wang & Aitchison 2024)
+and `normalized_weight_decay` (Loshchilov & Hutter 2019).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from wdjax import _validate, masks
+from wdjax._validate import ScalarOrSchedule
+from wdjax.transforms import (SCALE_BY, CountState, _decay_coefficient, _init_count,
+                              _map_masked, _need_params)
+
+_DEFAULT = masks.weights_only
+
+
+def _check_scale(scale_by: str, learning_rate: Any, peak_learning_rate: Any) -> None:
+  """The argument checks of `wdjax.decoupled`, for the variants that share its c_t."""
+  if scale_by not in SCALE_BY:
+    raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}: 'lr' for "
+                     "PyTorch/optax AdamW, 'schedule' for Loshchilov & Hutter, 'constant' "
+                     "for a fixed per-step shrink.")
+  if scale_by != "constant":
+    if learning_rate is None:
+      raise ValueError(f"scale_by={scale_by!r} needs learning_rate= (the optimizer's η or "
+                       "schedule); use scale_by='constant' to decay without it.")
+    _validate.check_positive("learning_rate", learning_rate)
+  if scale_by == "schedule" and callable(learning_rate) and peak_learning_rate is None:
+    raise ValueError("scale_by='schedule' with a learning-rate schedule needs "
+                     "peak_learning_rate= (η_peak, so that c_t = η_t/η_peak).")
+  if peak_learning_rate is not None:
+    _validate.check_positive("peak_learning_rate", peak_learning_rate)
+
+
+def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | None = None,
+             scale_by: str = "lr", peak_learning_rate: float | None = None,
+             mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
+  """Cautious weight decay: decay only where the update already moves w toward 0.
+
+  The paper writes x_{t+1} = x_t − η_t(d_t + λ·1[d_t ⊙ x_t ≥ 0] ⊙ x_t) with d_t the
+  optimizer's direction (subtracted). In Optax the update u = −η_t·d_t is added, so with
+  η_t > 0 the same rule reads, per coordinate,
+
+    u ← u − c_t·λ·1[u ⊙ w ≤ 0] ⊙ w,
+
+  i.e. w is decayed where the update and the weight have opposite signs in Optax's sign
+  (same sign of d and w in the paper's), and where u = 0 or w = 0 (the paper's ≥). c_t is
+  `wdjax.decoupled`'s: "lr" (c_t = η_t, the paper's AdamW+CWD), "schedule" or "constant".
+
+  Args:
+    strength: λ >= 0, a float, an array or a schedule.
+    learning_rate: η_t (float, array or schedule); needed for "lr" and "schedule".
+    scale_by: "lr", "schedule" or "constant" (see `wdjax.decoupled`).
+    peak_learning_rate: η_peak for "schedule" when `learning_rate` is a schedule.
+    mask: which leaves to decay (default: weights, not biases or norms).
+
+  Returns:
+    An `optax.GradientTransformation`; place it after the optimizer.
+
+  References:
+    Chen et al, Cautious Weight Decay, 2025. https://arxiv.org/abs/2510.12402
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from wdjax import variants
+    >>> tx = optax.chain(optax.sgd(1.0), variants.cautious(0.5, learning_rate=1.0, mask=None))
+    >>> params = {"w": jnp.array([1.0, 1.0])}
+    >>> # gradient +1 moves w[0] toward 0 (decayed), gradient -1 moves w[1] away (not decayed)
+    >>> updates, _ = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+    >>> updates["w"]
+    Array([-1.5,  1. ], dtype=float32)
+  """
+  _validate.check_strength("strength", strength)
+  _check_scale(scale_by, learning_rate, peak_learning_rate)
+
+  def update_fn(updates, state, params=None):
+    params = _need_params("cautious", params)
+    c = _decay_coefficient(learning_rate, scale_by, peak_learning_rate, state.count)
+    lam = _validate.evaluate(strength, state.count)
+
+    def decay(u, w):
+      out = []
+      for ui, wi in zip(u, w):
+        k = _validate.cast_like(c * lam, wi)
+        agree = (ui * wi.astype(ui.dtype) <= 0).astype(wi.dtype)
+        out.append(ui - (k * agree * wi).astype(ui.dtype))
+      return out
+
+    updates = _map_masked(decay, updates, params, mask)
+    return updates, CountState(count=optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(_init_count(mask), update_fn)
+
+
+def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
+              max_learning_rate: float | None = None, normalized: masks.Mask | None = None,
+              mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
+  """AdamC's corrected decay: coefficient η_t²/η_max on leaves followed by a normalization.
+
+  On a decayed leaf,
+
+    u ← u − c_t·λ·w,   c_t = η_t²/η_max if the leaf is normalized, else c_t = η_t,
+
+  so `chain(optax.adam(schedule), corrected(λ, learning_rate=schedule, max_learning_rate=η_max))`
+  is AdamC, and on leaves that are not normalized it is `optax.adamw`. For a weight
+  followed by a normalization layer the steady-state ratio ‖g‖/‖w‖ is ∝ √(λ/η_t) under
+  AdamW's c_t = η_t, so it grows as the schedule decays η_t (the late-training gradient
+  norm blow-up); with c_t ∝ η_t² the ratio does not depend on η_t.
+
+  Args:
+    strength: λ >= 0, a float, an array or a schedule.
+    learning_rate: η_t, a float, an array or a schedule (the optimizer's).
+    max_learning_rate: η_max, the schedule's peak. Needed when `learning_rate` is a
+      schedule; for a constant η it defaults to η (then c_t = η, plain AdamW).
+    normalized: a mask (pytree of bools or function of params) of the leaves whose output
+      is normalized (e.g. the kernels of layers followed by LayerNorm/BatchNorm). Default
+      None: every decayed leaf, as when AdamC is applied to a transformer's matrices.
+    mask: which leaves to decay at all (default: weights, not biases or norms).
+
+  Returns:
+    An `optax.GradientTransformation`; place it after the optimizer.
+
+  References:
+    Defazio, Why Gradients Rapidly Increase Near the End of Training, 2025.
+    https://arxiv.org/abs/2506.02285
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from wdjax import variants
+    >>> sched = optax.linear_schedule(1.0, 0.5, 10)  # η_0 = 1 = η_max
+    >>> tx = variants.corrected(0.1, learning_rate=sched, max_learning_rate=1.0, mask=None)
+    >>> params = {"w": jnp.array([2.0])}
+    >>> updates, _ = tx.update({"w": jnp.zeros(1)}, tx.init(params), params)
+    >>> updates["w"]  # -(1²/1)·0.1·2
+    Array([-0.2], dtype=float32)
+  """
+  _validate.check_strength("strength", strength)
+  _validate.check_positive("learning_rate", learning_rate)
+  if callable(learning_rate) and max_learning_rate is None:
+    raise ValueError("corrected() with a learning-rate schedule needs max_learning_rate= "
+                     "(η_max, the schedule's peak, so that c_t = η_t²/η_max).")
+  if max_learning_rate is not None:
+    _validate.check_positive("max_learning_rate", max_learning_rate)
+
+  def flags(params):
+    decayed = masks.resolve(mask, params)
+    norm = masks.resolve(normalized, params, allow_empty=True)
+    return [n for d, n in zip(decayed, norm) if d]  # aligned with _map_masked's leaves
+
+  def init_fn(params):
+    flags(masks.unwrap(params))
+    return _init_count(mask)(params)
+
+  def update_fn(updates, state, params=None):
+    params = _need_params("corrected", params)
+    lr = _validate.evaluate(learning_rate, state.count)
+    lr_max = max_learning_rate if max_learning_rate is not None else lr
+    lam = _validate.evaluate(strength, state.count)
+    is_norm = flags(params)
+
+    def decay(u, w):
+      out = []
+      for ui, wi, nrm in zip(u, w, is_norm):
+        c = lr * lr / lr_max if nrm else lr
+        out.append(ui - _validate.cast_like(c * lam, wi) * wi)
+      return out
+
+    updates = _map_masked(decay, updates, params, mask)
+    return updates, CountState(count=optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+class AdamSState(NamedTuple):
+  """Adam's moments and the step count of the scheduled hyperparameters."""
+  count: jax.Array
+  adam: optax.ScaleByAdamState
+
+
+def adams(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4, *,
+          b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+          mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
+  """Adam with stable weight decay (AdamS): the decay is divided by √(mean v̂).
+
+  With m̂_t, v̂_t Adam's bias-corrected moments and v̄_t the mean of v̂_t over every
+  coordinate of every leaf (all parameters, decayed or not, as in the paper):
+
+    u = −η_t·m̂_t/(√v̂_t + ε) − η_t·λ·w/(√v̄_t + ε)   (decay on the masked leaves only).
+
+  AdamW's decay η_t·λ·w is not rescaled while the gradient step is divided by √v̂, so the
+  effective strength of the decay relative to the step drifts with the gradient norm;
+  AdamS rescales it by the same (global) scale. ε in the decay's denominator keeps it
+  finite at v̂ = 0 (the reference implementation's choice).
+
+  Args:
+    learning_rate: η_t, a float, an array or a schedule.
+    weight_decay: λ >= 0, a float, an array or a schedule.
+    b1, b2, eps: Adam's.
+    mask: which leaves to decay (default: weights, not biases or norms).
+
+  Returns:
+    An `optax.GradientTransformation` (a complete optimizer, like `optax.adamw`).
+
+  References:
+    Xie et al, On the Overlooked Pitfalls of Weight Decay and How to Mitigate Them: A
+    Gradient-Norm Perspective, 2023 (NeurIPS). https://arxiv.org/abs/2011.11152
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from wdjax import variants
+    >>> tx = variants.adams(0.1, weight_decay=0.5, mask=None)
+    >>> params = {"w": jnp.array([1.0, -1.0])}
+    >>> updates, _ = tx.update({"w": jnp.array([2.0, 2.0])}, tx.init(params), params)
+    >>> updates["w"].round(4)  # step -0.1·sign(g), decay -0.1·0.5·w/√4
+    Array([-0.125, -0.075], dtype=float32)
+  """
+  _validate.check_strength("weight_decay", weight_decay)
+  _validate.check_positive("learning_rate", learning_rate)
+  adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+  def init_fn(params):
+    masks.resolve(mask, params)
+    return AdamSState(count=jnp.zeros([], jnp.int32), adam=adam.init(params))
+
+  def update_fn(updates, state, params=None):
+    params = _need_params("adams", params)
+    direction, adam_state = adam.update(updates, state.adam, params)
+    lr = _validate.evaluate(learning_rate, state.count)
+    lam = _validate.evaluate(weight_decay, state.count)
+    nu = jax.tree.leaves(masks.unwrap(adam_state.nu))
+    acc = jnp.result_type(jnp.float32, *nu)  # sum in >= float32 (bf16 models), f64 under x64
+    bc = 1 - jnp.asarray(b2, acc) ** adam_state.count.astype(acc)
+    total = sum(jnp.sum(v.astype(acc)) for v in nu)
+    size = sum(int(np.size(v)) for v in nu)
+    v_bar = total / bc / size
+    coef = lr * lam / (jnp.sqrt(v_bar) + eps)
+    steps = jax.tree.map(lambda d: -_validate.cast_like(lr, d) * d, direction)
+
+    def decay(u, w):
+      return [ui - _validate.cast_like(coef, wi) * wi for ui, wi in zip(u, w)]
+
+    updates = _map_masked(decay, steps, params, mask)
+    return updates, AdamSState(count=optax.safe_increment(state.count), adam=adam_state)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def weight_decay_from_timescale(*, learning_rate: Any, tau_epoch: Any = None,
+                                tau_iter: Any = None, batch_size: Any = None,
+                                dataset_size: Any = None, scale_by: str = "lr") -> Any:
+  """λ from the EMA timescale of AdamW's weights (Wang & Aitchison's parameterization).
+
+  AdamW with c_t = η is an exponential moving average of the updates, w ← (1 − ηλ)w + ...,
+  whose timescale in iterations is τ_iter = 1/(ηλ); in epochs, with M = N/B iterations
+  per epoch (N the dataset size, B the batch size), τ_epoch = τ_iter/M. Given τ:
+
+    λ = 1/(η·τ_iter) = B/(η·τ_epoch·N)      (scale_by="lr", c_t = η: optax/torch AdamW)
+    λ = 1/τ_iter                             (scale_by="constant", c_t = 1)
+
+  The paper's finding: the optimal τ_epoch stays roughly constant as model and dataset
+  size change, so λ should scale ∝ B/(η·N).
+
+  Args:
+    learning_rate: η > 0 (its peak, for a schedule).
+    tau_epoch: τ_epoch > 0, the timescale in epochs (needs batch_size and dataset_size).
+    tau_iter: τ_iter > 0, the timescale in iterations (give exactly one of the two).
+    batch_size: B > 0.
+    dataset_size: N > 0.
+    scale_by: "lr" or "constant": the c_t of the `wdjax.decoupled` that uses this λ.
+
+  Returns:
+    λ, of the type of the inputs (float, NumPy or JAX array; vmappable).
+
+  References:
+    Wang & Aitchison, How to set AdamW's weight decay as you scale model and dataset
+    size, 2024. https://arxiv.org/abs/2405.13698
+
+  Example:
+    >>> from wdjax import variants
+    >>> variants.weight_decay_from_timescale(learning_rate=1e-3, tau_epoch=10.0,
+    ...                                      batch_size=100, dataset_size=50_000)
+    0.2
+  """
+  if (tau_epoch is None) == (tau_iter is None):
+    raise ValueError("give exactly one of tau_epoch= (timescale in epochs) or tau_iter= "
+                     "(in iterations).")
+  if scale_by not in ("lr", "constant"):
+    raise ValueError(f"scale_by must be 'lr' or 'constant', got {scale_by!r}.")
+  _validate.check_positive("learning_rate", learning_rate)
+  if tau_epoch is not None:
+    _validate.check_positive("tau_epoch", tau_epoch)
+    if batch_size is None or dataset_size is None:
+      raise ValueError("tau_epoch needs batch_size= and dataset_size= (τ_iter = "
+                       "τ_epoch·dataset_size/batch_size).")
+    _validate.check_positive("batch_size", batch_size)
+    _validate.check_positive("dataset_size", dataset_size)
+    tau_iter = tau_epoch * dataset_size / batch_size
+  else:
+    _validate.check_positive("tau_iter", tau_iter)
+  return 1.0 / (learning_rate * tau_iter) if scale_by == "lr" else 1.0 / tau_iter
+
+
+def timescale(*, weight_decay: Any, learning_rate: Any, batch_size: Any = None,
+              dataset_size: Any = None, scale_by: str = "lr") -> tuple[Any, Any]:
+  """The inverse of `weight_decay_from_timescale`: (τ_iter, τ_epoch) of a given λ.
+
+  τ_iter = 1/(ηλ) (scale_by="lr") or 1/λ ("constant"); τ_epoch = τ_iter·B/N (None
+  without batch_size and dataset_size).
+
+  Example:
+    >>> from wdjax import variants
+    >>> variants.timescale(weight_decay=0.2, learning_rate=1e-3, batch_size=100,
+    ...                    dataset_size=50_000)
+    (5000.0, 10.0)
+  """
+  if scale_by not in ("lr", "constant"):
+    raise ValueError(f"scale_by must be 'lr' or 'constant', got {scale_by!r}.")
+  _validate.check_positive("weight_decay", weight_decay)
+  _validate.check_positive("learning_rate", learning_rate)
+  tau_iter = 1.0 / (learning_rate * weight_decay) if scale_by == "lr" else 1.0 / weight_decay
+  if batch_size is None or dataset_size is None:
+    return tau_iter, None
+  _validate.check_positive("batch_size", batch_size)
+  _validate.check_positive("dataset_size", dataset_size)
+  return tau_iter, tau_iter * batch_size / dataset_size
+
+
+def normalized_weight_decay(lambda_norm: Any, *, batch_size: Any, dataset_size: Any,
+                            epochs: Any) -> Any:
+  """Loshchilov & Hutter's normalized weight decay: λ = λ_norm·√(b/(B·T)).
+
+  b is the batch size, B the number of training points and T the number of epochs, so
+  b/(B·T) is 1/(total number of weight updates): a λ_norm tuned for one budget transfers
+  to another.
+
+  Args:
+    lambda_norm: λ_norm >= 0.
+    batch_size: b > 0.
+    dataset_size: B > 0.
+    epochs: T > 0.
+
+  Returns:
+    λ (to use as the `strength` of a decay with c_t = s_t, the paper's convention).
+
+  References:
+    Loshchilov & Hutter, Decoupled Weight Decay Regularization, 2019 (Appendix B.1).
+    https://arxiv.org/abs/1711.05101
+
+  Example:
+    >>> from wdjax import variants
+    >>> lam = variants.normalized_weight_decay(0.05, batch_size=128, dataset_size=50_000,
+    ...                                        epochs=200)
+    >>> round(lam, 8)  # 0.05·√(128/(50000·200))
+    0.00017889
+  """
+  _validate.check_strength("lambda_norm", lambda_norm)
+  _validate.check_positive("batch_size", batch_size)
+  _validate.check_positive("dataset_size", dataset_size)
+  _validate.check_positive("epochs", epochs)
+  return lambda_norm * (batch_size / (dataset_size * epochs)) ** 0.5
