@@ -1,0 +1,295 @@
+"""Small Flax NNX models for regularization experiments: linear, softmax, MLP, CNN.
+
+Every model is an `nnx.Module` called as `model(x, train=False, rngs=None)`: `train=True`
+turns dropout on, with its randomness taken from `rngs` (an `nnx.Rngs` or a key) so that
+training stays a pure function of (params, key). Parameters are named like Flax's own
+layers (`kernel`, `bias`, `scale`) and normalization layers live under `norms`, so the
+default mask `wdjax.masks.weights_only` decays every kernel and never a bias or a
+LayerNorm parameter:
+
+  >>> from flax import nnx
+  >>> from wdjax import masks, models
+  >>> model = models.MLP(4, (8,), 3, layernorm=True, rngs=nnx.Rngs(0))
+  >>> params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  >>> _ = masks.describe(masks.weights_only, params)
+    -------  layers/0/bias  (8,)  8
+    decayed  layers/0/kernel  (4, 8)  32
+    -------  layers/1/bias  (3,)  3
+    decayed  layers/1/kernel  (8, 3)  24
+    -------  norms/0/bias  (8,)  8
+    -------  norms/0/scale  (8,)  8
+  decayed: 2 leaves, 56 parameters; not decayed: 4 leaves, 27 parameters
+
+`param_dtype=None` (the default) means JAX's default float: float32, or float64 inside
+`jax.enable_x64(True)` (what exact comparisons with scikit-learn need).
+
+`MODELS` maps a name ("linear", "softmax", "mlp", "cnn") to its class, for configs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "silu": jax.nn.silu,
+    "elu": jax.nn.elu,
+    "identity": lambda x: x,
+}
+
+
+def _dtype(param_dtype: Any) -> Any:
+  return jnp.dtype(param_dtype) if param_dtype is not None else jnp.zeros(()).dtype
+
+
+def _activation(activation: str | Callable[[jax.Array], jax.Array]) -> Callable:
+  if callable(activation):
+    return activation
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)} "
+                     "or pass a function.")
+  return ACTIVATIONS[activation]
+
+
+def _positive_int(name: str, value: Any) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise ValueError(f"{name} must be a positive int, got {value!r}.")
+  return value
+
+
+def _flat(x: jax.Array) -> jax.Array:
+  return x.reshape(x.shape[0], -1)
+
+
+class LinearRegression(nnx.Module):
+  """Linear regression ŷ = x·w + b (the D2L model: w ~ N(0, σ²), b = 0 at init).
+
+  Args:
+    in_features: number of input features (inputs of any shape are flattened).
+    out_features: number of targets (1 for scalar regression).
+    init_std: σ of the normal initialization of the kernel (D2L uses 0.01).
+    param_dtype: dtype of the parameters (None: JAX's default float).
+    rngs: `nnx.Rngs` for the initialization.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from wdjax import models
+    >>> models.LinearRegression(3, rngs=nnx.Rngs(0))(jnp.ones((2, 3))).shape
+    (2, 1)
+  """
+
+  def __init__(self, in_features: int, out_features: int = 1, *, init_std: float = 0.01,
+               param_dtype: Any = None, rngs: nnx.Rngs):
+    _positive_int("in_features", in_features)
+    _positive_int("out_features", out_features)
+    self.linear = nnx.Linear(in_features, out_features,
+                             kernel_init=nnx.initializers.normal(init_std),
+                             param_dtype=_dtype(param_dtype), rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
+    del train, rngs
+    return self.linear(_flat(x))
+
+
+class SoftmaxRegression(nnx.Module):
+  """Multinomial logistic regression: logits = x·W + b (2 classes: logistic regression).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from wdjax import models
+    >>> models.SoftmaxRegression(64, 10, rngs=nnx.Rngs(0))(jnp.ones((5, 64))).shape
+    (5, 10)
+  """
+
+  def __init__(self, in_features: int, num_classes: int, *, param_dtype: Any = None,
+               rngs: nnx.Rngs):
+    _positive_int("in_features", in_features)
+    _positive_int("num_classes", num_classes)
+    self.linear = nnx.Linear(in_features, num_classes, kernel_init=nnx.initializers.zeros,
+                             param_dtype=_dtype(param_dtype), rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
+    del train, rngs
+    return self.linear(_flat(x))
+
+
+class MLP(nnx.Module):
+  """A multilayer perceptron: [Linear → (LayerNorm) → activation → (Dropout)]* → Linear.
+
+  Args:
+    in_features: input size (inputs of any shape are flattened).
+    widths: hidden layer widths, e.g. (128,) or (256, 256); () is a linear model.
+    out_features: output size (classes or targets).
+    activation: a name in `ACTIVATIONS` or a function.
+    layernorm: apply LayerNorm after each hidden Linear (its scale/bias are not decayed).
+    dropout: dropout rate after each hidden activation, active only with `train=True`.
+    param_dtype: dtype of the parameters (None: JAX's default float).
+    rngs: `nnx.Rngs` for the initialization.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from wdjax import models
+    >>> m = models.MLP(64, (16,), 10, dropout=0.5, rngs=nnx.Rngs(0))
+    >>> m(jnp.ones((2, 64)), train=True, rngs=jax.random.key(1)).shape
+    (2, 10)
+  """
+
+  def __init__(self, in_features: int, widths: Sequence[int], out_features: int, *,
+               activation: str | Callable[[jax.Array], jax.Array] = "relu",
+               layernorm: bool = False, dropout: float = 0.0, param_dtype: Any = None,
+               rngs: nnx.Rngs):
+    _positive_int("in_features", in_features)
+    _positive_int("out_features", out_features)
+    widths = tuple(widths)
+    for w in widths:
+      _positive_int("each of widths", w)
+    if not 0.0 <= dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    dt = _dtype(param_dtype)
+    sizes = (in_features,) + widths + (out_features,)
+    self.activation = _activation(activation)
+    self.layers = nnx.List([nnx.Linear(a, b, param_dtype=dt, rngs=rngs)
+                            for a, b in zip(sizes[:-1], sizes[1:])])
+    self.norms = nnx.List([nnx.LayerNorm(w, param_dtype=dt, rngs=rngs) for w in widths]
+                          if layernorm else [])
+    self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
+
+  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
+    h = _flat(x)
+    for i, layer in enumerate(self.layers[:-1]):
+      h = layer(h)
+      if len(self.norms):
+        h = self.norms[i](h)
+      h = self.activation(h)
+      if self.dropout is not None:
+        h = self.dropout(h, deterministic=not train, rngs=_dropout_rngs(rngs, train, i))
+    return self.layers[-1](h)
+
+
+def _dropout_rngs(rngs: Any, train: bool, i: int) -> Any:
+  if not train:
+    return None
+  if rngs is None:
+    raise ValueError("dropout with train=True needs rngs= (an nnx.Rngs or a PRNG key).")
+  if isinstance(rngs, nnx.Rngs):
+    return rngs
+  return jax.random.fold_in(rngs, i)
+
+
+class CNN(nnx.Module):
+  """A small convolutional classifier: [Conv 3x3 → ReLU → AvgPool 2x2]* → Linear.
+
+  Inputs of shape (batch, H·W·C), (batch, H, W) or (batch, H, W, C) are reshaped to
+  `image_shape`, so flattened 8x8 digits and 28x28 images both work.
+
+  Args:
+    image_shape: (H, W) or (H, W, C) of one example, e.g. (8, 8) or (28, 28, 1).
+    num_classes: number of output classes.
+    features: channels of each conv layer; each layer halves H and W (rounded up).
+    dense: width of a hidden dense layer before the head (0: none).
+    param_dtype: dtype of the parameters (None: JAX's default float).
+    rngs: `nnx.Rngs` for the initialization.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from wdjax import models
+    >>> models.CNN((8, 8), 10, rngs=nnx.Rngs(0))(jnp.ones((2, 64))).shape
+    (2, 10)
+    >>> models.CNN((28, 28, 1), 10, rngs=nnx.Rngs(0))(jnp.ones((2, 28, 28))).shape
+    (2, 10)
+  """
+
+  def __init__(self, image_shape: Sequence[int], num_classes: int, *,
+               features: Sequence[int] = (8, 16), dense: int = 0, param_dtype: Any = None,
+               rngs: nnx.Rngs):
+    image_shape = tuple(image_shape)
+    if len(image_shape) == 2:
+      image_shape = image_shape + (1,)
+    if len(image_shape) != 3:
+      raise ValueError(f"image_shape must be (H, W) or (H, W, C), got {image_shape}.")
+    for s in image_shape:
+      _positive_int("each of image_shape", s)
+    _positive_int("num_classes", num_classes)
+    dt = _dtype(param_dtype)
+    self.image_shape = image_shape
+    chans = (image_shape[2],) + tuple(features)
+    self.convs = nnx.List([nnx.Conv(a, b, kernel_size=(3, 3), padding="SAME", param_dtype=dt,
+                                    rngs=rngs) for a, b in zip(chans[:-1], chans[1:])])
+    h, w = image_shape[:2]
+    for _ in features:
+      h, w = math.ceil(h / 2), math.ceil(w / 2)
+    flat = h * w * chans[-1]
+    self.hidden = nnx.Linear(flat, dense, param_dtype=dt, rngs=rngs) if dense else None
+    self.head = nnx.Linear(dense or flat, num_classes, param_dtype=dt, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
+    del train, rngs
+    h = x.reshape((x.shape[0],) + self.image_shape)
+    for conv in self.convs:
+      h = jax.nn.relu(conv(h))
+      h = nnx.avg_pool(h, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+    h = _flat(h)
+    if self.hidden is not None:
+      h = jax.nn.relu(self.hidden(h))
+    return self.head(h)
+
+
+MODELS: dict[str, type] = {
+    "linear": LinearRegression,
+    "softmax": SoftmaxRegression,
+    "mlp": MLP,
+    "cnn": CNN,
+}
+
+
+def for_dataset(name: str, dataset: Any, **kwargs: Any) -> Callable[..., nnx.Module]:
+  """A factory `rngs -> model` for `dataset`, with input and output sizes filled in.
+
+  `name` is a key of `MODELS`; `kwargs` are the model's other arguments (e.g.
+  `widths=(128,)` for "mlp", `image_shape=(8, 8)` for "cnn"). Pass the factory as the
+  `model` of `wdjax.train.make_train_fn` so each seed of a sweep gets its own init.
+
+  Example:
+    >>> from flax import nnx
+    >>> from wdjax import data, models
+    >>> ds = data.d2l_synthetic(d=5)
+    >>> make = models.for_dataset("linear", ds)
+    >>> make(rngs=nnx.Rngs(0)).linear.kernel.shape
+    (5, 1)
+  """
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; use one of {sorted(MODELS)}.")
+  in_features = int(math.prod(dataset.x_train.shape[1:]))
+  if dataset.task == "classification":
+    out = int(dataset.num_classes)
+  else:
+    out = 1 if dataset.y_train.ndim == 1 else int(dataset.y_train.shape[1])
+  cls = MODELS[name]
+  if name == "linear":
+    return lambda *, rngs: cls(in_features, out, rngs=rngs, **kwargs)
+  if name == "softmax":
+    return lambda *, rngs: cls(in_features, out, rngs=rngs, **kwargs)
+  if name == "mlp":
+    kw = dict(kwargs)
+    widths = kw.pop("widths", (128,))
+    return lambda *, rngs: cls(in_features, widths, out, rngs=rngs, **kw)
+  kw = dict(kwargs)
+  shape = kw.pop("image_shape", None) or tuple(dataset.x_train.shape[1:])
+  if len(shape) == 1:
+    side = math.isqrt(shape[0])
+    if side * side != shape[0]:
+      raise ValueError(f"cnn needs image_shape= for inputs of shape {shape} (not square).")
+    shape = (side, side)
+  return lambda *, rngs: cls(shape, out, rngs=rngs, **kw)

@@ -1,0 +1,418 @@
+"""Pure training: `make_train_fn(model, data, ...)` gives `train_fn(hparams, key) -> metrics`.
+
+`train_fn` is a pure function of a dict of hyperparameters (traced scalars such as
+{"learning_rate": η, "weight_decay": λ}) and a PRNG key, so `jax.jit`, `jax.vmap` and
+`wdjax.sweep.run` apply to it and a grid over λ, η and the seed compiles once. Inside, the
+Flax NNX model is split once into a static graph and a params pytree (a plain nested
+dict); epochs and minibatches run under `lax.scan`; the Optax transform is rebuilt from
+the traced hyperparameters by `optimizer(hparams)`.
+
+The objective minimized is  L(w) + R(w)  with L the batch mean of per-example losses:
+½(ŷ − y)² (summed over targets) for regression, softmax cross-entropy for
+classification, and R whatever the optimizer adds (coupled, decoupled or proximal).
+Reported losses are L alone, without the penalty.
+
+Optimizers by name (`OPTIMIZERS`, for configs): each is a builder
+`(hparams, *, mask, **options) -> optax.GradientTransformation` reading
+"learning_rate", "weight_decay" (λ) and optionally "momentum", "l1_ratio":
+
+| name                 | update                                           |
+|----------------------|--------------------------------------------------|
+| sgd                  | plain SGD (no penalty)                           |
+| adam                 | plain Adam (no penalty)                          |
+| sgd_coupled_l2       | SGD on g + λw (`wdjax.sgd_l2`, torch SGD wd)     |
+| sgd_coupled_l1       | SGD on g + λ·sign(w) (subgradient: no exact 0s)  |
+| sgdw                 | SGD step − c_t·λ·w (`wdjax.sgdw`)                |
+| adam_l2              | Adam on g + λw (`wdjax.adam_l2`)                 |
+| adamw                | Adam step − η·λ·w (`wdjax.adamw`, torch AdamW)   |
+| proximal_l1          | ISTA: w⁺ = soft(w − ηg, ηλ) (`wdjax.proximal_sgd`)|
+| proximal_elastic_net | ISTA with the elastic-net prox (l1_ratio α)      |
+| proximal_adam_l1     | preconditioned prox Adam (`wdjax.proximal_adam`) |
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from wdjax import data, models, train
+  >>> ds = data.d2l_synthetic(d=5)
+  >>> fn = train.make_train_fn(models.for_dataset("linear", ds), ds,
+  ...                          optimizer="sgd_coupled_l2", epochs=3, batch_size=5)
+  >>> fn.hparam_names
+  ('learning_rate', 'momentum', 'weight_decay')
+  >>> m = jax.jit(fn)({"learning_rate": 0.01, "weight_decay": 1.0}, jax.random.key(0))
+  >>> m["train_loss"].shape
+  (3,)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import types
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from wdjax import aliases, masks, penalties, prox, transforms
+from wdjax import data as _data
+
+Builder = Callable[[dict], optax.GradientTransformation]
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def _lr(h):
+  return h["learning_rate"]
+
+
+def sgd(hparams, *, mask=None):
+  """Plain SGD, no penalty: reads learning_rate and momentum (optional)."""
+  del mask
+  return optax.sgd(_lr(hparams), momentum=hparams.get("momentum"))
+
+
+def adam(hparams, *, mask=None, b1=0.9, b2=0.999, eps=1e-8):
+  """Plain Adam, no penalty: reads learning_rate."""
+  del mask
+  return optax.adam(_lr(hparams), b1=b1, b2=b2, eps=eps)
+
+
+def sgd_coupled_l2(hparams, *, mask=masks.weights_only, nesterov=False):
+  """SGD on g + λw: `wdjax.sgd_l2(learning_rate, weight_decay, momentum=...)`."""
+  return aliases.sgd_l2(_lr(hparams), hparams["weight_decay"], momentum=hparams.get("momentum"),
+                        nesterov=nesterov, mask=mask)
+
+
+def sgd_coupled_l1(hparams, *, mask=masks.weights_only):
+  """SGD on g + λ·sign(w) (the L1 subgradient; weights oscillate near 0, never exactly 0)."""
+  return optax.chain(transforms.coupled(penalties.l1, hparams["weight_decay"], mask=mask),
+                     optax.sgd(_lr(hparams), momentum=hparams.get("momentum")))
+
+
+def sgdw(hparams, *, mask=masks.weights_only, scale_by="schedule"):
+  """SGD with decoupled decay `wdjax.sgdw` (default c_t = s_t: λ is a per-step rate)."""
+  return aliases.sgdw(_lr(hparams), hparams["weight_decay"], momentum=hparams.get("momentum"),
+                      scale_by=scale_by, mask=mask)
+
+
+def adam_l2(hparams, *, mask=masks.weights_only, b1=0.9, b2=0.999, eps=1e-8):
+  """Adam on g + λw: `wdjax.adam_l2` (torch.optim.Adam(weight_decay=λ))."""
+  return aliases.adam_l2(_lr(hparams), hparams["weight_decay"], b1=b1, b2=b2, eps=eps, mask=mask)
+
+
+def adamw(hparams, *, mask=masks.weights_only, scale_by="lr", b1=0.9, b2=0.999, eps=1e-8):
+  """Adam with decoupled decay: `wdjax.adamw` (default c_t = η: torch/optax AdamW)."""
+  return aliases.adamw(_lr(hparams), hparams["weight_decay"], scale_by=scale_by, b1=b1, b2=b2,
+                       eps=eps, mask=mask)
+
+
+def proximal_l1(hparams, *, mask=masks.weights_only):
+  """Proximal SGD with the L1 prox (ISTA): exact zeros, minimizes L + λ‖w‖₁."""
+  return aliases.proximal_sgd(_lr(hparams), prox.l1, hparams["weight_decay"],
+                              momentum=hparams.get("momentum"), mask=mask)
+
+
+def proximal_elastic_net(hparams, *, mask=masks.weights_only):
+  """Proximal SGD with the elastic-net prox; reads l1_ratio (α, default 0.5)."""
+  ratio = hparams.get("l1_ratio", 0.5)
+  op = lambda z, s, t: prox.elastic_net(z, s, t, l1_ratio=ratio)
+  return aliases.proximal_sgd(_lr(hparams), op, hparams["weight_decay"],
+                              momentum=hparams.get("momentum"), mask=mask)
+
+
+def proximal_adam_l1(hparams, *, mask=masks.weights_only, b1=0.9, b2=0.999, eps=1e-8):
+  """Preconditioned proximal Adam with the L1 prox (`wdjax.proximal_adam`)."""
+  return aliases.proximal_adam(_lr(hparams), prox.l1, hparams["weight_decay"], b1=b1, b2=b2,
+                               eps=eps, mask=mask)
+
+
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "sgd": sgd,
+    "adam": adam,
+    "sgd_coupled_l2": sgd_coupled_l2,
+    "sgd_coupled_l1": sgd_coupled_l1,
+    "sgdw": sgdw,
+    "adam_l2": adam_l2,
+    "adamw": adamw,
+    "proximal_l1": proximal_l1,
+    "proximal_elastic_net": proximal_elastic_net,
+    "proximal_adam_l1": proximal_adam_l1,
+}
+
+#: The builders as attributes: `train.optimizers.adamw(hparams)`.
+optimizers = types.SimpleNamespace(**OPTIMIZERS)
+
+
+def get_optimizer(name: str, *, mask: masks.Mask | None = masks.weights_only,
+                  **options: Any) -> Builder:
+  """The builder `hparams -> GradientTransformation` registered as `name`, with its options.
+
+  Example:
+    >>> from wdjax import train
+    >>> build = train.get_optimizer("adamw", scale_by="schedule")
+    >>> tx = build({"learning_rate": 1e-3, "weight_decay": 1e-2})
+  """
+  if name not in OPTIMIZERS:
+    raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)} or pass "
+                     "a function hparams -> optax.GradientTransformation.")
+  fn = OPTIMIZERS[name]
+  accepted = set(inspect.signature(fn).parameters) - {"hparams"}
+  bad = sorted(set(options) - accepted)
+  if bad:
+    raise ValueError(f"optimizer {name!r} has no option {bad}; its options: "
+                     f"{sorted(accepted - {'mask'})}.")
+  return functools.partial(fn, mask=mask, **options)
+
+
+class _Probe(dict):
+  """A stand-in hparams dict that records which names an optimizer builder reads."""
+
+  def __init__(self, value):
+    super().__init__()
+    self.value, self.required, self.optional = value, set(), set()
+
+  def __getitem__(self, k):
+    self.required.add(k)
+    return self.value
+
+  def get(self, k, default=None):
+    self.optional.add(k)
+    return self.value
+
+  def __contains__(self, k):
+    self.optional.add(k)
+    return True
+
+
+def hparam_names(optimizer: Builder) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """(required, optional) hyperparameter names that `optimizer(hparams)` reads."""
+  probe = _Probe(None)
+
+  def run(v):
+    probe.value = v
+    optimizer(probe)
+    return v
+
+  jax.eval_shape(run, jax.ShapeDtypeStruct((), jnp.float32))  # tracers: no value checks
+  return tuple(sorted(probe.required)), tuple(sorted(probe.optional - probe.required))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def squared_loss(pred: jax.Array, y: jax.Array) -> jax.Array:
+  """Batch mean of ½‖ŷ − y‖² (a (n, 1) prediction is matched to (n,) targets)."""
+  if y.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
+    pred = pred[:, 0]
+  if pred.shape != y.shape:
+    raise ValueError(f"regression prediction shape {pred.shape} does not match targets {y.shape}.")
+  r = (pred - y.astype(pred.dtype)).reshape(y.shape[0], -1)
+  return 0.5 * jnp.mean(jnp.sum(r * r, axis=1))
+
+
+def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """Batch mean of the softmax cross-entropy with integer labels."""
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+
+def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """Fraction of examples whose arg-max logit is the label."""
+  return jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(logits.dtype))
+
+
+# ----------------------------------------------------------------------------- model plumbing
+
+
+def _split_model(model: Any) -> tuple[Any, Callable[[jax.Array], Any], bool]:
+  """(graphdef, init(key) -> params dict, whether init depends on the key)."""
+  if isinstance(model, nnx.Module):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    _check_rest(rest)
+    fixed = nnx.to_pure_dict(params)
+    return graphdef, lambda key: fixed, False
+  if not callable(model):
+    raise TypeError("model must be an nnx.Module or a factory `rngs -> nnx.Module` (e.g. "
+                    f"wdjax.models.for_dataset(...)); got {type(model).__name__}.")
+  abstract = nnx.eval_shape(lambda: model(rngs=nnx.Rngs(0)))
+  if not isinstance(abstract, nnx.Module):
+    raise TypeError(f"the model factory returned {type(abstract).__name__}, not an nnx.Module.")
+  graphdef, _, rest = nnx.split(abstract, nnx.Param, ...)
+  _check_rest(rest)
+
+  def init(key):
+    return nnx.to_pure_dict(nnx.state(model(rngs=nnx.Rngs(key)), nnx.Param))
+
+  return graphdef, init, True
+
+
+def _check_rest(rest: Any) -> None:
+  if jax.tree.leaves(rest):
+    raise ValueError("make_train_fn trains models whose state is only nnx.Param; this model "
+                     "also holds other state (BatchNorm statistics, stored Rngs). Create "
+                     "dropout without rngs= and pass randomness at call time.")
+
+
+def _caller(graphdef: Any) -> Callable[..., jax.Array]:
+  """`apply(params, x, train, rng)`: merges graph and params, calls the module."""
+  def apply(params, x, train=False, rng=None):
+    m = nnx.merge(graphdef, params)
+    sig = inspect.signature(type(m).__call__).parameters
+    if "train" in sig and "rngs" in sig:
+      return m(x, train=train, rngs=rng)
+    return m(x)
+
+  return apply
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _tree_stats(leaves: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
+  if not leaves:
+    return jnp.zeros(()), jnp.zeros(())
+  sq = sum(jnp.sum(jnp.square(l)) for l in leaves)
+  zeros = sum(jnp.sum(l == 0) for l in leaves)
+  size = sum(l.size for l in leaves)
+  return jnp.sqrt(sq), zeros.astype(sq.dtype) / size
+
+
+def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builder,
+                  epochs: int, batch_size: int | None = None,
+                  loss: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+                  mask: masks.Mask | None = masks.weights_only, return_params: bool = False,
+                  eval_train: bool = True, shuffle: bool = True) -> Callable[..., dict]:
+  """Builds the pure training function `train_fn(hparams, key) -> metrics`.
+
+  Each epoch shuffles the training set with a key drawn from `key`, takes
+  ⌊n/batch_size⌋ minibatch steps (the remainder is dropped; batch_size=None is full-batch
+  gradient descent, one step per epoch) and then evaluates.
+
+  Args:
+    model: an `nnx.Module` (every run starts from its params) or a factory
+      `rngs -> nnx.Module` such as `wdjax.models.for_dataset(...)` (each key gets its
+      own initialization). Its state must be only `nnx.Param`s.
+    dataset: a `wdjax.data.Dataset`.
+    optimizer: a name in `OPTIMIZERS` (built with `mask`), or a function
+      `hparams -> optax.GradientTransformation`.
+    epochs: number of epochs (> 0).
+    batch_size: minibatch size, or None for full batch.
+    loss: `(prediction, y) -> scalar batch mean`; default `squared_loss` for regression
+      and `cross_entropy` for classification.
+    mask: the leaves whose norm and exact zeros are reported (and, for a named optimizer,
+      the leaves it regularizes).
+    return_params: also return the final params (a nested dict) as metrics["params"].
+    eval_train: report the loss on the whole training set after each epoch (True) or
+      the mean of the minibatch losses during the epoch (False, cheaper).
+    shuffle: reshuffle the training set every epoch.
+
+  Returns:
+    `train_fn(hparams, key)`: hparams is a dict name -> scalar (traced under vmap), key a
+    PRNG key (typed or raw uint32). It returns a dict of arrays of shape (epochs,):
+    train_loss, val_loss, test_loss (with a test split), train_acc/val_acc/test_acc
+    (classification), decayed_norm (‖masked leaves‖₂), zero_fraction (exact zeros among
+    masked leaves); plus "params" with `return_params`. `train_fn.hparam_names` lists
+    the accepted names and `train_fn.required_hparams` the ones without default.
+
+  Raises:
+    ValueError: on bad arguments, and (when called) on unknown or missing hparams.
+  """
+  _data.check(dataset)
+  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+    raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
+  n = int(dataset.x_train.shape[0])
+  if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                 or not 1 <= batch_size):
+    raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+  if batch_size is not None and batch_size > n:
+    raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples; use "
+                     "batch_size=None for full batch.")
+  full_batch = batch_size is None or batch_size == n
+  builder = get_optimizer(optimizer, mask=mask) if isinstance(optimizer, str) else optimizer
+  if not callable(builder):
+    raise TypeError("optimizer must be a name in wdjax.train.OPTIMIZERS or a function "
+                    f"hparams -> optax.GradientTransformation; got {type(optimizer).__name__}.")
+  required, optional = hparam_names(builder)
+  accepted = tuple(sorted(set(required) | set(optional)))
+  classification = dataset.task == "classification"
+  loss_fn = loss or (cross_entropy if classification else squared_loss)
+  graphdef, init_params, _ = _split_model(model)
+  apply = _caller(graphdef)
+  splits = dataset.splits()
+  x_tr, y_tr = splits["train"]
+  metric_mask = masks.resolve(mask, jax.eval_shape(init_params, jax.random.key(0)),
+                              allow_empty=True)
+  nb = 1 if full_batch else n // batch_size
+
+  def objective(params, x, y, rng):
+    return loss_fn(apply(params, x, train=True, rng=rng), y)
+
+  def evaluate(params) -> dict:
+    out = {}
+    for name, (x, y) in splits.items():
+      if name == "train" and not eval_train:
+        continue
+      pred = apply(params, x)
+      out[f"{name}_loss"] = loss_fn(pred, y)
+      if classification:
+        out[f"{name}_acc"] = accuracy(pred, y)
+    leaves = [l for l, b in zip(jax.tree.leaves(params), metric_mask) if b]
+    out["decayed_norm"], out["zero_fraction"] = _tree_stats(leaves)
+    return out
+
+  def train_fn(hparams: dict, key: jax.Array) -> dict:
+    _check_hparams(hparams, accepted, required)
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+      key = jax.random.wrap_key_data(key)
+    k_init, k_epochs = jax.random.split(key)
+    params = init_params(k_init)
+    tx = builder(dict(hparams))
+    opt_state = tx.init(params)
+
+    def step(carry, batch):
+      params, opt_state = carry
+      xb, yb, rng = batch
+      value, grads = jax.value_and_grad(objective)(params, xb, yb, rng)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), value
+
+    def epoch(carry, k):
+      k_perm, k_drop = jax.random.split(k)
+      rngs = jax.random.split(k_drop, nb)
+      if full_batch:
+        batches = (x_tr[None], y_tr[None], rngs)
+      else:
+        idx = (jax.random.permutation(k_perm, n) if shuffle else jnp.arange(n))[:nb * batch_size]
+        idx = idx.reshape(nb, batch_size)
+        batches = (x_tr[idx], y_tr[idx], rngs)
+      carry, losses = jax.lax.scan(step, carry, batches)
+      out = evaluate(carry[0])
+      if not eval_train:
+        out["train_loss"] = jnp.mean(losses)
+      return carry, out
+
+    (params, _), metrics = jax.lax.scan(epoch, (params, opt_state),
+                                        jax.random.split(k_epochs, epochs))
+    if return_params:
+      metrics["params"] = params
+    return metrics
+
+  train_fn.hparam_names = accepted
+  train_fn.required_hparams = required
+  train_fn.epochs = epochs
+  train_fn.dataset = dataset
+  return train_fn
+
+
+def _check_hparams(hparams: Any, accepted: tuple[str, ...], required: tuple[str, ...]) -> None:
+  if not isinstance(hparams, dict):
+    raise TypeError(f"hparams must be a dict name -> value, got {type(hparams).__name__}.")
+  unknown = sorted(set(hparams) - set(accepted))
+  if unknown:
+    raise ValueError(f"unknown hyperparameter(s) {unknown}: this training function reads "
+                     f"{list(accepted)}. Check the spelling or the optimizer.")
+  missing = sorted(set(required) - set(hparams))
+  if missing:
+    raise ValueError(f"missing hyperparameter(s) {missing}: the optimizer reads them "
+                     f"(accepted: {list(accepted)}).")
