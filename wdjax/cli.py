@@ -1,0 +1,125 @@
+"""`wdjax run|reproduce|plot|list`: thin entry points over `wdjax.config`,
+`wdjax.experiments` and `wdjax.report`.
+
+  wdjax run experiments/d2l_weight_decay.toml [--out DIR] [--set optimizer.lr=0.1] [--quick]
+  wdjax reproduce experiments/d2l_weight_decay.toml [--quick]   # exit 1 on any failed check
+  wdjax plot runs/d2l_weight_decay-<hash>
+  wdjax list
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+from typing import Sequence
+
+_T0 = time.perf_counter()
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="wdjax", description="Reproduce weight-decay experiments "
+                              "from config files.")
+  sub = p.add_subparsers(dest="command", required=True)
+  for name, help_ in (("run", "run a config into a run directory"),
+                      ("reproduce", "run a config and check its expected numbers "
+                                    "(exit status 1 on any miss)")):
+    s = sub.add_parser(name, help=help_)
+    s.add_argument("config", help="a TOML file, e.g. experiments/d2l_weight_decay.toml")
+    s.add_argument("--out", default=None, help="run directory (default runs/<name>-<hash>)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optimizer.lr=0.1 (repeatable)")
+    s.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
+    s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+  s = sub.add_parser("plot", help="(re)draw the plots of a finished run directory")
+  s.add_argument("run_dir")
+  s = sub.add_parser("list", help="the experiments and what each reproduces")
+  s.add_argument("--dir", default=None, help="folder of configs (default ./experiments)")
+  return p
+
+
+def experiments_dir() -> str:
+  """./experiments, else the repository's experiments/ next to the package."""
+  if os.path.isdir("experiments"):
+    return "experiments"
+  return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+
+
+def list_experiments(folder: str | None = None) -> list[tuple[str, str, str]]:
+  """(path, kind, description) of every config in `folder`."""
+  import tomllib
+  out = []
+  for path in sorted(glob.glob(os.path.join(folder or experiments_dir(), "*.toml"))):
+    with open(path, "rb") as f:
+      raw = tomllib.load(f)
+    out.append((path, str(raw.get("kind", "?")), " ".join(str(raw.get("description", "")).split())))
+  return out
+
+
+def _run(args: argparse.Namespace, check: bool) -> int:
+  from wdjax import config, experiments, report
+  t_import = time.perf_counter() - _T0
+  cfg = config.load(args.config, quick=args.quick, overrides=args.overrides)
+  try:
+    rec = experiments.run(cfg, args.out, plots=not args.no_plots)
+  except KeyboardInterrupt:
+    print("\ninterrupted: finished chunks are kept; run the same command again to resume.",
+          file=sys.stderr)
+    return 130
+  print()
+  print(report.results_table(rec.table))
+  if rec.checks:
+    print()
+    print(report.checks_table(rec.checks))
+  print()
+  timing = {"import": t_import, **rec.timings,
+            "total (process)": time.perf_counter() - _T0 + _startup()}
+  print("time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items()))
+  for png in rec.plots:
+    print(f"plot: {png}")
+  print(f"results: {rec.run_dir}/report.md")
+  if check and not rec.passed:
+    missed = [c.name for c in rec.checks if not c.passed]
+    print(f"FAILED: {len(missed)} check(s) missed: {', '.join(missed)}", file=sys.stderr)
+    return 1
+  return 0
+
+
+def _startup() -> float:
+  """Seconds from process start to this module's import (the interpreter's own start)."""
+  try:
+    import psutil  # optional
+    return max(0.0, time.time() - psutil.Process().create_time() - (time.perf_counter() - _T0))
+  except Exception:  # noqa: BLE001 - psutil missing or no permission: report 0
+    return 0.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """The `wdjax` console script."""
+  args = _parser().parse_args(argv)
+  from wdjax.config import ConfigError
+  try:
+    if args.command in ("run", "reproduce"):
+      return _run(args, check=args.command == "reproduce")
+    if args.command == "plot":
+      from wdjax import report
+      cfg, metrics, summary = report.load_run(args.run_dir)
+      for png in report.make_plots(cfg, metrics, summary["values"], args.run_dir):
+        print(f"plot: {png}")
+      return 0
+    rows = list_experiments(args.dir)
+    if not rows:
+      print("no experiments found (looked for experiments/*.toml)", file=sys.stderr)
+      return 1
+    for path, kind, desc in rows:
+      print(f"{path}\n  [{kind}] {desc}")
+    return 0
+  except (ConfigError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,92 @@
+"""Pieces the experiment kinds share: the optimizer a config names, grids, compiling."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+import optax
+
+from wdjax import aliases, masks, penalties, prox, transforms
+from wdjax.config import Config, ConfigError, OptimizerConfig
+
+PENALTIES = {"l2": penalties.l2, "l1": penalties.l1, "frobenius": penalties.frobenius,
+             "nuclear": penalties.nuclear}
+PROXES = {"l2": prox.l2, "l1": prox.l1, "frobenius": prox.frobenius, "nuclear": prox.nuclear}
+MASKS = {"weights_only": masks.weights_only, "everything": None}
+
+
+def optimizer_builder(opt: OptimizerConfig, total_steps: int) -> Callable[[dict], optax.GradientTransformation]:
+  """`hparams -> optax.GradientTransformation` for an `[optimizer]` table.
+
+  The builder reads the traced hyperparameters "learning_rate" and "weight_decay" (so a
+  sweep over them compiles once) and, with SGD and a non-zero `momentum`, "momentum".
+  `schedule = "cosine"` decays the learning rate to 0 over `total_steps`; decoupled decay
+  then scales by η_t ("lr") or η_t/η_peak ("schedule"), as `wdjax.decoupled` documents.
+
+  Example:
+    >>> from wdjax.config import OptimizerConfig
+    >>> build = optimizer_builder(OptimizerConfig(name="adam", coupling="decoupled"), 100)
+    >>> tx = build({"learning_rate": 1e-3, "weight_decay": 1e-2})
+  """
+  mask = MASKS[opt.mask]
+
+  def build(h: dict) -> optax.GradientTransformation:
+    lr, lam = h["learning_rate"], h["weight_decay"]
+    sched = lr if opt.schedule == "constant" else optax.cosine_decay_schedule(lr, total_steps)
+    peak = lr if opt.schedule != "constant" else None
+    momentum = h.get("momentum", opt.momentum) if opt.momentum else None
+    if opt.coupling == "proximal" and opt.name == "adam":
+      return aliases.proximal_adam(sched, PROXES[opt.penalty], lam, mask=mask)
+    base = (optax.sgd(sched, momentum=momentum) if opt.name == "sgd" else optax.adam(sched))
+    if opt.coupling == "coupled":
+      return optax.chain(transforms.coupled(PENALTIES[opt.penalty], lam, mask=mask), base)
+    if opt.coupling == "decoupled":
+      return optax.chain(base, transforms.decoupled(lam, learning_rate=sched,
+                                                    scale_by=opt.scale_by,
+                                                    peak_learning_rate=peak, mask=mask))
+    return optax.chain(base, transforms.proximal(PROXES[opt.penalty], lam,
+                                                 learning_rate=sched, mask=mask))
+
+  return build
+
+
+def check_decoupled_penalty(cfg: Config) -> None:
+  """Decoupled decay is multiplicative shrinkage, i.e. L2 only: say so instead of ignoring
+  another `penalty`."""
+  for name, opt in [("optimizer", cfg.optimizer)] + [(f"variants.{k}", v)
+                                                     for k, v in cfg.variants.items()]:
+    if opt.coupling == "decoupled" and opt.penalty != "l2":
+      raise ConfigError(f"{name}.penalty = {opt.penalty!r}: decoupled decay is L2 shrinkage "
+                        "(u ← u − c_t·λ·w); use coupling = 'proximal' for other penalties.")
+
+
+def allowed_axes(cfg: Config, allowed: tuple[str, ...]) -> None:
+  for name in cfg.sweep.axes:
+    if name not in allowed:
+      raise ConfigError(f"sweep.{name}: experiment kind {cfg.kind!r} sweeps only "
+                        f"{', '.join(allowed)}.")
+
+
+def axis(cfg: Config, name: str, default: Any) -> np.ndarray:
+  """The values of sweep axis `name`, or `[default]` when the config does not sweep it."""
+  if name in cfg.sweep.axes:
+    return cfg.sweep.axes[name].values()
+  return np.asarray([default])
+
+
+def compile_and_run(ctx: Any, fn: Callable, *args: Any) -> Any:
+  """jit-compiles `fn` for `args` (timed as "compile") and runs it (timed as "run")."""
+  with ctx.timed("compile"):
+    compiled = jax.jit(fn).lower(*args).compile()
+  with ctx.timed("run"):
+    out = jax.block_until_ready(compiled(*args))
+  return jax.tree.map(np.asarray, out)
+
+
+def log_progress(ctx: Any, what: str, done: int, total: int, t0: float) -> None:
+  el = time.perf_counter() - t0
+  eta = el / max(done, 1) * (total - done)
+  ctx.log(f"  {what}: {done}/{total} done, {el:.1f}s elapsed, ~{eta:.1f}s left")
