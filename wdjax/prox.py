@@ -158,8 +158,10 @@ def nuclear(z: Any, strength: Any, scaling: Any = 1.0) -> Any:
   """
   def fn(x, thr):
     m = as_matrix(x, "prox.nuclear")
+    if jnp.finfo(m.dtype).bits < 32:  # no low-precision SVD; compute in float32
+      m, thr = m.astype(jnp.float32), thr.astype(jnp.float32)
     u, s, vt = jnp.linalg.svd(m, full_matrices=False)
-    return ((u * jnp.maximum(s - thr, 0)[None, :]) @ vt).reshape(x.shape)
+    return ((u * jnp.maximum(s - thr, 0)[None, :]) @ vt).reshape(x.shape).astype(x.dtype)
   return _map(z, strength, scaling, fn, name="nuclear", separable=False)
 
 
