@@ -1,0 +1,50 @@
+"""Package hygiene: the public API, CITATION.cff, the README's two commands and .ci/run."""
+
+import datetime
+import pathlib
+import re
+
+import yaml
+
+import wdjax
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_public_api_is_exported_one_name_per_line():
+  for name in wdjax.__all__:
+    assert hasattr(wdjax, name), name
+  assert list(wdjax.__all__) == sorted(wdjax.__all__)
+
+
+def test_citation_cff_is_valid_1_2_0():
+  cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+  assert cff["cff-version"] == "1.2.0"
+  for key in ("message", "title", "authors"):  # required by the CFF 1.2.0 schema
+    assert cff.get(key), key
+  assert all(isinstance(a, dict) and ("name" in a or "family-names" in a) for a in cff["authors"])
+  assert cff["type"] in ("software", "dataset")
+  datetime.date.fromisoformat(str(cff["date-released"]))
+  assert str(cff["version"]) == wdjax.__version__
+  allowed = {"cff-version", "message", "title", "authors", "version", "date-released", "license",
+             "keywords", "abstract", "type", "repository-code", "url", "doi", "identifiers",
+             "preferred-citation", "references", "contact", "commit", "license-url"}
+  assert set(cff) <= allowed, set(cff) - allowed
+
+
+def _quick_start_commands():
+  text = (ROOT / "README.md").read_text()
+  section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+  return [b.strip() for b in re.findall(r"```(?:bash|sh)?\n(.*?)```", section, re.S)]
+
+
+def test_readme_quick_start_has_exactly_two_commands():
+  blocks = _quick_start_commands()
+  assert len(blocks) == 2, blocks
+  assert "wdjax run" in blocks[0] or "wdjax reproduce" in blocks[0]
+  assert "pytest" in blocks[1]
+
+
+def test_ci_runs_the_readme_test_command():
+  ci = (ROOT / ".ci" / "run").read_text()
+  assert _quick_start_commands()[1] in ci
