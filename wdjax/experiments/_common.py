@@ -77,10 +77,20 @@ def axis(cfg: Config, name: str, default: Any) -> np.ndarray:
   return np.asarray([default])
 
 
-def compile_and_run(ctx: Any, fn: Callable, *args: Any) -> Any:
-  """jit-compiles `fn` for `args` (timed as "compile") and runs it (timed as "run")."""
+def compiler_options(cfg: Config) -> dict:
+  """XLA options for `cfg` (`train.fast_compile`: CPU backend optimization level 0)."""
+  return {"xla_backend_optimization_level": 0} if cfg.train.fast_compile else {}
+
+
+def compile_fn(ctx: Any, cfg: Config, fn: Callable, *args: Any) -> Any:
+  """jit-compiles `fn` for `args`, timed as "compile"."""
   with ctx.timed("compile"):
-    compiled = jax.jit(fn).lower(*args).compile()
+    return jax.jit(fn).lower(*args).compile(compiler_options=compiler_options(cfg))
+
+
+def compile_and_run(ctx: Any, cfg: Config, fn: Callable, *args: Any) -> Any:
+  """jit-compiles `fn` for `args` (timed as "compile") and runs it (timed as "run")."""
+  compiled = compile_fn(ctx, cfg, fn, *args)
   with ctx.timed("run"):
     out = jax.block_until_ready(compiled(*args))
   return jax.tree.map(np.asarray, out)
@@ -90,3 +100,28 @@ def log_progress(ctx: Any, what: str, done: int, total: int, t0: float) -> None:
   el = time.perf_counter() - t0
   eta = el / max(done, 1) * (total - done)
   ctx.log(f"  {what}: {done}/{total} done, {el:.1f}s elapsed, ~{eta:.1f}s left")
+
+
+def sweep_variant(ctx: Any, cfg: Config, opt: OptimizerConfig, dataset: Any, model: Any,
+                  axes: dict, name: str, *, return_params: bool = False,
+                  batch_size: int | None = None, seed: int | None = None) -> Any:
+  """`wdjax.sweep.run` of `wdjax.train.make_train_fn` for one optimizer variant.
+
+  `axes` maps "weight_decay", "learning_rate" (and "seed") to values; their product is
+  the grid. Finished chunks go to `<run_dir>/chunks/<name>/`, so an interrupted run
+  resumes from them (the sweep's own checkpointing).
+  """
+  from wdjax import sweep, train
+  bs = cfg.train.batch_size if batch_size is None else batch_size
+  n = int(dataset.x_train.shape[0])
+  bs = None if (bs == 0 or bs >= n) else bs
+  steps = cfg.train.epochs * (1 if bs is None else n // bs)
+  fn = train.make_train_fn(model, dataset, optimizer=optimizer_builder(opt, steps),
+                           epochs=cfg.train.epochs, batch_size=bs, mask=MASKS[opt.mask],
+                           return_params=return_params)
+  d = ctx.chunk_dir()
+  ckpt = None if d is None else f"{d}/{name}"
+  with ctx.timed("sweep (compile + run)"):
+    return sweep.run(fn, sweep.grid(product=axes), chunk_size=cfg.sweep.chunk_size or None,
+                     progress=True, seed=cfg.seed if seed is None else seed,
+                     checkpoint_dir=ckpt)

@@ -139,8 +139,7 @@ def run(cfg: Config, ctx) -> Outcome:
       padded = np.concatenate([chunk, np.repeat(chunk[-1:], per_chunk - len(chunk))])
       args = (jnp.asarray(padded), jnp.asarray(lams), x_ho, y_ho)
       if compiled is None:
-        with ctx.timed("compile"):
-          compiled = jax.jit(program).lower(*args).compile()
+        compiled = _common.compile_fn(ctx, cfg, program, *args)
       with ctx.timed("run"):
         out = jax.block_until_ready(compiled(*args))
       return {k: np.asarray(v)[:len(chunk)] for k, v in out.items()}
