@@ -71,3 +71,13 @@ def test_unpreconditioned_prox_after_adam_misses_lasso(problem, x64):
   w = np.asarray(w)
   assert np.abs(w - ref).max() > 0.1
   assert not np.array_equal(w == 0, ref == 0)
+
+
+def test_accelerated_proximal_gradient_reaches_sklearn_lasso(problem, x64):
+  """FISTA with adaptive restart (wdjax.path.fista): the accelerated variant, same prox."""
+  from wdjax import path
+  X, y, ref = problem
+  sol = path.fista(X, y, LAM, tol=1e-14, dtype=np.float64)
+  assert sol.converged
+  np.testing.assert_allclose(sol.coef, ref, atol=1e-5)
+  np.testing.assert_array_equal(sol.coef == 0, ref == 0)
