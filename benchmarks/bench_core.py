@@ -1,0 +1,331 @@
+"""Per-step cost of one jitted optimizer update, wdjax against optax and torch.
+
+One update = `tx.update` + `optax.apply_updates`, jitted, params and optimizer state
+donated, on a 10M-parameter float32 pytree with the shapes of a small transformer block
+(two 2048x2048, one 1024x1024, one 1024x512, one 4096 vector). Everything runs in one
+process, side by side:
+
+- AdamW: `optax.adamw` against `wdjax.adamw` ("lr" and "schedule" forms; both are
+  `optax.chain(optax.adam(η), wdjax.decoupled(λ, ...))`) and `torch.optim.AdamW`
+  (fused and foreach, when torch is installed).
+- Proximal SGD (l1): `optax.sgd` followed by a hand-written soft-threshold against
+  `wdjax.proximal_sgd(η, wdjax.prox.l1, λ)`; plain `optax.sgd` for reference.
+- The memory-bandwidth bound, measured in the same run: the best streaming rate seen over
+  ~40 MB arrays (jitted in-place `a*x + y`; torch's in-place `add_` and `copy_` when
+  torch is installed), and
+  for each optimizer bytes moved / rate (AdamW: p, g, m, v read and p, m, v written, 7
+  passes of the params size; SGD and SGD + prox: p, g read and p written, 3 passes).
+
+Each figure is the median over many steps after a compile/warm-up, each step timed to
+`block_until_ready`; rounds over all methods are interleaved and the best round's median
+is kept, because the machine is shared (other processes only ever make a step slower).
+
+Variants (not in `--no-variants`): the same optax/wdjax step without donation, and on one
+flat buffer (`jax.flatten_util.ravel_pytree`). XLA options are process-wide, so compiler
+experiments are separate runs, e.g. XLA:CPU's multi-output fusion (m and v in one loop):
+  XLA_FLAGS=--xla_backend_extra_options=xla_cpu_use_multi_output_fusion \
+    .venv/bin/python benchmarks/bench_core.py
+
+Run:
+  .venv/bin/python benchmarks/bench_core.py           # full run (a few minutes on 2 cores)
+  .venv/bin/python benchmarks/bench_core.py --quick   # short run (~1 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+import optax
+
+import wdjax
+
+SHAPES = {  # 9,965,568 float32 parameters: the shapes of a small transformer block.
+    "w_qkv": (2048, 2048),
+    "w_mlp": (2048, 2048),
+    "w_out": (1024, 1024),
+    "w_proj": (1024, 512),
+    "vec": (4096,),
+}
+LR, WD, L1 = 1e-3, 1e-2, 1e-4
+ADAMW_PASSES = 7  # read p, g, m, v; write p, m, v
+SGD_PASSES = 3  # read p, g; write p (the soft-threshold is fused into the same pass)
+
+
+def n_params() -> int:
+  return sum(int(np.prod(s)) for s in SHAPES.values())
+
+
+def make_tree(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+  rng = np.random.default_rng(seed)
+  return {k: (scale * rng.standard_normal(s)).astype(np.float32) for k, s in SHAPES.items()}
+
+
+def machine_info() -> list[str]:
+  cpu = platform.processor() or "?"
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  lines = [f"CPU: {cpu}; {os.cpu_count()} logical cores; "
+           f"load average {os.getloadavg()[0]:.2f} at start",
+           f"python {platform.python_version()}, jax {jax.__version__}, "
+           f"jaxlib {jaxlib.__version__}, optax {optax.__version__}, "
+           f"wdjax {wdjax.__version__}, numpy {np.__version__}, torch {_torch_version()}",
+           f"jax devices: {jax.devices()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"]
+  return lines
+
+
+def _torch_version() -> str:
+  try:
+    import torch
+    return torch.__version__
+  except ImportError:
+    return "not installed"
+
+
+# ---------------------------------------------------------------------------------------
+# Timing
+
+
+class Case:
+  """A method under test: `step()` runs one update and blocks until it is done."""
+
+  def __init__(self, name: str, group: str, passes: int, step: Callable[[], None],
+               note: str = ""):
+    self.name, self.group, self.passes, self.step, self.note = name, group, passes, step, note
+    self.medians: list[float] = []
+    self.fastest = float("inf")
+
+  def round(self, n_steps: int) -> None:
+    times = []
+    for _ in range(n_steps):
+      t0 = time.perf_counter()
+      self.step()
+      times.append(time.perf_counter() - t0)
+    self.medians.append(statistics.median(times))
+    self.fastest = min(self.fastest, min(times))
+
+  @property
+  def best(self) -> float:
+    return min(self.medians)
+
+
+def jax_case(name: str, group: str, passes: int, tx: optax.GradientTransformation,
+             grads: Any, params: Any, donate: bool = True, post: Callable | None = None,
+             note: str = "") -> Case:
+  """A jitted `update + apply_updates` (+ `post(params)`), params and state donated."""
+
+  def update(p, s, g):
+    u, s = tx.update(g, s, p)
+    p = optax.apply_updates(p, u)
+    return (post(p) if post is not None else p), s
+
+  fn = jax.jit(update, donate_argnums=(0, 1) if donate else ())
+  carry = [jax.tree.map(jnp.array, params), None]
+  carry[1] = tx.init(carry[0])
+
+  def step():
+    carry[0], carry[1] = fn(carry[0], carry[1], grads)
+    jax.block_until_ready(carry[0])
+
+  step()  # compile
+  return Case(name, group, passes, step, note)
+
+
+def flat_case(name: str, group: str, passes: int, tx: optax.GradientTransformation,
+              grads: Any, params: Any, note: str = "") -> Case:
+  """The same update on one concatenated float32 buffer (`jax.flatten_util.ravel_pytree`).
+
+  Params, state and grads live flat between steps (the optimizer sees a single leaf), so
+  the update is one fused loop over one buffer. The grads' ravel is left out of the
+  step, as a model with a flat parameter layout would produce a flat gradient.
+  """
+  flat_p, _ = jax.flatten_util.ravel_pytree(params)
+  flat_g, _ = jax.flatten_util.ravel_pytree(grads)
+  return jax_case(name, group, passes, tx, flat_g, flat_p, note=note)
+
+
+def torch_cases(params: dict, grads: dict) -> tuple[list[Case], str]:
+  try:
+    import torch
+  except ImportError:
+    return [], "torch not installed: torch rows skipped (.venv/bin/pip install torch==2.13.0)"
+  torch.set_num_threads(os.cpu_count() or 1)
+  cases = []
+  for kind in ("fused", "foreach"):
+    ps = [torch.nn.Parameter(torch.from_numpy(params[k].copy())) for k in SHAPES]
+    for p, k in zip(ps, SHAPES):
+      p.grad = torch.from_numpy(np.array(grads[k]))
+    try:
+      opt = torch.optim.AdamW(ps, lr=LR, weight_decay=WD, **{kind: True})
+      opt.step()  # creates the state
+    except (RuntimeError, TypeError) as e:
+      print(f"torch AdamW({kind}=True) unavailable: {e}")
+      continue
+    cases.append(Case(f"torch.optim.AdamW({kind}=True)", "adamw", ADAMW_PASSES, opt.step))
+  return cases, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+# ---------------------------------------------------------------------------------------
+# Streaming rate (the bandwidth bound)
+
+
+def stream_cases(n: int) -> list[Case]:
+  """Streaming kernels over n float32 elements (~40 MB); `passes` = arrays read + written.
+
+  Outputs are written in place (donated in jax, `out=`/in-place in torch): a fresh output
+  buffer per call would add page-fault time that is not bandwidth.
+  """
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal(n, dtype=np.float32)
+  y0 = rng.standard_normal(n, dtype=np.float32)
+  jx, jy = jnp.asarray(x), [jnp.asarray(y0)]
+  a = jnp.float32(0.999)
+  axpy = jax.jit(lambda a, x, y: a * x + y, donate_argnums=2)
+
+  def axpy_step():
+    jy[0] = axpy(a, jx, jy[0])
+    jy[0].block_until_ready()
+
+  cases = [Case("jax y = a*x + y (y donated)", "stream", 3, axpy_step)]
+  try:
+    import torch
+  except ImportError:
+    return cases
+  tx, ty, tz = torch.from_numpy(x.copy()), torch.from_numpy(y0.copy()), torch.empty(n)
+  cases.append(Case("torch y.add_(x, alpha=a)", "stream", 3,
+                    lambda: ty.add_(tx, alpha=0.999)))
+  cases.append(Case("torch z.copy_(x)", "stream", 2, lambda: tz.copy_(tx)))
+  return cases
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def hand_soft_threshold(thr: float) -> Callable[[Any], Any]:
+  """sign(w)·max(|w| − thr, 0) on every leaf, written out (the baseline to wdjax.prox.l1)."""
+  return lambda p: jax.tree.map(
+      lambda w: jnp.sign(w) * jnp.maximum(jnp.abs(w) - jnp.asarray(thr, w.dtype), 0.0), p)
+
+
+def build_cases(variants: bool) -> tuple[list[Case], list[str]]:
+  params = make_tree(0)
+  grads = jax.tree.map(jnp.asarray, make_tree(1, scale=1e-3))
+  sched = optax.cosine_decay_schedule(LR, 10_000)
+  notes = []
+  c = []
+  # mask=None: optax.adamw decays every leaf by default, so wdjax must too for a like-for-
+  # like comparison (its default mask, weights_only, would skip a leaf named "bias").
+  c.append(jax_case("optax.adamw", "adamw", ADAMW_PASSES,
+                    optax.adamw(LR, weight_decay=WD), grads, params))
+  c.append(jax_case('wdjax.adamw scale_by="lr"', "adamw", ADAMW_PASSES,
+                    wdjax.adamw(LR, WD, mask=None), grads, params))
+  c.append(jax_case('wdjax.adamw scale_by="schedule"', "adamw", ADAMW_PASSES,
+                    wdjax.adamw(LR, WD, scale_by="schedule", mask=None), grads, params))
+  c.append(jax_case('optax.adamw, cosine schedule', "adamw", ADAMW_PASSES,
+                    optax.adamw(sched, weight_decay=WD), grads, params))
+  c.append(jax_case('wdjax.adamw "schedule", cosine schedule', "adamw", ADAMW_PASSES,
+                    wdjax.adamw(sched, WD, scale_by="schedule", peak_learning_rate=LR,
+                                mask=None), grads, params))
+  if variants:
+    c.append(jax_case("optax.adamw, no donation", "adamw", ADAMW_PASSES,
+                      optax.adamw(LR, weight_decay=WD), grads, params, donate=False))
+    c.append(jax_case('wdjax.adamw "lr", no donation', "adamw", ADAMW_PASSES,
+                      wdjax.adamw(LR, WD, mask=None), grads, params, donate=False))
+    c.append(flat_case("optax.adamw, flat buffer", "adamw", ADAMW_PASSES,
+                       optax.adamw(LR, weight_decay=WD), grads, params))
+    c.append(flat_case('wdjax.adamw "lr", flat buffer', "adamw", ADAMW_PASSES,
+                       wdjax.adamw(LR, WD, mask=None), grads, params))
+  tc, tnote = torch_cases(params, jax.tree.map(np.asarray, grads))
+  c += tc
+  notes.append(tnote)
+
+  c.append(jax_case("optax.sgd", "sgd", SGD_PASSES, optax.sgd(LR), grads, params))
+  c.append(jax_case("optax.sgd + hand soft-threshold", "sgd", SGD_PASSES, optax.sgd(LR),
+                    grads, params, post=hand_soft_threshold(LR * L1)))
+  c.append(jax_case("wdjax.proximal_sgd(prox.l1)", "sgd", SGD_PASSES,
+                    wdjax.proximal_sgd(LR, wdjax.prox.l1, L1, mask=None), grads, params))
+  if variants:
+    c.append(flat_case("wdjax.proximal_sgd(prox.l1), flat buffer", "sgd", SGD_PASSES,
+                       wdjax.proximal_sgd(LR, wdjax.prox.l1, L1, mask=None), grads, params))
+  return c, notes
+
+
+def main(argv: list[str] | None = None) -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--quick", action="store_true", help="short run: fewer steps and rounds")
+  ap.add_argument("--steps", type=int, default=None, help="timed steps per round")
+  ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (best kept)")
+  ap.add_argument("--no-variants", action="store_true",
+                  help="skip the no-donation and flat-buffer variants")
+  args = ap.parse_args(argv)
+  steps = args.steps or (10 if args.quick else 20)
+  rounds = args.rounds or (4 if args.quick else 15)
+
+  print("\n".join(machine_info()))
+  n = n_params()
+  nbytes = 4 * n
+  print(f"params: {n:,} float32 ({nbytes / 1e6:.1f} MB) in {len(SHAPES)} leaves {SHAPES}")
+  print(f"timing: median of {steps} steps per round, best of {rounds} interleaved rounds, "
+        "after a compile/warm-up step")
+  t0 = time.perf_counter()
+  streams = stream_cases(n)
+  for s in streams:
+    s.step()
+  cases, notes = build_cases(variants=not args.no_variants)
+  for note in notes:
+    print(note)
+  for r in range(rounds):
+    for case in streams + cases:
+      case.round(steps)
+  print(f"measured in {time.perf_counter() - t0:.0f} s; load average "
+        f"{os.getloadavg()[0]:.2f} at the end\n")
+  report(streams, cases, nbytes)
+
+
+def report(streams: list[Case], cases: list[Case], nbytes: int) -> None:
+  """Prints Markdown tables: ms, ratio to the reference and ratio to the bandwidth bound."""
+  print("| streaming kernel (~40 MB arrays) | passes | ms | GB/s |\n|---|---|---|---|")
+  rate = 0.0
+  for s in streams:
+    r = s.passes * nbytes / s.best
+    rate = max(rate, r)
+    print(f"| {s.name} | {s.passes} | {s.best * 1e3:.2f} | {r / 1e9:.1f} |")
+  print(f"\nbest streaming rate seen: {rate / 1e9:.1f} GB/s\n")
+
+  ref = {"adamw": "optax.adamw", "sgd": "optax.sgd + hand soft-threshold"}
+  for group, passes in (("adamw", ADAMW_PASSES), ("sgd", SGD_PASSES)):
+    bound = passes * nbytes / rate
+    rows = [c for c in cases if c.group == group]
+    base = next(c for c in rows if c.name == ref[group]).best
+    print(f"bound: {passes} passes x {nbytes / 1e6:.1f} MB / {rate / 1e9:.1f} GB/s = "
+          f"{bound * 1e3:.2f} ms\n")
+    print(f"| {group} step | ms (median) | fastest step ms | vs {ref[group]} | vs bound |")
+    print("|---|---|---|---|---|")
+    for c in rows:
+      print(f"| {c.name} | {c.best * 1e3:.2f} | {c.fastest * 1e3:.2f} | "
+            f"{c.best / base:.2f}x | {c.best / bound:.2f}x |")
+    print()
+  by = {c.name: c.best for c in cases}
+  r1 = by['wdjax.adamw scale_by="lr"'] / by["optax.adamw"]
+  r2 = by["wdjax.proximal_sgd(prox.l1)"] / by["optax.sgd + hand soft-threshold"]
+  print(f"target wdjax.adamw / optax.adamw <= 1.05: {r1:.3f} "
+        f"({'met' if r1 <= 1.05 else 'NOT met'})")
+  print(f"target wdjax.proximal_sgd / (optax.sgd + soft-threshold) <= 1.10: {r2:.3f} "
+        f"({'met' if r2 <= 1.10 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
