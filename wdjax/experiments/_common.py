@@ -104,11 +104,12 @@ def log_progress(ctx: Any, what: str, done: int, total: int, t0: float) -> None:
 
 def sweep_variant(ctx: Any, cfg: Config, opt: OptimizerConfig, dataset: Any, model: Any,
                   axes: dict, name: str, *, return_params: bool = False,
-                  batch_size: int | None = None, seed: int | None = None) -> Any:
+                  batch_size: int | None = None, seed: int | None = None,
+                  zip_axes: dict | None = None) -> Any:
   """`wdjax.sweep.run` of `wdjax.train.make_train_fn` for one optimizer variant.
 
   `axes` maps "weight_decay", "learning_rate" (and "seed") to values; their product is
-  the grid. Finished chunks go to `<run_dir>/chunks/<name>/`, so an interrupted run
+  the grid (times one dimension of `zip_axes`, zipped). Finished chunks go to `<run_dir>/chunks/<name>/`, so an interrupted run
   resumes from them (the sweep's own checkpointing).
   """
   from wdjax import sweep, train
@@ -122,6 +123,6 @@ def sweep_variant(ctx: Any, cfg: Config, opt: OptimizerConfig, dataset: Any, mod
   d = ctx.chunk_dir()
   ckpt = None if d is None else f"{d}/{name}"
   with ctx.timed("sweep (compile + run)"):
-    return sweep.run(fn, sweep.grid(product=axes), chunk_size=cfg.sweep.chunk_size or None,
+    return sweep.run(fn, sweep.grid(product=axes or None, zip=zip_axes), chunk_size=cfg.sweep.chunk_size or None,
                      progress=True, seed=cfg.seed if seed is None else seed,
                      checkpoint_dir=ckpt)

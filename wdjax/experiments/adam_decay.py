@@ -1,0 +1,168 @@
+"""Coupled against decoupled weight decay under Adam (Loshchilov & Hutter's figure 2, small).
+
+A digits MLP (64-128-10) is trained with a cosine learning-rate schedule over a grid of
+learning rate η x weight decay λ for three optimizers: Adam+L2 (coupled: λw goes through
+Adam's preconditioner), AdamW "lr" (u −= η_t·λ·w: PyTorch and optax) and AdamW "schedule"
+(u −= s_t·λ·w, s_t = η_t/η: the paper's form, where λ does not move with η). Heatmaps of
+test error; the *separability* of each grid is the fraction of the variance of the test
+error explained by an additive model f(η) + g(λ) (1: the best λ does not depend on η).
+
+A structural check: with any schedule, "lr" at (η, λ) and "schedule" at (η, η·λ) apply the
+same decay c_t·λ = η_t·λ at every step, so they train the same network; a small zipped
+sweep of the "schedule" form at (η, η·λ) must reproduce the "lr" grid's numbers.
+
+References:
+  Loshchilov & Hutter, Decoupled Weight Decay Regularization, 2019.
+  https://arxiv.org/abs/1711.05101
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wdjax import data, models
+from wdjax.config import Config, ConfigError
+from wdjax.experiments import Kind, Outcome, _common, register
+
+
+@dataclass(frozen=True)
+class AdamParams:
+  """[params] of coupled_vs_decoupled."""
+  equivalence_points: int = 3     # (η, λ) pairs of the lr/schedule equivalence check
+
+
+CHECKS = {
+    "lr_schedule_equivalence": "max |train loss of AdamW 'lr' at (η, λ) − 'schedule' at "
+                               "(η, ηλ)|, relative",
+    "separability_gain": "separability of AdamW 'schedule' minus that of Adam+L2",
+    "best_test_error": "lowest test error over every grid",
+}
+
+
+def _validate(cfg: Config) -> None:
+  _common.allowed_axes(cfg, ("weight_decay", "lr", "seed"))
+  for ax in ("weight_decay", "lr"):
+    if ax not in cfg.sweep.axes:
+      raise ConfigError(f"sweep.{ax}: missing; coupled_vs_decoupled sweeps an lr x "
+                        "weight_decay grid.")
+  names = {(v.coupling, v.scale_by) for v in cfg.variants.values()}
+  if not {("coupled", "lr"), ("decoupled", "lr"), ("decoupled", "schedule")} <= {
+      (c, s if c == "decoupled" else "lr") for c, s in names}:
+    raise ConfigError("variants: coupled_vs_decoupled needs a coupled variant and decoupled "
+                      "variants with scale_by = 'lr' and 'schedule'.")
+  if cfg.data.source not in ("sklearn", "npz") or cfg.data.test_fraction <= 0 and cfg.data.source == "sklearn":
+    raise ConfigError("data: coupled_vs_decoupled needs a classification dataset with a test "
+                      "split (source = 'sklearn', name = 'digits', test_fraction > 0).")
+  _common.check_decoupled_penalty(cfg)
+
+
+def separability(err: np.ndarray) -> float:
+  """1 − SS_interaction/SS_total of a two-way table (rows η, columns λ): the share of the
+  variation an additive f(η) + g(λ) explains."""
+  e = np.asarray(err, np.float64)
+  fit = e.mean(1, keepdims=True) + e.mean(0, keepdims=True) - e.mean()
+  tot = np.sum(np.square(e - e.mean()))
+  return float(1.0 - np.sum(np.square(e - fit)) / tot) if tot > 0 else 1.0
+
+
+def _dataset(cfg: Config):
+  d = cfg.data
+  if d.source == "npz":
+    return data.load_npz(d.path)
+  return data.sklearn_dataset(d.name, cfg.seed, val_fraction=d.val_fraction,
+                              test_fraction=d.test_fraction)
+
+
+def run(cfg: Config, ctx) -> Outcome:
+  ds = _dataset(cfg)
+  if ds.task != "classification" or not ds.has_test:
+    raise ConfigError("data: coupled_vs_decoupled needs a classification dataset with a "
+                      "test split.")
+  lrs = cfg.sweep.axes["lr"].values()
+  wds = cfg.sweep.axes["weight_decay"].values()
+  axes = {"learning_rate": lrs, "weight_decay": wds}
+  if "seed" in cfg.sweep.axes:
+    axes["seed"] = cfg.sweep.axes["seed"].values().astype(np.int64)
+  model = models.for_dataset(cfg.model.kind, ds, widths=cfg.model.hidden or (128,),
+                             activation=cfg.model.activation) \
+      if cfg.model.kind == "mlp" else models.for_dataset(cfg.model.kind, ds)
+  metrics, values, table, seps = {"lrs": lrs, "wds": wds}, {}, [], {}
+  loss_lr = None
+  for name, opt in cfg.variants.items():
+    res = _common.sweep_variant(ctx, cfg, opt, ds, model, axes, name)
+    err = 1.0 - np.asarray(res.metrics["test_acc"])[..., -1]
+    tl = np.asarray(res.metrics["train_loss"])[..., -1]
+    if err.ndim == 3:                      # mean over seeds
+      err, tl = err.mean(-1), tl.mean(-1)
+    err = np.where(np.isfinite(err) & ~res.diverged.reshape(res.shape)[..., 0]
+                   if res.diverged.ndim == 3 else np.isfinite(err) & ~res.diverged,
+                   err, 1.0)
+    metrics[f"{name}/test_error"], metrics[f"{name}/train_loss"] = err, tl
+    seps[name] = separability(err)
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    table.append((f"{name}: best test error (η={lrs[i]:.2g}, λ={wds[j]:.2g}) / separability",
+                  f"{err[i, j]:.2%} / {seps[name]:.2f}"))
+    if opt.coupling == "decoupled" and opt.scale_by == "lr":
+      loss_lr, opt_lr = tl, opt
+    if opt.coupling == "decoupled" and opt.scale_by == "schedule":
+      opt_sched = opt
+    if opt.coupling == "coupled":
+      sep_coupled = seps[name]
+  values["best_test_error"] = float(min(np.min(metrics[f"{n}/test_error"]) for n in cfg.variants))
+  values["separability_gain"] = seps[_name(cfg, "schedule")] - sep_coupled
+  for n, s in seps.items():
+    values[f"separability/{n}"] = s
+  # Structural check: "schedule" at (η, η·λ) is "lr" at (η, λ).
+  k = min(cfg.params.equivalence_points, len(wds))
+  i_lr = len(lrs) // 2
+  js = np.linspace(0, len(wds) - 1, k).round().astype(int)
+  zipped = {"learning_rate": np.full(k, lrs[i_lr]), "weight_decay": lrs[i_lr] * wds[js]}
+  res = _common.sweep_variant(ctx, cfg, opt_sched, ds, model,
+                              {"seed": axes["seed"]} if "seed" in axes else {},
+                              "equivalence", zip_axes=zipped)
+  tl_eq = np.asarray(res.metrics["train_loss"])[..., -1]
+  if tl_eq.ndim == 2:
+    tl_eq = tl_eq.mean(0)
+  ref = loss_lr[i_lr, js]
+  values["lr_schedule_equivalence"] = float(np.max(np.abs(tl_eq - ref) / np.abs(ref)))
+  table.append((f"AdamW 'lr' at (η, λ) vs 'schedule' at (η, ηλ): max relative train-loss gap",
+                f"{values['lr_schedule_equivalence']:.2g}"))
+  table.append(("separability gain, AdamW 'schedule' over Adam+L2",
+                f"{values['separability_gain']:+.2f}"))
+  del opt_lr
+  return Outcome(metrics, values, table)
+
+
+def _name(cfg: Config, scale_by: str) -> str:
+  return next(n for n, v in cfg.variants.items()
+              if v.coupling == "decoupled" and v.scale_by == scale_by)
+
+
+def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
+  import matplotlib.pyplot as plt
+  from wdjax import report
+  names = list(cfg.variants)
+  fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6))
+  lrs, wds = m["lrs"], m["wds"]
+  for ax, name in zip(np.atleast_1d(axes), names):
+    err = m[f"{name}/test_error"]
+    im = ax.imshow(err, origin="lower", cmap="viridis_r", vmin=0, vmax=min(1.0, err.max()),
+                   aspect="auto")
+    ax.set_xticks(range(len(wds)), [f"{w:.0e}" for w in wds], rotation=60, fontsize=7)
+    ax.set_yticks(range(len(lrs)), [f"{v:.0e}" for v in lrs], fontsize=7)
+    ax.set_xlabel("weight decay λ")
+    ax.set_ylabel("learning rate η")
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    ax.plot(j, i, "r*", ms=10)
+    ax.set_title(f"{name}: separability {values.get(f'separability/{name}', float('nan')):.2f}",
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="test error")
+  fig.suptitle("test error over η x λ (cosine schedule)")
+  out = [report.save_figure(fig, f"{out_dir}/adam_decay_heatmaps.png")]
+  plt.close(fig)
+  return out
+
+
+KIND = register(Kind("coupled_vs_decoupled", AdamParams, CHECKS, run, plot, _validate))
