@@ -125,4 +125,4 @@ def shrink(cfg: Any) -> Any:
 
 
 # Importing the kinds registers them.
-from wdjax.experiments import adam_decay, bayes, bias, d2l, l1_l2  # noqa: E402,F401
+from wdjax.experiments import adam_decay, bayes, bias, d2l, l1_l2, matrices  # noqa: E402,F401
