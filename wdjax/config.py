@@ -539,12 +539,9 @@ def from_resolved(table: Mapping[str, Any]) -> Config:
   """Rebuilds a `Config` from `to_dict`'s output (a run directory's config.json)."""
   table = dict(table)
   source, is_quick = table.pop("source", ""), table.pop("is_quick", False)
-  table["quick"] = table.get("quick", {})
-  variants = table.get("variants", {})
-  cfg = from_dict({**table, "variants": {}}, source="")
-  return dataclasses.replace(
-      cfg, source=source, is_quick=is_quick,
-      variants={k: _build(OptimizerConfig, v, f"variants.{k}.") for k, v in variants.items()})
+  # Variants were stored fully resolved; merging them over the optimizer again is a no-op.
+  cfg = from_dict(table, source="")
+  return dataclasses.replace(cfg, source=source, is_quick=is_quick)
 
 
 def config_hash(cfg: Config) -> str:

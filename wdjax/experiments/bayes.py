@@ -112,7 +112,8 @@ def run(cfg: Config, ctx) -> Outcome:
       h = 1e-7
       base = f(jnp.asarray(ours))
       eye = jnp.eye(dim)
-      dd = jnp.stack([(jax.vmap(f)(ours + sign * h * eye) - base) / h for sign in (1, -1)])
+      dd = jnp.stack([(jax.vmap(f)(ours[None, :] + sign * h * eye) - base) / h
+                      for sign in (1, -1)])
       kkt = max(kkt, float(-jnp.min(dd)) * sigma ** 2 / n)
       metrics[f"laplace/scale_{s:g}"] = ours
       table.append((f"Laplace prior s={s:g} → lasso λ=σ²/(ns)={lam:.3g}: exact zeros in MAP",
