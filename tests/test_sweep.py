@@ -1,0 +1,216 @@
+"""Sweeps: vmapped grid == Python loop, one compile, divergence, resume, bad input."""
+
+import functools
+import io
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wdjax import _progress, data, models, sweep, train
+
+# Tolerance: the sweep runs a batched (vmapped) program and the loop an unbatched one; XLA
+# may pick different float32 matmul/reduction kernels for the two, so results agree to
+# float32 rounding accumulated over a few steps, not bit for bit.
+RTOL, ATOL = 1e-5, 1e-6
+
+
+@functools.lru_cache(maxsize=None)
+def _digits():
+  ds = data.sklearn_dataset("digits", seed=0)
+  return ds._replace(x_train=ds.x_train[:64], y_train=ds.y_train[:64], x_val=ds.x_val[:32],
+                     y_val=ds.y_val[:32])
+
+
+@functools.lru_cache(maxsize=None)
+def _d2l():
+  return data.d2l_synthetic(seed=0, n_train=16, n_val=8, d=6)
+
+
+MODELS = {
+    "linear": lambda: ("linear", _d2l(), {}),
+    "softmax": lambda: ("softmax", _digits(), {}),
+    "mlp": lambda: ("mlp", _digits(), {"widths": (16,), "layernorm": True}),
+    "cnn": lambda: ("cnn", _digits(), {"features": (4,)}),
+}
+REGULARIZERS = {"coupled": "sgd_coupled_l2", "decoupled": "adamw", "proximal": "proximal_l1"}
+
+
+@pytest.mark.parametrize("reg", sorted(REGULARIZERS))
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_sweep_equals_python_loop_and_compiles_once(model, reg):
+  name, ds, kw = MODELS[model]()
+  fn = train.make_train_fn(models.for_dataset(name, ds, **kw), ds, optimizer=REGULARIZERS[reg],
+                           epochs=2, batch_size=16, return_params=True)
+  chex.clear_trace_counter()  # chex counts by source footprint: shared by parametrized cases
+  counted = chex.assert_max_traces(fn, n=1)
+  g = sweep.grid(product={"weight_decay": [0.0, 0.3], "seed": [0, 1]},
+                 zip={"learning_rate": [0.05]})
+  # 4 points in chunks of 3: two calls, the second padded, both of the one compiled function.
+  res = sweep.run(counted, g, chunk_size=3, progress=False)
+  single = jax.jit(fn)
+  for i, lam in enumerate([0.0, 0.3]):
+    for s in (0, 1):
+      want = single({"weight_decay": lam, "learning_rate": 0.05}, jax.random.key(s))
+      got = res.sel(weight_decay=lam, seed=s, learning_rate=0.05)
+      for k, v in want.items():
+        if k == "params":
+          chex.assert_trees_all_close(got.params, v, rtol=RTOL, atol=ATOL)
+        else:
+          np.testing.assert_allclose(got.metrics[k], v, rtol=RTOL, atol=ATOL, err_msg=k)
+  assert res.metrics["val_loss"].shape == (2, 2, 1, 2)
+  assert not res.diverged.any()
+  # A second sweep of the same shape reuses the compiled program (no new trace).
+  sweep.run(counted, g, chunk_size=3, progress=False)
+
+
+def test_divergence_marked_with_epoch_and_isolated():
+  ds = _d2l()
+  fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="sgd", epochs=30,
+                           batch_size=4)
+  lrs = [0.01, 50.0, 0.1]
+  res = sweep.run(fn, sweep.grid(learning_rate=lrs), progress=False)
+  np.testing.assert_array_equal(res.diverged, [False, True, False])
+  single = jax.jit(fn)
+  bad = single({"learning_rate": 50.0}, jax.random.key(0))["train_loss"]
+  first = int(np.flatnonzero(~np.isfinite(bad))[0])
+  assert first > 0  # it diverges during training, not at once
+  assert res.diverged_epoch.tolist() == [-1, first, -1]
+  for i in (0, 2):
+    want = single({"learning_rate": lrs[i]}, jax.random.key(0))
+    for k, v in want.items():
+      assert np.all(np.isfinite(res.metrics[k][i])), k
+      np.testing.assert_allclose(res.metrics[k][i], v, rtol=RTOL, atol=ATOL, err_msg=k)
+  assert res.best("val_loss")["learning_rate"] in (0.01, 0.1)
+
+
+def _toy(hparams, key):
+  """A toy 'training' with a closed form, for fast tests: w_e = (1 − λη)^e + noise(key)."""
+  lam, lr = hparams["weight_decay"], hparams["learning_rate"]
+  e = jnp.arange(1, 5)
+  return {"train_loss": (1 - lam * lr) ** e + 0.0 * jax.random.normal(key, ()),
+          "noise": jnp.full((4,), jax.random.normal(key, ())),
+          "params": {"w": {0: jnp.full((2,), lam)}}}
+
+
+_toy.hparam_names = ("learning_rate", "weight_decay")
+_toy.required_hparams = ("learning_rate", "weight_decay")
+
+
+def test_axes_shape_and_values_by_point():
+  g = sweep.grid(product={"weight_decay": [0.0, 0.5, 1.0], "seed": [3, 4]},
+                 zip={"learning_rate": [0.1, 0.2]})
+  assert g.shape == (3, 2, 2) and g.size == 12
+  res = sweep.run(_toy, g, progress=False, chunk_size=5)
+  assert res.metrics["train_loss"].shape == (3, 2, 2, 4)
+  for lam in (0.0, 0.5, 1.0):
+    for s in (3, 4):
+      for lr in (0.1, 0.2):
+        p = res.sel(weight_decay=lam, seed=s, learning_rate=lr)
+        want = _toy({"weight_decay": lam, "learning_rate": lr}, jax.random.key(s))
+        np.testing.assert_allclose(p.metrics["train_loss"], want["train_loss"], rtol=1e-6)
+        np.testing.assert_allclose(p.metrics["noise"], want["noise"], rtol=1e-6)
+        np.testing.assert_array_equal(p.params["w"][0], want["params"]["w"][0])
+  # zipped axes: selecting by either name picks the same dimension index
+  assert res.sel(learning_rate=0.2).shape == (3, 2) and res.sel(weight_decay=0.5).shape == (2, 2)
+  np.testing.assert_array_equal(res.sel(learning_rate=0.2).metrics["noise"],
+                                res.isel(learning_rate=1).metrics["noise"])
+  with pytest.raises(KeyError, match="not on the grid"):
+    res.sel(weight_decay=0.7)
+  with pytest.raises(KeyError, match="no axis"):
+    res.sel(momentum=0.9)
+  assert res.best("train_loss") == {"weight_decay": 1.0, "seed": 3, "learning_rate": 0.2}
+
+
+def test_no_seed_axis_uses_the_seed_argument():
+  g = sweep.grid(weight_decay=[0.0, 1.0], learning_rate=[0.1])
+  a = sweep.run(_toy, g, progress=False, seed=7).metrics["noise"]
+  want = _toy({"weight_decay": 0.0, "learning_rate": 0.1}, jax.random.key(7))["noise"]
+  np.testing.assert_allclose(a[0, 0], want, rtol=1e-6)
+  np.testing.assert_allclose(a[1, 0], want, rtol=1e-6)
+
+
+def test_checkpoint_resume_after_interruption(tmp_path):
+  g = sweep.grid(weight_decay=np.linspace(0, 1, 7), learning_rate=[0.1, 0.3])
+  full = sweep.run(_toy, g, chunk_size=4, progress=False)
+  seen = []
+
+  def interrupt(i, n, out):
+    seen.append(i)
+    if i == 1:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(_toy, g, chunk_size=4, progress=False, checkpoint_dir=tmp_path, on_chunk=interrupt)
+  assert seen == [0, 1]
+  seen.clear()
+  res = sweep.run(_toy, g, chunk_size=4, progress=False, checkpoint_dir=tmp_path,
+                  on_chunk=lambda i, n, out: seen.append((i, n)))
+  assert seen == [(2, 4), (3, 4)]  # chunks 0 and 1 were read back, not recomputed
+  for k in full.metrics:
+    np.testing.assert_array_equal(res.metrics[k], full.metrics[k])
+  np.testing.assert_array_equal(res.params["w"][0], full.params["w"][0])
+  with pytest.raises(ValueError, match="another sweep"):
+    sweep.run(_toy, sweep.grid(weight_decay=[0.0], learning_rate=[0.1]),
+              checkpoint_dir=tmp_path, progress=False)
+
+
+def test_save_load_roundtrip(tmp_path):
+  g = sweep.grid(product={"weight_decay": [0.0, 1.0]}, zip={"learning_rate": [0.1, 0.2],
+                                                           "seed": [0, 1]})
+  res = sweep.run(_toy, g, progress=False)
+  res.save(tmp_path / "r.npz")
+  back = sweep.SweepResult.load(tmp_path / "r.npz")
+  assert back.dims == res.dims and back.shape == res.shape
+  for k in res.metrics:
+    np.testing.assert_array_equal(back.metrics[k], res.metrics[k])
+  np.testing.assert_array_equal(back.params["w"][0], res.params["w"][0])
+  np.testing.assert_array_equal(back.sel(seed=1).metrics["noise"], res.sel(seed=1).metrics["noise"])
+
+
+def test_progress_reports_chunks_and_time_left():
+  buf = io.StringIO()
+  bar = _progress.Progress(3, 30, after=0.0, stream=buf)
+  for i in range(3):
+    bar.update(i + 1, 10 * (i + 1))
+  lines = buf.getvalue().splitlines()
+  assert lines[0].startswith("wdjax.sweep: chunk 1/3, 10/30 runs") and "left" in lines[1]
+  assert lines[2].startswith("wdjax.sweep: chunk 3/3, 30/30 runs") and "left" not in lines[2]
+  quiet = io.StringIO()
+  bar = _progress.Progress(3, 30, after=3600.0, stream=quiet)
+  bar.update(1, 10)
+  assert quiet.getvalue() == ""
+
+
+def test_short_sweep_prints_nothing(capsys):
+  sweep.run(_toy, sweep.grid(weight_decay=[0.0], learning_rate=[0.1]))
+  assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: sweep.grid(), "grid is empty"),
+    (lambda: sweep.grid(product={"weight_decay": []}), "is empty"),
+    (lambda: sweep.grid(zip={"weight_decay": [0, 1], "learning_rate": [0.1]}), "same length"),
+    (lambda: sweep.grid(product={"weight_decay": [0]}, zip={"weight_decay": [1]}), "once"),
+    (lambda: sweep.grid(seed=[0.5, 1.0]), "integers"),
+    (lambda: sweep.grid(weight_decay=[[0.1, 0.2]]), "1-D"),
+    (lambda: sweep.grid(weight_decay=[0.1, float("nan")]), "NaN"),
+])
+def test_bad_grids(make, match):
+  with pytest.raises(ValueError, match=match):
+    make()
+
+
+def test_bad_run_arguments():
+  g = sweep.grid(weight_decay=[0.0], learning_rate=[0.1])
+  with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['momentun'\]"):
+    sweep.run(_toy, sweep.grid(weight_decay=[0.0], learning_rate=[0.1], momentun=[0.9]))
+  with pytest.raises(ValueError, match=r"lacks hyperparameter\(s\) \['learning_rate'\]"):
+    sweep.run(_toy, sweep.grid(weight_decay=[0.0]))
+  for bad in (0, -1, 1.5):
+    with pytest.raises(ValueError, match="chunk_size"):
+      sweep.run(_toy, g, chunk_size=bad)
+  with pytest.raises(TypeError, match="Grid"):
+    sweep.run(_toy, {"weight_decay": [0.0]})
