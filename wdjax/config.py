@@ -431,7 +431,11 @@ def from_dict(raw: Mapping[str, Any], *, quick: bool = False,
       raise ConfigError(f"{name}: missing; every config needs name, kind and description.")
   kind = raw["kind"]
   if kind not in experiments.KINDS:
-    raise _unknown(str(kind), experiments.KINDS, "kind = ")
+    err = _unknown(str(kind), experiments.KINDS, "kind = ")
+    if experiments.IMPORT_ERRORS:
+      raise ConfigError(f"{err} (modules of wdjax/experiments that failed to import: "
+                        f"{experiments.IMPORT_ERRORS})")
+    raise err
   spec = experiments.KINDS[kind]
   # The [quick] table must always apply cleanly, so a quick run cannot drift from the config.
   layers = [quick_table] if quick else []
