@@ -77,7 +77,8 @@ def write_npz(path: str, arrays: Mapping[str, Any]) -> None:
 
 def save_figure(fig: Any, path: str) -> str:
   buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+  fig.tight_layout()
+  fig.savefig(buf, format="png", dpi=100)
   write_bytes(path, buf.getvalue())
   return path
 
@@ -221,9 +222,10 @@ def execute(cfg: _config.Config, out_dir: str | None = None, *,
     if os.path.exists(os.path.join(run_dir, stale)):
       os.remove(os.path.join(run_dir, stale))
   write_json(cfg_path, {"hash": h, "config": _config.to_dict(cfg)})
-  write_json(os.path.join(run_dir, "env.json"), environment())
   kind = experiments.KINDS[cfg.kind]
   ctx = experiments.Context(run_dir, log)
+  with ctx.timed("environment"):   # includes JAX's backend start and the sklearn import
+    write_json(os.path.join(run_dir, "env.json"), environment())
   log(f"{cfg.name} [{h}]{' (quick)' if cfg.is_quick else ''}: {cfg.description}")
   outcome = kind.run(cfg, ctx)
   write_npz(os.path.join(run_dir, "metrics.npz"), outcome.metrics)

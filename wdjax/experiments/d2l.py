@@ -96,6 +96,20 @@ def _program(cfg: Config):
   return jax.vmap(one_seed, in_axes=(0, None, None, None))
 
 
+@jax.jit(static_argnums=(0, 1))
+def _heldout_arrays(shape, seed, noise):
+  kx, kn = jax.random.split(jax.random.key(seed))
+  x = jax.random.normal(kx, shape)
+  y = x @ jnp.full((shape[1],), W_TRUE) + B_TRUE + noise * jax.random.normal(kn, (shape[0],))
+  return x, y
+
+
+def _heldout(cfg: Config):
+  """A large held-out set from the data distribution, independent of every training set."""
+  return _heldout_arrays((max(cfg.data.n_heldout, 1), cfg.data.dim), cfg.params.heldout_seed,
+                         cfg.data.noise)
+
+
 def _ridge(x: np.ndarray, y: np.ndarray, lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Exact minimizers of mean ½(xw + b − y)² + (λ/2)‖w‖² (b free), for every λ at once.
 
@@ -121,11 +135,9 @@ def run(cfg: Config, ctx) -> Outcome:
   grid = cfg.sweep.axes["weight_decay"].values()
   seeds = _common.axis(cfg, "seed", cfg.seed).astype(np.int32)
   lams = np.concatenate([np.asarray(p.compare), grid]).astype(np.float32)
-  kx, kn = jax.random.split(jax.random.key(p.heldout_seed))
-  n_ho = max(cfg.data.n_heldout, 1)
-  x_ho = jax.random.normal(kx, (n_ho, cfg.data.dim))
-  y_ho = x_ho @ jnp.full((cfg.data.dim,), W_TRUE) + B_TRUE + cfg.data.noise * jax.random.normal(kn, (n_ho,))
-  program = _program(cfg)
+  with ctx.timed("setup"):
+    x_ho, y_ho = _heldout(cfg)
+    program = _program(cfg)
   per_chunk = len(seeds)
   if cfg.sweep.chunk_size:
     per_chunk = max(1, cfg.sweep.chunk_size // len(lams))
