@@ -329,6 +329,7 @@ def _load_npz(path: str) -> tuple[dict[str, np.ndarray], dict]:
 
 
 _COMPILED: dict[Any, Callable] = {}
+_seed_keys = jax.jit(jax.vmap(lambda s: jax.random.key_data(jax.random.key(s))))
 
 
 def _compiled(train_fn: Callable, mesh: Mesh) -> Callable:
@@ -436,8 +437,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   float_dtype = jnp.zeros(()).dtype
   hp = {k: v[pad].astype(float_dtype) for k, v in pts.items() if k != SEED}
   seeds = pts[SEED][pad] if SEED in pts else np.full(pad.shape, seed, np.int64)
-  keys = np.asarray(jax.vmap(lambda s: jax.random.key_data(jax.random.key(s)))(
-      jnp.asarray(seeds, jnp.uint32)))
+  keys = np.asarray(_seed_keys(jnp.asarray(seeds, jnp.uint32)))
   fn = _compiled(train_fn, mesh)
 
   ckpt = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None

@@ -225,13 +225,17 @@ def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
 # ----------------------------------------------------------------------------- model plumbing
 
 
+def _uses_dropout(module: nnx.Module) -> bool:
+  return any(isinstance(m, nnx.Dropout) and m.rate > 0 for _, m in nnx.iter_modules(module))
+
+
 def _split_model(model: Any) -> tuple[Any, Callable[[jax.Array], Any], bool]:
-  """(graphdef, init(key) -> params dict, whether init depends on the key)."""
+  """(graphdef, init(key) -> params dict, whether the model has dropout)."""
   if isinstance(model, nnx.Module):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     _check_rest(rest)
     fixed = nnx.to_pure_dict(params)
-    return graphdef, lambda key: fixed, False
+    return graphdef, lambda key: fixed, _uses_dropout(model)
   if not callable(model):
     raise TypeError("model must be an nnx.Module or a factory `rngs -> nnx.Module` (e.g. "
                     f"wdjax.models.for_dataset(...)); got {type(model).__name__}.")
@@ -244,7 +248,7 @@ def _split_model(model: Any) -> tuple[Any, Callable[[jax.Array], Any], bool]:
   def init(key):
     return nnx.to_pure_dict(nnx.state(model(rngs=nnx.Rngs(key)), nnx.Param))
 
-  return graphdef, init, True
+  return graphdef, init, _uses_dropout(abstract)
 
 
 def _check_rest(rest: Any) -> None:
@@ -337,7 +341,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   accepted = tuple(sorted(set(required) | set(optional)))
   classification = dataset.task == "classification"
   loss_fn = loss or (cross_entropy if classification else squared_loss)
-  graphdef, init_params, _ = _split_model(model)
+  graphdef, init_params, dropout = _split_model(model)
   apply = _caller(graphdef)
   splits = dataset.splits()
   x_tr, y_tr = splits["train"]
@@ -346,7 +350,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   nb = 1 if full_batch else n // batch_size
 
   def objective(params, x, y, rng):
-    return loss_fn(apply(params, x, train=True, rng=rng), y)
+    return loss_fn(apply(params, x, train=True, rng=rng if dropout else None), y)
 
   def evaluate(params) -> dict:
     out = {}
@@ -378,8 +382,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       return (optax.apply_updates(params, updates), opt_state), value
 
     def epoch(carry, k):
-      k_perm, k_drop = jax.random.split(k)
-      rngs = jax.random.split(k_drop, nb)
+      if dropout:
+        k_perm, k_drop = jax.random.split(k)
+        rngs = jax.random.split(k_drop, nb)
+      else:  # no randomness in the forward pass: skip generating per-step keys
+        k_perm, rngs = k, jnp.zeros((nb,), jnp.uint32)
       if full_batch:
         batches = (x_tr[None], y_tr[None], rngs)
       else:
