@@ -82,56 +82,55 @@ def run(cfg: Config, ctx) -> Outcome:
                       "test split.")
   lrs = cfg.sweep.axes["lr"].values()
   wds = cfg.sweep.axes["weight_decay"].values()
-  axes = {"learning_rate": lrs, "weight_decay": wds}
-  if "seed" in cfg.sweep.axes:
-    axes["seed"] = cfg.sweep.axes["seed"].values().astype(np.int64)
+  seeds = ({"seed": cfg.sweep.axes["seed"].values().astype(np.int64)}
+           if "seed" in cfg.sweep.axes else {})
   model = models.for_dataset(cfg.model.kind, ds, widths=cfg.model.hidden or (128,),
                              activation=cfg.model.activation) \
       if cfg.model.kind == "mlp" else models.for_dataset(cfg.model.kind, ds)
+  # Every variant runs its η x λ points as one zipped axis; the "schedule" variant also
+  # runs the points (η, η·λ) of the structural check, in the same compiled program.
+  grid_lr, grid_wd = (a.ravel() for a in np.meshgrid(lrs, wds, indexing="ij"))
+  k = min(cfg.params.equivalence_points, len(wds))
+  i_lr = len(lrs) // 2
+  js = np.linspace(0, len(wds) - 1, k).round().astype(int)
   metrics, values, table, seps = {"lrs": lrs, "wds": wds}, {}, [], {}
-  loss_lr = None
+  tail = {}
   for name, opt in cfg.variants.items():
-    res = _common.sweep_variant(ctx, cfg, opt, ds, model, axes, name)
+    lr_pts, wd_pts = grid_lr, grid_wd
+    extra = opt.coupling == "decoupled" and opt.scale_by == "schedule"
+    if extra:
+      lr_pts = np.concatenate([grid_lr, np.full(k, lrs[i_lr])])
+      wd_pts = np.concatenate([grid_wd, lrs[i_lr] * wds[js]])
+    res = _common.sweep_variant(ctx, cfg, opt, ds, model, dict(seeds), name,
+                                zip_axes={"learning_rate": lr_pts, "weight_decay": wd_pts})
     err = 1.0 - np.asarray(res.metrics["test_acc"])[..., -1]
     tl = np.asarray(res.metrics["train_loss"])[..., -1]
-    if err.ndim == 3:                      # mean over seeds
-      err, tl = err.mean(-1), tl.mean(-1)
-    err = np.where(np.isfinite(err) & ~res.diverged.reshape(res.shape)[..., 0]
-                   if res.diverged.ndim == 3 else np.isfinite(err) & ~res.diverged,
-                   err, 1.0)
+    bad = res.diverged | ~np.isfinite(err)
+    if seeds:                                  # mean over seeds (the first dimension)
+      err, tl, bad = err.mean(0), tl.mean(0), bad.any(0)
+    err = np.where(bad, 1.0, err)
+    if extra:
+      tail[name] = tl[len(grid_lr):]
+    err = err[:len(grid_lr)].reshape(len(lrs), len(wds))
+    tl = tl[:len(grid_lr)].reshape(len(lrs), len(wds))
     metrics[f"{name}/test_error"], metrics[f"{name}/train_loss"] = err, tl
     seps[name] = separability(err)
     i, j = np.unravel_index(np.argmin(err), err.shape)
     table.append((f"{name}: best test error (η={lrs[i]:.2g}, λ={wds[j]:.2g}) / separability",
                   f"{err[i, j]:.2%} / {seps[name]:.2f}"))
-    if opt.coupling == "decoupled" and opt.scale_by == "lr":
-      loss_lr, opt_lr = tl, opt
-    if opt.coupling == "decoupled" and opt.scale_by == "schedule":
-      opt_sched = opt
-    if opt.coupling == "coupled":
-      sep_coupled = seps[name]
   values["best_test_error"] = float(min(np.min(metrics[f"{n}/test_error"]) for n in cfg.variants))
-  values["separability_gain"] = seps[_name(cfg, "schedule")] - sep_coupled
-  for n, s in seps.items():
-    values[f"separability/{n}"] = s
+  coupled = next(n for n, v in cfg.variants.items() if v.coupling == "coupled")
+  values["separability_gain"] = seps[_name(cfg, "schedule")] - seps[coupled]
+  for n, sep in seps.items():
+    values[f"separability/{n}"] = sep
   # Structural check: "schedule" at (η, η·λ) is "lr" at (η, λ).
-  k = min(cfg.params.equivalence_points, len(wds))
-  i_lr = len(lrs) // 2
-  js = np.linspace(0, len(wds) - 1, k).round().astype(int)
-  zipped = {"learning_rate": np.full(k, lrs[i_lr]), "weight_decay": lrs[i_lr] * wds[js]}
-  res = _common.sweep_variant(ctx, cfg, opt_sched, ds, model,
-                              {"seed": axes["seed"]} if "seed" in axes else {},
-                              "equivalence", zip_axes=zipped)
-  tl_eq = np.asarray(res.metrics["train_loss"])[..., -1]
-  if tl_eq.ndim == 2:
-    tl_eq = tl_eq.mean(0)
-  ref = loss_lr[i_lr, js]
+  ref = metrics[f"{_name(cfg, 'lr')}/train_loss"][i_lr, js]
+  tl_eq = tail[_name(cfg, "schedule")]
   values["lr_schedule_equivalence"] = float(np.max(np.abs(tl_eq - ref) / np.abs(ref)))
   table.append((f"AdamW 'lr' at (η, λ) vs 'schedule' at (η, ηλ): max relative train-loss gap",
                 f"{values['lr_schedule_equivalence']:.2g}"))
   table.append(("separability gain, AdamW 'schedule' over Adam+L2",
                 f"{values['separability_gain']:+.2f}"))
-  del opt_lr
   return Outcome(metrics, values, table)
 
 
