@@ -4,8 +4,10 @@ A digits MLP (64-128-10) is trained with a cosine learning-rate schedule over a 
 learning rate η x weight decay λ for three optimizers: Adam+L2 (coupled: λw goes through
 Adam's preconditioner), AdamW "lr" (u −= η_t·λ·w: PyTorch and optax) and AdamW "schedule"
 (u −= s_t·λ·w, s_t = η_t/η: the paper's form, where λ does not move with η). Heatmaps of
-test error; the *separability* of each grid is the fraction of the variance of the test
-error explained by an additive model f(η) + g(λ) (1: the best λ does not depend on η).
+test error; two numbers say how separable η and λ are: the fraction of the variance of the
+test error an additive model f(η) + g(λ) explains (1: separable), and the slope
+d log λ*/d log η of the best λ against η (0: the best λ does not move with η; −1: only
+the product η·λ matters, as expected of AdamW "lr").
 
 A structural check: with any schedule, "lr" at (η, λ) and "schedule" at (η, η·λ) apply the
 same decay c_t·λ = η_t·λ at every step, so they train the same network; a small zipped
@@ -67,6 +69,20 @@ def separability(err: np.ndarray) -> float:
   return float(1.0 - np.sum(np.square(e - fit)) / tot) if tot > 0 else 1.0
 
 
+def best_lambda_slope(err: np.ndarray, lrs: np.ndarray, wds: np.ndarray,
+                      temperature: float = 0.005) -> float:
+  """d log λ*(η) / d log η: how the best λ moves with η (0: separable; −1: only η·λ
+  matters). λ*(η) is a soft arg-min over each row, weights softmax(−error/temperature),
+  and the slope a least-squares fit over the rows that train (best error < 2x overall)."""
+  e = np.asarray(err, np.float64)
+  rows = e.min(1) < 2 * e.min()
+  if rows.sum() < 2:
+    return float("nan")
+  w = np.exp(-(e[rows] - e[rows].min(1, keepdims=True)) / temperature)
+  log_best = (w * np.log10(wds)[None]).sum(1) / w.sum(1)
+  return float(np.polyfit(np.log10(lrs[rows]), log_best, 1)[0])
+
+
 def _dataset(cfg: Config):
   d = cfg.data
   if d.source == "npz":
@@ -115,9 +131,12 @@ def run(cfg: Config, ctx) -> Outcome:
     tl = tl[:len(grid_lr)].reshape(len(lrs), len(wds))
     metrics[f"{name}/test_error"], metrics[f"{name}/train_loss"] = err, tl
     seps[name] = separability(err)
+    slope = best_lambda_slope(err, lrs, wds)
+    values[f"best_lambda_slope/{name}"] = slope
     i, j = np.unravel_index(np.argmin(err), err.shape)
-    table.append((f"{name}: best test error (η={lrs[i]:.2g}, λ={wds[j]:.2g}) / separability",
-                  f"{err[i, j]:.2%} / {seps[name]:.2f}"))
+    table.append((f"{name}: best test error (η={lrs[i]:.2g}, λ={wds[j]:.2g}) / "
+                  "separability / d log λ*/d log η",
+                  f"{err[i, j]:.2%} / {seps[name]:.2f} / {slope:+.2f}"))
   values["best_test_error"] = float(min(np.min(metrics[f"{n}/test_error"]) for n in cfg.variants))
   coupled = next(n for n, v in cfg.variants.items() if v.coupling == "coupled")
   values["separability_gain"] = seps[_name(cfg, "schedule")] - seps[coupled]
