@@ -74,6 +74,12 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
   assert cli.main(["run", MATRICES, "--out", str(out), "--set",
                    "sweep.weight_decay={values = [-1.0]}"]) == 2
   assert "must be >= 0" in capsys.readouterr().err
+  l1 = os.path.join(ROOT, "experiments", "l1_vs_l2.toml")
+  assert cli.main(["run", l1, "--out", str(out), "--set", "data.source='npz'", "--set",
+                   "data.path='missing.npz'"]) == 2
+  assert "data.path = 'missing.npz': no such file" in capsys.readouterr().err
+  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "train.epochs='ten'"]) == 2
+  assert "train.epochs: expected an integer" in capsys.readouterr().err
   assert not out.exists()
 
 
