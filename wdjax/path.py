@@ -269,13 +269,19 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
     z_new = jnp.where(restart, w_new, w_new + ((t - 1) / t_new) * (w_new - w))
     return w_new, z_new, jnp.where(restart, jnp.ones_like(t), t_new)
 
-  def try_polish(w):
-    s = jnp.sign(w)
+  def solve_on(s):
     on = (s != 0).astype(dt)
     a = Q * on[:, None] * on[None, :] + jnp.diag(1 - on + lam2 * on)
     # symmetric positive definite when X_S has full column rank; NaN (rejected) otherwise
     wp = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), on * (b - lam1 * s)) * on
-    ok = jnp.all(jnp.sign(wp) == s) & jnp.all(jnp.isfinite(wp))
+    return wp, jnp.all(jnp.sign(wp) == s) & jnp.all(jnp.isfinite(wp))
+
+  def try_polish(w):
+    s = jnp.sign(w)
+    wp, ok = solve_on(s)
+    # one correction: coordinates whose sign flipped leave the support, solve again
+    wp, ok = jax.lax.cond(ok, lambda: (wp, ok),
+                          lambda: solve_on(jnp.where(jnp.sign(wp) == s, s, 0)))
     wp = jnp.where(ok, wp, w)
     return wp, jnp.where(ok, gap_of(wp), jnp.inf)
 
@@ -361,10 +367,22 @@ def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, **kw)
 
 
 def _bucket(k: int, d: int) -> int:
-  size = 32
-  while size < k:
-    size *= 2
+  """Padded working-set size (one compilation each): 32, 64, 128, then steps of 64/128."""
+  if k <= 128:
+    size = 32
+    while size < k:
+      size *= 2
+  else:
+    step = 64 if k <= 512 else 128
+    size = -(-k // step) * step
   return min(size, d)
+
+
+def _top(candidates: np.ndarray, score: np.ndarray, cap: int) -> np.ndarray:
+  """The `cap` candidates with the largest score (all of them when fewer)."""
+  if candidates.size <= cap:
+    return candidates
+  return candidates[np.argsort(-score[candidates], kind="stable")[:cap]]
 
 
 def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_rule=False):
@@ -378,7 +396,14 @@ def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_ru
     # support ∪ the features whose optimality condition |x_jᵀr|/n <= λα fails at the
     # warm start; `strong_rule` adds those with |x_jᵀr|/n >= α(2λ_k − λ_{k−1}).
     thr = alpha * (2 * lam - lam_prev) if strong_rule else alpha * lam
-    ws = np.flatnonzero((w != 0) | (np.abs(c) > thr))
+    support = np.flatnonzero(w != 0)
+    # grow the working set by at most max(32, |support|/2) features a round, the most
+    # violated first (as skglm/celer): a small set keeps FISTA and the polishing solve cheap
+    cap = max(32, support.size // 2)
+    score = np.abs(c)
+    outside = np.ones(d, bool)
+    outside[support] = False
+    ws = np.union1d(support, _top(np.flatnonzero(outside & (score > thr)), score, cap))
     total_it = 0
     while True:
       k = _bucket(max(len(ws), 1), d)
@@ -400,7 +425,7 @@ def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_ru
       viol = np.flatnonzero(outside & (np.abs(c) > alpha * lam))
       if viol.size == 0:  # the working-set problem itself did not converge
         break
-      ws = np.union1d(ws, viol)
+      ws = np.union1d(ws, _top(viol, np.abs(c), max(32, int(np.sum(w != 0)) // 2)))
     coefs.append(w)
     gaps.append(gap)
     iters.append(total_it)
