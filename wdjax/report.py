@@ -78,7 +78,7 @@ def write_npz(path: str, arrays: Mapping[str, Any]) -> None:
 def save_figure(fig: Any, path: str) -> str:
   buf = io.BytesIO()
   fig.tight_layout()
-  fig.savefig(buf, format="png", dpi=100)
+  fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
   write_bytes(path, buf.getvalue())
   return path
 
