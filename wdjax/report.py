@@ -6,7 +6,7 @@ A run directory (default `runs/<name>-<hash>`) holds
 |---------------|---------------------------------------------------------------------|
 | config.json   | the resolved config and its hash                                    |
 | env.json      | python, jax, jaxlib, optax, flax, numpy versions, devices, git commit |
-| chunks/*.npz  | finished pieces of the run (a rerun of the same config resumes here) |
+| chunks/*.npz  | finished pieces; an interrupted run of the same config resumes from them |
 | metrics.npz   | the metric arrays                                                   |
 | *.png         | plots                                                               |
 | report.md     | the result table, the checks and the plots                          |
@@ -23,6 +23,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -217,6 +218,10 @@ def execute(cfg: _config.Config, out_dir: str | None = None, *,
           f"{run_dir} holds a run of another config (hash {old}, this one {h}); choose "
           "another --out or remove it.")
   os.makedirs(run_dir, exist_ok=True)
+  # A finished earlier run is recomputed from scratch (the code may have changed since);
+  # only an unfinished one (no summary.json) resumes from its chunks.
+  if os.path.exists(os.path.join(run_dir, "summary.json")):
+    shutil.rmtree(os.path.join(run_dir, "chunks"), ignore_errors=True)
   # Results of an earlier attempt are withdrawn first: only this run may write them again.
   for stale in ("summary.json", "report.md"):
     if os.path.exists(os.path.join(run_dir, stale)):
