@@ -434,10 +434,10 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
 
   pts = grid.points()
   pad = np.minimum(np.arange(n_chunks * chunk), total - 1)  # pad with the last point
-  float_dtype = jnp.zeros(()).dtype
+  float_dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64
   hp = {k: v[pad].astype(float_dtype) for k, v in pts.items() if k != SEED}
   seeds = pts[SEED][pad] if SEED in pts else np.full(pad.shape, seed, np.int64)
-  keys = np.asarray(_seed_keys(jnp.asarray(seeds, jnp.uint32)))
+  keys = np.asarray(_seed_keys(seeds.astype(np.uint32)))
   fn = _compiled(train_fn, mesh)
 
   ckpt = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None

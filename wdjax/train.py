@@ -376,7 +376,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
 
     def step(carry, batch):
       params, opt_state = carry
-      xb, yb, rng = batch
+      idx, rng = batch
+      # Gathering each minibatch inside the step (not the whole epoch up front) lets XLA
+      # fuse the gather into the first matmul: measurably faster on CPU.
+      xb, yb = (x_tr, y_tr) if full_batch else (x_tr[idx], y_tr[idx])
       value, grads = jax.value_and_grad(objective)(params, xb, yb, rng)
       updates, opt_state = tx.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), value
@@ -388,11 +391,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       else:  # no randomness in the forward pass: skip generating per-step keys
         k_perm, rngs = k, jnp.zeros((nb,), jnp.uint32)
       if full_batch:
-        batches = (x_tr[None], y_tr[None], rngs)
+        batches = (jnp.zeros((1,), jnp.int32), rngs)
       else:
         idx = (jax.random.permutation(k_perm, n) if shuffle else jnp.arange(n))[:nb * batch_size]
-        idx = idx.reshape(nb, batch_size)
-        batches = (x_tr[idx], y_tr[idx], rngs)
+        batches = (idx.reshape(nb, batch_size), rngs)
       carry, losses = jax.lax.scan(step, carry, batches)
       out = evaluate(carry[0])
       if not eval_train:
