@@ -1,0 +1,72 @@
+"""Issue 5's experiments (tune_lambda, cautious_vs_adamw, timescale): each config loads, its
+[quick] version runs and every [expected] check passes; bad configs fail with a message
+naming the key."""
+
+import os
+
+import numpy as np
+import pytest
+
+from wdjax import config, experiments
+# Importing the modules registers their kinds (wdjax.experiments may not import them yet).
+from wdjax.experiments import tuning, variants_exp  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = {"tune_lambda": "tune_lambda.toml", "cautious_vs_adamw": "cautious_vs_adamw.toml",
+           "timescale": "timescale.toml"}
+
+
+def _path(kind):
+  return os.path.join(ROOT, "experiments", CONFIGS[kind])
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_config_loads_full_and_quick(kind):
+  for quick in (False, True):
+    cfg = config.load(_path(kind), quick=quick)
+    assert cfg.kind == kind and cfg.is_quick == quick
+    assert set(cfg.expected) <= set(experiments.KINDS[kind].checks)
+    assert cfg.expected, "every config states its expected numbers"
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_quick_run_passes_its_checks(kind, tmp_path):
+  cfg = config.load(_path(kind), quick=True)
+  rec = experiments.run(cfg, str(tmp_path / kind), log=None, plots=kind == "tune_lambda")
+  failed = [(r.name, r.value) for r in rec.checks if not r.passed]
+  assert not failed, failed
+  assert {r.name for r in rec.checks} == set(cfg.expected)
+  for name in cfg.expected:
+    assert np.isfinite(rec.values[name])
+  assert os.path.exists(tmp_path / kind / "summary.json")
+  if kind == "tune_lambda":
+    assert rec.plots and all(os.path.exists(p) for p in rec.plots)
+    # both λ and both test losses are reported, as the issue asks
+    for prob in ("d2l", "digits"):
+      for k in ("lambda_search", "lambda_grid", "test_search", "test_grid"):
+        assert np.isfinite(rec.values[f"{prob}_{k}"])
+
+
+def _raw(kind):
+  import tomllib
+  with open(_path(kind), "rb") as f:
+    return tomllib.load(f)
+
+
+@pytest.mark.parametrize("kind, override, match", [
+    ("tune_lambda", {"params": {"d2l": {"grid": [2, -3, 10]}}}, "params.d2l.grid"),
+    ("tune_lambda", {"params": {"digitz": {}}}, "did you mean 'digits'"),
+    ("tune_lambda", {"sweep": {"weight_decay": {"values": [1.0]}}}, "sweep / variants"),
+    ("tune_lambda", {"params": {"lasso": {"lambdas": [-1.0]}}}, "params.lasso.lambdas"),
+    ("cautious_vs_adamw", {"optimizer": {"coupling": "coupled"}}, "optimizer.coupling"),
+    ("cautious_vs_adamw", {"sweep": {"weight_decay": {"values": [1.0, 2.0]}}}, "lambda0_gap"),
+    ("cautious_vs_adamw", {"data": {"name": "diabetes"}}, "digits"),
+    ("timescale", {"params": {"reference_size": 100}}, "params.reference_size"),
+    ("timescale", {"params": {"check_variant": "nope"}}, "params.check_variant"),
+    ("timescale", {"sweep": {"weight_decay": {"values": [0.0, 1.0]}}}, "λ > 0"),
+    ("timescale", {"variants": {"adamw": {"scale_by": "schedule"}}}, "variants.adamw"),
+])
+def test_bad_config_names_the_key(kind, override, match):
+  raw = config.merge(_raw(kind), override)
+  with pytest.raises(config.ConfigError, match=match):
+    config.from_dict(raw)
