@@ -2,6 +2,7 @@
 
 import functools
 import io
+import time
 
 import chex
 import jax
@@ -214,3 +215,15 @@ def test_bad_run_arguments():
       sweep.run(_toy, g, chunk_size=bad)
   with pytest.raises(TypeError, match="Grid"):
     sweep.run(_toy, {"weight_decay": [0.0]})
+
+
+def test_progress_heartbeat_while_waiting():
+  buf = io.StringIO()
+  bar = _progress.Progress(1, 8, after=0.0, stream=buf, heartbeat=0.2)
+  with bar.waiting(0):
+    time.sleep(1.5)
+  assert "wdjax.sweep: chunk 1/1 running" in buf.getvalue()
+  quiet = io.StringIO()
+  with _progress.Progress(1, 8, after=0.0, stream=quiet, enabled=False).waiting(0):
+    pass
+  assert quiet.getvalue() == ""

@@ -451,7 +451,8 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   pending: tuple[int, Any] | None = None
 
   def finish(i: int, out: Any) -> None:
-    out = _get(out)
+    with bar.waiting(i):
+      out = _get(out)
     outs[i] = out
     if ckpt is not None and writer:
       _atomic_savez(_chunk_path(ckpt, i), _flatten(out), {"keys": _keys_meta(out)})
