@@ -69,7 +69,11 @@ def _per_leaf(value: Any, z: Any, name: str, allow_arrays: bool = False) -> list
 
 
 def _soft(x: jax.Array, thr: jax.Array) -> jax.Array:
-  return jnp.sign(x) * jnp.maximum(jnp.abs(x) - thr, 0)
+  # x − clip(x, −thr, thr) is sign(x)·max(|x| − thr, 0) with the same rounding (exact
+  # zeros inside [−thr, thr], x ∓ thr outside) in 3 elementwise ops instead of 5; the
+  # soft-threshold is compute-bound on CPU, where this makes proximal SGD ~20% faster
+  # (benchmarks/bench_core.py). Only the sign of a zero differs: always +0.0.
+  return x - jnp.clip(x, -thr, thr)
 
 
 def _separable(fn: Prox) -> Prox:
