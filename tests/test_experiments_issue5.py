@@ -29,22 +29,40 @@ def test_config_loads_full_and_quick(kind):
     assert cfg.expected, "every config states its expected numbers"
 
 
-@pytest.mark.parametrize("kind", sorted(CONFIGS))
-def test_quick_run_passes_its_checks(kind, tmp_path):
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def quick_run(request, tmp_path_factory):
+  """(config, RunRecord) of each config's [quick] version, run once for the module."""
+  kind = request.param
   cfg = config.load(_path(kind), quick=True)
-  rec = experiments.run(cfg, str(tmp_path / kind), log=None, plots=kind == "tune_lambda")
+  out = tmp_path_factory.mktemp(kind)
+  return cfg, experiments.run(cfg, str(out), log=None, plots=kind == "tune_lambda")
+
+
+def test_quick_run_passes_its_checks(quick_run):
+  cfg, rec = quick_run
   failed = [(r.name, r.value) for r in rec.checks if not r.passed]
   assert not failed, failed
   assert {r.name for r in rec.checks} == set(cfg.expected)
   for name in cfg.expected:
     assert np.isfinite(rec.values[name])
-  assert os.path.exists(tmp_path / kind / "summary.json")
-  if kind == "tune_lambda":
-    assert rec.plots and all(os.path.exists(p) for p in rec.plots)
+  assert os.path.exists(os.path.join(rec.run_dir, "summary.json"))
+  if cfg.kind == "tune_lambda":
     # both λ and both test losses are reported, as the issue asks
     for prob in ("d2l", "digits"):
       for k in ("lambda_search", "lambda_grid", "test_search", "test_grid"):
         assert np.isfinite(rec.values[f"{prob}_{k}"])
+
+
+def test_run_directory_reloads_and_replots(quick_run, tmp_path):
+  """`wdjax plot RUN_DIR`: the resolved config (nested [params] tables included) and the
+  metrics read back, and the kind's plot draws from them."""
+  from wdjax import report
+  cfg, rec = quick_run
+  cfg2, metrics, summary = report.load_run(rec.run_dir)
+  assert cfg2.params == cfg.params and cfg2.hash() == cfg.hash()
+  assert summary["passed"]
+  pngs = report.make_plots(cfg2, metrics, summary["values"], str(tmp_path))
+  assert pngs and all(os.path.getsize(p) > 0 for p in pngs)
 
 
 def _raw(kind):
