@@ -227,3 +227,19 @@ def test_progress_heartbeat_while_waiting():
   with _progress.Progress(1, 8, after=0.0, stream=quiet, enabled=False).waiting(0):
     pass
   assert quiet.getvalue() == ""
+
+
+def test_diverged_epoch_is_the_first_non_finite_epoch_of_any_metric():
+  def fn(h, key):
+    del key
+    e = jnp.arange(5.0)
+    vec = jnp.zeros((5, 3)).at[:, 1].set(jnp.where(e >= h["at2"], jnp.inf, 0.0))
+    return {"loss": jnp.where(e >= h["at"], jnp.nan, e), "vec": vec}
+
+  res = sweep.run(fn, sweep.grid(at=[1, 9], at2=[3, 9]), progress=False)
+  np.testing.assert_array_equal(res.diverged_epoch, [[1, 1], [3, -1]])
+  np.testing.assert_array_equal(res.diverged, [[True, True], [True, False]])
+  assert res.best("loss") == {"at": 9.0, "at2": 9.0}
+  bad = sweep.run(fn, sweep.grid(at=[1], at2=[3]), progress=False)
+  with pytest.raises(ValueError, match="every point diverged"):
+    bad.best("loss")

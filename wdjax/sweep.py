@@ -237,8 +237,10 @@ class SweepResult:
     if mode not in ("min", "max"):
       raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
     vals = np.asarray(self.metrics[metric])[..., epoch].astype(np.float64)
-    vals = np.where(self.diverged | ~np.isfinite(vals), np.inf if mode == "min" else -np.inf,
-                    vals)
+    ok = ~self.diverged & np.isfinite(vals)
+    if not ok.any():
+      raise ValueError(f"every point diverged or has a non-finite {metric}; nothing to pick.")
+    vals = np.where(ok, vals, np.inf if mode == "min" else -np.inf)
     flat = np.argmin(vals) if mode == "min" else np.argmax(vals)
     pos = np.unravel_index(flat, self.shape)
     return {n: self.axes[n][p].item() for d, p in builtins.zip(self.dims, pos) for n in d}
@@ -266,8 +268,11 @@ def _diverged_epoch(metrics: Mapping[str, Any], shape: tuple[int, ...]) -> np.nd
     a = np.asarray(v)
     if not np.issubdtype(a.dtype, np.floating) or a.shape[:len(shape)] != shape:
       continue
-    a = a.reshape(shape + (-1,)) if a.ndim > len(shape) else a.reshape(shape + (1,))
     bad = ~np.isfinite(a)
+    if a.ndim == len(shape):  # one value per run: "epoch" 0
+      bad = bad[..., None]
+    elif a.ndim > len(shape) + 1:  # per-epoch arrays: any bad entry marks the epoch
+      bad = bad.any(axis=tuple(range(len(shape) + 1, a.ndim)))
     e = np.where(bad.any(-1), bad.argmax(-1), -1)
     first = np.where((first < 0) | ((e >= 0) & (e < first)), np.where(e >= 0, e, first), first)
   return first
@@ -342,10 +347,12 @@ def _compiled(train_fn: Callable, mesh: Mesh) -> Callable:
   return _COMPILED[key]
 
 
-def _put(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+  """Puts a pytree of host arrays on the mesh, split along the first axis (one transfer)."""
   if jax.process_count() == 1:
-    return jax.device_put(x, sharding)
-  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx]), tree)
 
 
 def _get(tree: Any) -> Any:
@@ -404,8 +411,9 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
     checkpoint_dir: store each finished chunk there atomically and skip chunks already
       stored by an identical earlier call (same grid, chunk size, seed and training
       function). With several processes it must be a shared directory; process 0 writes.
-    on_chunk: called as `on_chunk(index, n_chunks, outputs)` after each chunk, with the
-      chunk's outputs as NumPy arrays (padding included).
+    on_chunk: called as `on_chunk(index, n_chunks, outputs)` after each computed chunk
+      (not for chunks read back from `checkpoint_dir`), with the chunk's outputs as NumPy
+      arrays (padding included).
 
   Returns:
     A `SweepResult` whose metrics have shape `grid.shape + (epochs,)`.
@@ -468,7 +476,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
       continue
     sl = slice(i * chunk, (i + 1) * chunk)
     # Dispatch chunk i before fetching chunk i-1, so the host copy overlaps the compute.
-    out = fn({k: _put(v[sl], sharding) for k, v in hp.items()}, _put(keys[sl], sharding))
+    out = fn(*_put(({k: v[sl] for k, v in hp.items()}, keys[sl]), sharding))
     if pending is not None:
       finish(*pending)
     pending = (i, out)
