@@ -93,21 +93,20 @@ def _program(cfg: Config):
     out["x_train"], out["y_train"] = ds.x_train, ds.y_train
     return out
 
-  return jax.vmap(one_seed, in_axes=(0, None, None, None))
+  def program(seeds, lams):
+    # The held-out set is drawn inside the compiled program (once, outside the vmap).
+    x_ho, y_ho = _heldout_arrays((max(d.n_heldout, 1), d.dim), cfg.params.heldout_seed, d.noise)
+    return jax.vmap(one_seed, in_axes=(0, None, None, None))(seeds, lams, x_ho, y_ho)
+
+  return program
 
 
-@jax.jit(static_argnums=(0, 1))
 def _heldout_arrays(shape, seed, noise):
+  """A large held-out set from the data distribution, independent of every training set."""
   kx, kn = jax.random.split(jax.random.key(seed))
   x = jax.random.normal(kx, shape)
   y = x @ jnp.full((shape[1],), W_TRUE) + B_TRUE + noise * jax.random.normal(kn, (shape[0],))
   return x, y
-
-
-def _heldout(cfg: Config):
-  """A large held-out set from the data distribution, independent of every training set."""
-  return _heldout_arrays((max(cfg.data.n_heldout, 1), cfg.data.dim), cfg.params.heldout_seed,
-                         cfg.data.noise)
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,9 +134,7 @@ def run(cfg: Config, ctx) -> Outcome:
   grid = cfg.sweep.axes["weight_decay"].values()
   seeds = _common.axis(cfg, "seed", cfg.seed).astype(np.int32)
   lams = np.concatenate([np.asarray(p.compare), grid]).astype(np.float32)
-  with ctx.timed("setup"):
-    x_ho, y_ho = _heldout(cfg)
-    program = _program(cfg)
+  program = _program(cfg)
   per_chunk = len(seeds)
   if cfg.sweep.chunk_size:
     per_chunk = max(1, cfg.sweep.chunk_size // len(lams))
@@ -149,7 +146,7 @@ def run(cfg: Config, ctx) -> Outcome:
     def compute(chunk=chunk):
       nonlocal compiled
       padded = np.concatenate([chunk, np.repeat(chunk[-1:], per_chunk - len(chunk))])
-      args = (jnp.asarray(padded), jnp.asarray(lams), x_ho, y_ho)
+      args = (jnp.asarray(padded), jnp.asarray(lams))
       if compiled is None:
         compiled = _common.compile_fn(ctx, cfg, program, *args)
       with ctx.timed("run"):
