@@ -124,6 +124,24 @@ def _decay_coefficient(learning_rate: ScalarOrSchedule | None, scale_by: str,
   return 1.0  # a constant learning rate has multiplier s_t = 1
 
 
+def check_decay_scale(scale_by: str, learning_rate: Any, peak_learning_rate: Any) -> None:
+  """Checks the arguments that name c_t, shared by `decoupled` and the decay variants."""
+  if scale_by not in SCALE_BY:
+    raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}: 'lr' for "
+                     "PyTorch/optax AdamW, 'schedule' for Loshchilov & Hutter, 'constant' "
+                     "for a fixed per-step shrink.")
+  if scale_by != "constant":
+    if learning_rate is None:
+      raise ValueError(f"scale_by={scale_by!r} needs learning_rate= (the optimizer's η or "
+                       "schedule); use scale_by='constant' to decay without it.")
+    _validate.check_positive("learning_rate", learning_rate)
+  if scale_by == "schedule" and callable(learning_rate) and peak_learning_rate is None:
+    raise ValueError("scale_by='schedule' with a learning-rate schedule needs "
+                     "peak_learning_rate= (η_peak, so that c_t = η_t/η_peak).")
+  if peak_learning_rate is not None:
+    _validate.check_positive("peak_learning_rate", peak_learning_rate)
+
+
 def decoupled(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | None = None,
               scale_by: str = "lr", peak_learning_rate: float | None = None,
               mask: masks.Mask | None = masks.weights_only) -> optax.GradientTransformation:
@@ -160,20 +178,7 @@ def decoupled(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | N
     Array([-0.05,  0.1 ], dtype=float32)
   """
   _validate.check_strength("strength", strength)
-  if scale_by not in SCALE_BY:
-    raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}: 'lr' for "
-                     "PyTorch/optax AdamW, 'schedule' for Loshchilov & Hutter, 'constant' "
-                     "for a fixed per-step shrink.")
-  if scale_by != "constant":
-    if learning_rate is None:
-      raise ValueError(f"scale_by={scale_by!r} needs learning_rate= (the optimizer's η or "
-                       "schedule); use scale_by='constant' to decay without it.")
-    _validate.check_positive("learning_rate", learning_rate)
-  if scale_by == "schedule" and callable(learning_rate) and peak_learning_rate is None:
-    raise ValueError("scale_by='schedule' with a learning-rate schedule needs "
-                     "peak_learning_rate= (η_peak, so that c_t = η_t/η_peak).")
-  if peak_learning_rate is not None:
-    _validate.check_positive("peak_learning_rate", peak_learning_rate)
+  check_decay_scale(scale_by, learning_rate, peak_learning_rate)
 
   def update_fn(updates, state, params=None):
     params = _need_params("decoupled", params)

@@ -25,28 +25,10 @@ import optax
 
 from wdjax import _validate, masks
 from wdjax._validate import ScalarOrSchedule
-from wdjax.transforms import (SCALE_BY, CountState, _decay_coefficient, _init_count,
-                              _map_masked, _need_params)
+from wdjax.transforms import (CountState, _decay_coefficient, _init_count, _map_masked,
+                              _need_params, check_decay_scale)
 
 _DEFAULT = masks.weights_only
-
-
-def _check_scale(scale_by: str, learning_rate: Any, peak_learning_rate: Any) -> None:
-  """The argument checks of `wdjax.decoupled`, for the variants that share its c_t."""
-  if scale_by not in SCALE_BY:
-    raise ValueError(f"scale_by must be one of {SCALE_BY}, got {scale_by!r}: 'lr' for "
-                     "PyTorch/optax AdamW, 'schedule' for Loshchilov & Hutter, 'constant' "
-                     "for a fixed per-step shrink.")
-  if scale_by != "constant":
-    if learning_rate is None:
-      raise ValueError(f"scale_by={scale_by!r} needs learning_rate= (the optimizer's η or "
-                       "schedule); use scale_by='constant' to decay without it.")
-    _validate.check_positive("learning_rate", learning_rate)
-  if scale_by == "schedule" and callable(learning_rate) and peak_learning_rate is None:
-    raise ValueError("scale_by='schedule' with a learning-rate schedule needs "
-                     "peak_learning_rate= (η_peak, so that c_t = η_t/η_peak).")
-  if peak_learning_rate is not None:
-    _validate.check_positive("peak_learning_rate", peak_learning_rate)
 
 
 def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | None = None,
@@ -88,7 +70,7 @@ def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | No
     Array([-1.5,  1. ], dtype=float32)
   """
   _validate.check_strength("strength", strength)
-  _check_scale(scale_by, learning_rate, peak_learning_rate)
+  check_decay_scale(scale_by, learning_rate, peak_learning_rate)
 
   def update_fn(updates, state, params=None):
     params = _need_params("cautious", params)
