@@ -117,6 +117,9 @@ CHECKS = {
     "digits_val_gap": "digits: validation loss at the searched λ over the grid's best, minus 1",
     "digits_hypergrad_vs_fd": "digits: |dV/dlogλ − central FD| / (|FD| + floor·V) at the "
                               "searched λ",
+    "d2l_search_value_consistency": "D2L: |V from the search's gradient program / V from "
+                                    "the vmapped sweep − 1| at the searched λ (same function)",
+    "digits_search_value_consistency": "digits: the same consistency for the digits MLP",
     "lasso_hypergrad_vs_fd": "lasso: max relative error of the implicit dV/dλ against "
                              "central FD of exact LassoLars solutions",
     "lasso_solution_vs_lars": "lasso: max |w (wdjax) − w (sklearn LassoLars)|",

@@ -81,7 +81,7 @@ def _builder(opt: OptimizerConfig, total_steps: int, decay: str):
     peak = lr if opt.schedule != "constant" else None
     base = (optax.adam(sched) if opt.name == "adam"
             else optax.sgd(sched, momentum=opt.momentum or None))
-    rule = transforms.decoupled if decay == "adamw" else variants.cautious
+    rule = transforms.decoupled if decay == "decoupled" else variants.cautious
     return optax.chain(base, rule(lam, learning_rate=sched, scale_by=opt.scale_by,
                                   peak_learning_rate=peak, mask=mask))
 
@@ -163,7 +163,9 @@ def run_cautious(cfg: Config, ctx) -> Outcome:
   ds = _digits(cfg)
   lams = cfg.sweep.axes["weight_decay"].values()
   seeds = _seeds(cfg)
-  res = {v: _sweep(ctx, cfg, ds, v, lams, seeds, v) for v in ("adamw", "cautious")}
+  res = {v: _sweep(ctx, cfg, ds, "decoupled" if v == "adamw" else v, lams, seeds, v)
+         for v in ("adamw", "cautious")}
+  plain = "AdamW" if cfg.optimizer.name == "adam" else "SGDW"
   a, c = res["adamw"], res["cautious"]
   metrics, values, table = {"lambdas": lams, "seeds": seeds}, {}, []
   for v, r in res.items():
@@ -188,7 +190,7 @@ def run_cautious(cfg: Config, ctx) -> Outcome:
     values[f"{v}_best_test_error"] = float(np.mean(err))
     values[f"{v}_best_test_loss"] = float(np.mean(r["test_loss"][i]))
     values[f"{v}_best_test_acc"] = float(np.mean(r["test_acc"][i]))
-    table.append((f"{'AdamW' if v == 'adamw' else 'cautious'}: λ chosen on validation / "
+    table.append((f"{plain if v == 'adamw' else 'cautious'}: λ chosen on validation / "
                   f"test error / test loss (mean of {S} seeds)",
                   f"{lams[i]:g} / {np.mean(err):.2%} ± {np.std(err):.2%} / "
                   f"{np.mean(r['test_loss'][i]):.4f}"))
@@ -201,12 +203,12 @@ def run_cautious(cfg: Config, ctx) -> Outcome:
   k = cfg.params.noise_factor
   verdict = ("fewer than 3 seeds: no comparison" if S < 3 else
              "within seed noise: no winner claimed" if abs(np.mean(diff)) <= k * se else
-             ("cautious lower" if np.mean(diff) < 0 else "AdamW lower") +
+             ("cautious lower" if np.mean(diff) < 0 else f"{plain} lower") +
              f" by more than {k:g} standard errors")
-  table.append(("best test error, cautious − AdamW (paired over seeds) ± s.e.",
+  table.append((f"best test error, cautious − {plain} (paired over seeds) ± s.e.",
                 f"{np.mean(diff):+.2%} ± {se:.2%} ({verdict})"))
   for j, lam in enumerate(lams):
-    table.append((f"λ={lam:g}: test error AdamW / cautious; ‖w‖ AdamW / cautious",
+    table.append((f"λ={lam:g}: test error {plain} / cautious; ‖w‖ {plain} / cautious",
                   f"{1 - np.mean(a['test_acc'][j]):.2%} / {1 - np.mean(c['test_acc'][j]):.2%}; "
                   f"{np.mean(a['decayed_norm'][j]):.3g} / {np.mean(c['decayed_norm'][j]):.3g}"))
   return Outcome(metrics, values, table)
@@ -308,7 +310,7 @@ def run_timescale(cfg: Config, ctx) -> Outcome:
   for vname, opt in _variants(cfg).items():
     sub = dataclasses.replace(cfg, optimizer=opt)
     subset = lambda n: full._replace(x_train=full.x_train[:n], y_train=full.y_train[:n])
-    ref = _sweep(ctx, sub, subset(p.reference_size), "adamw", grid, seeds,
+    ref = _sweep(ctx, sub, subset(p.reference_size), "decoupled", grid, seeds,
                  f"{vname}_n{p.reference_size}")
     lam_ref = float(grid[_best(ref["val_loss"])])
     _, tau_epoch = variants.timescale(weight_decay=lam_ref, learning_rate=opt.lr, batch_size=B,
@@ -321,7 +323,7 @@ def run_timescale(cfg: Config, ctx) -> Outcome:
       if n == p.reference_size:
         r = {k: np.concatenate([v, v[[_best(ref["val_loss"])]]]) for k, v in ref.items()}
       else:
-        r = _sweep(ctx, sub, subset(int(n)), "adamw", np.append(grid, lam_rule), seeds,
+        r = _sweep(ctx, sub, subset(int(n)), "decoupled", np.append(grid, lam_rule), seeds,
                    f"{vname}_n{n}")
       val, test = _mean(r["val_loss"]), _mean(r["test_loss"])
       i = _best(r["val_loss"][:len(grid)])
