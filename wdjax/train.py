@@ -317,7 +317,8 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     train_loss, val_loss, test_loss (with a test split), train_acc/val_acc/test_acc
     (classification), decayed_norm (‖masked leaves‖₂), zero_fraction (exact zeros among
     masked leaves); plus "params" with `return_params`. `train_fn.hparam_names` lists
-    the accepted names and `train_fn.required_hparams` the ones without default.
+    the accepted names, `train_fn.required_hparams` the ones without default, and
+    `train_fn.steps_per_epoch` the optimizer steps per epoch (for schedules).
 
   Raises:
     ValueError: on bad arguments, and (when called) on unknown or missing hparams.
@@ -410,6 +411,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   train_fn.hparam_names = accepted
   train_fn.required_hparams = required
   train_fn.epochs = epochs
+  train_fn.steps_per_epoch = nb
   train_fn.dataset = dataset
   return train_fn
 
