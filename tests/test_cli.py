@@ -10,6 +10,9 @@ import pytest
 
 from wdjax import cli, experiments, report
 
+# Tests stay hermetic: no persistent compilation cache written to (or read from) ~/.cache.
+os.environ["WDJAX_CACHE"] = "off"
+
 def _read(path):
   with open(path) as f:
     return f.read()
