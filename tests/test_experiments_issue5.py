@@ -88,3 +88,21 @@ def test_bad_config_names_the_key(kind, override, match):
   raw = config.merge(_raw(kind), override)
   with pytest.raises(config.ConfigError, match=match):
     config.from_dict(raw)
+
+
+def test_shrink_keeps_a_valid_timescale_config():
+  """`wdjax.experiments.shrink` (the smoke test of every config) uses the kind's hook: the
+  checked variant at the two smallest sizes, still a config its validation accepts."""
+  cfg = config.load(_path("timescale"), quick=True)
+  small = experiments.shrink(cfg)
+  assert list(small.variants) == [cfg.params.check_variant]
+  assert small.params.sizes == tuple(sorted(cfg.params.sizes)[:2])
+  experiments.KINDS["timescale"].validate(small)
+  assert set(small.expected) <= set(experiments.KINDS["timescale"].checks)
+
+
+def test_shrink_keeps_a_valid_tune_lambda_config():
+  cfg = config.load(_path("tune_lambda"), quick=True)
+  small = experiments.shrink(cfg)
+  assert small.params.search_steps == 3 and small.params.d2l.grid[2] == 3
+  experiments.KINDS["tune_lambda"].validate(small)

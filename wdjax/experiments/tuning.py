@@ -39,6 +39,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import jax
@@ -348,4 +349,19 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("tune_lambda", TuneParams, CHECKS, run, plot, _validate))
+def shrink(cfg: Config) -> Config:
+  """`wdjax.experiments.shrink`'s hook: 3 search steps, 3-point grids, a small digits
+  problem, one lasso λ (the six compiled programs stay: two problems x search,
+  hypergradient, sweep)."""
+  p = cfg.params
+  grid3 = lambda g: (g[0], g[1], 3.0)
+  return dataclasses.replace(cfg, params=dataclasses.replace(
+      p, search_steps=3,
+      d2l=dataclasses.replace(p.d2l, grid=grid3(p.d2l.grid), epochs=min(p.d2l.epochs, 2)),
+      digits=dataclasses.replace(p.digits, grid=grid3(p.digits.grid), hidden=(8,),
+                                 epochs=min(p.digits.epochs, 2),
+                                 n_train=max(p.digits.batch_size, 64)),
+      lasso=dataclasses.replace(p.lasso, lambdas=p.lasso.lambdas[:1])))
+
+
+KIND = register(Kind("tune_lambda", TuneParams, CHECKS, run, plot, _validate, shrink=shrink))

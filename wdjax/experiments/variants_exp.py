@@ -401,5 +401,16 @@ def plot_timescale(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str
   return out
 
 
+def shrink_timescale(cfg: Config) -> Config:
+  """`wdjax.experiments.shrink`'s hook: the checked variant only, at the two smallest sizes
+  (each variant x size is its own compiled program)."""
+  p = cfg.params
+  name = p.check_variant or next(iter(_variants(cfg)))
+  sizes = tuple(sorted(p.sizes)[:2])
+  return dataclasses.replace(
+      cfg, variants={name: _variants(cfg)[name]} if cfg.variants else {},
+      params=dataclasses.replace(p, sizes=sizes, reference_size=sizes[-1], check_variant=name))
+
+
 register(Kind("timescale", TimescaleParams, TIMESCALE_CHECKS, run_timescale, plot_timescale,
-              _validate_timescale))
+              _validate_timescale, shrink=shrink_timescale))
