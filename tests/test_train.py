@@ -174,3 +174,19 @@ def test_bad_input():
   bad = _digits()._replace(num_classes=5)
   with pytest.raises(ValueError, match="labels"):
     train.make_train_fn(models.for_dataset("softmax", _digits()), bad, optimizer="sgd", epochs=1)
+
+
+def test_data_argument_replaces_the_closed_over_dataset():
+  """sweep.run passes train_fn.data as an argument (not a compiled-in constant)."""
+  a, b = data.d2l_synthetic(seed=1, n_train=12, n_val=8, d=5), data.d2l_synthetic(
+      seed=2, n_train=12, n_val=8, d=5)
+  make = lambda ds: train.make_train_fn(models.LinearRegression(5, rngs=nnx.Rngs(0)), ds,
+                                        optimizer="sgd", epochs=2, batch_size=4)
+  fa, fb = make(a), make(b)
+  assert set(fa.data) == {"train", "val"}
+  hp, key = {"learning_rate": 0.1}, jax.random.key(0)
+  run = jax.jit(fa)
+  swapped = jax.jit(fa)(hp, key, fb.data)
+  for k, v in jax.jit(fb)(hp, key).items():
+    np.testing.assert_allclose(swapped[k], v, rtol=1e-6)
+  np.testing.assert_array_equal(run(hp, key)["val_loss"], jax.jit(fa)(hp, key, fa.data)["val_loss"])

@@ -337,22 +337,34 @@ _COMPILED: dict[Any, Callable] = {}
 _seed_keys = jax.jit(jax.vmap(lambda s: jax.random.key_data(jax.random.key(s))))
 
 
-def _compiled(train_fn: Callable, mesh: Mesh) -> Callable:
-  """jit(vmap(train_fn)) with the grid axis sharded over `mesh`; cached per (fn, mesh)."""
-  key = (train_fn, mesh)
+def _compiled(train_fn: Callable, mesh: Mesh, with_data: bool) -> Callable:
+  """jit(vmap(train_fn)) with the grid axis sharded over `mesh` (and the data, when given
+  as a third argument, replicated); cached per (fn, mesh)."""
+  key = (train_fn, mesh, with_data)
   if key not in _COMPILED:
     sharding = NamedSharding(mesh, PartitionSpec(_MESH_AXIS))
-    _COMPILED[key] = jax.jit(jax.vmap(train_fn), in_shardings=(sharding, sharding),
-                             out_shardings=sharding)
+    if with_data:
+      replicated = NamedSharding(mesh, PartitionSpec())
+      _COMPILED[key] = jax.jit(jax.vmap(train_fn, in_axes=(0, 0, None)),
+                               in_shardings=(sharding, sharding, replicated),
+                               out_shardings=sharding)
+    else:
+      _COMPILED[key] = jax.jit(jax.vmap(train_fn), in_shardings=(sharding, sharding),
+                               out_shardings=sharding)
   return _COMPILED[key]
 
 
 def _put(tree: Any, sharding: NamedSharding) -> Any:
-  """Puts a pytree of host arrays on the mesh, split along the first axis (one transfer)."""
+  """Puts a pytree of arrays on the mesh with `sharding` (one transfer on one host; on
+  several hosts each process supplies its own shards from its full host copy)."""
   if jax.process_count() == 1:
     return jax.device_put(tree, sharding)
-  return jax.tree.map(
-      lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx]), tree)
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree.map(put, tree)
 
 
 def _get(tree: Any) -> Any:
@@ -399,7 +411,9 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
 
   Args:
     train_fn: `(hparams, key) -> dict of arrays` (e.g. from `wdjax.train.make_train_fn`);
-      "params" in its output goes to `SweepResult.params`.
+      "params" in its output goes to `SweepResult.params`. When it has a `data`
+      attribute (a pytree of arrays) it is called as `train_fn(hparams, key, data)`,
+      with the data replicated on every device rather than compiled in as a constant.
     grid: a `Grid` from `grid(...)`.
     chunk_size: runs per compiled call (bounds memory); None: the whole grid at once.
       Rounded up to a multiple of the number of devices; the last chunk is padded.
@@ -446,7 +460,11 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   hp = {k: v[pad].astype(float_dtype) for k, v in pts.items() if k != SEED}
   seeds = pts[SEED][pad] if SEED in pts else np.full(pad.shape, seed, np.int64)
   keys = np.asarray(_seed_keys(seeds.astype(np.uint32)))
-  fn = _compiled(train_fn, mesh)
+  # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
+  # instead of being closed over, so it is not baked into the program as a constant.
+  data = getattr(train_fn, "data", None)
+  fn = _compiled(train_fn, mesh, data is not None)
+  extra = () if data is None else (_put(data, NamedSharding(mesh, PartitionSpec())),)
 
   ckpt = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None
   writer = jax.process_index() == 0
@@ -476,7 +494,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
       continue
     sl = slice(i * chunk, (i + 1) * chunk)
     # Dispatch chunk i before fetching chunk i-1, so the host copy overlaps the compute.
-    out = fn(*_put(({k: v[sl] for k, v in hp.items()}, keys[sl]), sharding))
+    out = fn(*_put(({k: v[sl] for k, v in hp.items()}, keys[sl]), sharding), *extra)
     if pending is not None:
       finish(*pending)
     pending = (i, out)

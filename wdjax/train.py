@@ -312,8 +312,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     shuffle: reshuffle the training set every epoch.
 
   Returns:
-    `train_fn(hparams, key)`: hparams is a dict name -> scalar (traced under vmap), key a
-    PRNG key (typed or raw uint32). It returns a dict of arrays of shape (epochs,):
+    `train_fn(hparams, key, data=None)`: hparams is a dict name -> scalar (traced under
+    vmap), key a PRNG key (typed or raw uint32); `data` defaults to `train_fn.data`, the
+    dataset's arrays {"train": (x, y), "val": (x, y)[, "test": (x, y)]} (`sweep.run`
+    passes it as an argument so that a large dataset is not baked into the compiled
+    program as a constant). It returns a dict of arrays of shape (epochs,):
     train_loss, val_loss, test_loss (with a test split), train_acc/val_acc/test_acc
     (classification), decayed_norm (‖masked leaves‖₂), zero_fraction (exact zeros among
     masked leaves); plus "params" with `return_params`. `train_fn.hparam_names` lists
@@ -344,8 +347,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   loss_fn = loss or (cross_entropy if classification else squared_loss)
   graphdef, init_params, dropout = _split_model(model)
   apply = _caller(graphdef)
-  splits = dataset.splits()
-  x_tr, y_tr = splits["train"]
+  default_data = {k: tuple(v) for k, v in dataset.splits().items()}
   metric_mask = masks.resolve(mask, jax.eval_shape(init_params, jax.random.key(0)),
                               allow_empty=True)
   nb = 1 if full_batch else n // batch_size
@@ -353,7 +355,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   def objective(params, x, y, rng):
     return loss_fn(apply(params, x, train=True, rng=rng if dropout else None), y)
 
-  def evaluate(params) -> dict:
+  def evaluate(params, splits) -> dict:
     out = {}
     for name, (x, y) in splits.items():
       if name == "train" and not eval_train:
@@ -366,8 +368,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     out["decayed_norm"], out["zero_fraction"] = _tree_stats(leaves)
     return out
 
-  def train_fn(hparams: dict, key: jax.Array) -> dict:
+  def train_fn(hparams: dict, key: jax.Array, data: dict | None = None) -> dict:
     _check_hparams(hparams, accepted, required)
+    splits = default_data if data is None else data
+    x_tr, y_tr = splits["train"]
     if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
       key = jax.random.wrap_key_data(key)
     k_init, k_epochs = jax.random.split(key)
@@ -397,7 +401,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
         idx = (jax.random.permutation(k_perm, n) if shuffle else jnp.arange(n))[:nb * batch_size]
         batches = (idx.reshape(nb, batch_size), rngs)
       carry, losses = jax.lax.scan(step, carry, batches)
-      out = evaluate(carry[0])
+      out = evaluate(carry[0], splits)
       if not eval_train:
         out["train_loss"] = jnp.mean(losses)
       return carry, out
@@ -413,6 +417,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   train_fn.epochs = epochs
   train_fn.steps_per_epoch = nb
   train_fn.dataset = dataset
+  train_fn.data = default_data
   return train_fn
 
 
