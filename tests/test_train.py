@@ -190,3 +190,16 @@ def test_data_argument_replaces_the_closed_over_dataset():
   for k, v in jax.jit(fb)(hp, key).items():
     np.testing.assert_allclose(swapped[k], v, rtol=1e-6)
   np.testing.assert_array_equal(run(hp, key)["val_loss"], jax.jit(fa)(hp, key, fa.data)["val_loss"])
+
+
+def test_hparam_names_of_custom_builders():
+  import optax
+  assert train.hparam_names(lambda h: optax.sgd(h["learning_rate"], momentum=h.get("mu"))) == (
+      ("learning_rate",), ("mu",))
+  # A builder that unpacks the dict: names unknown, so nothing is rejected up front.
+  dyn = lambda h: optax.sgd(**h)
+  assert train.hparam_names(dyn) is None
+  ds = _tiny()
+  fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer=dyn, epochs=1)
+  assert fn.hparam_names is None
+  assert np.isfinite(jax.jit(fn)({"learning_rate": 0.1}, jax.random.key(0))["val_loss"]).all()

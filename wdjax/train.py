@@ -185,9 +185,25 @@ class _Probe(dict):
     self.optional.add(k)
     return True
 
+  def _dynamic(self, *args):
+    self.dynamic = True
+    return iter(())
 
-def hparam_names(optimizer: Builder) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """(required, optional) hyperparameter names that `optimizer(hparams)` reads."""
+  dynamic = False
+  __iter__ = keys = values = items = _dynamic
+
+  def __len__(self):
+    self.dynamic = True
+    return 0
+
+
+def hparam_names(optimizer: Builder) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+  """(required, optional) hyperparameter names that `optimizer(hparams)` reads.
+
+  Found by calling the builder once on a recording dict of traced values. None when the
+  builder iterates over the dict (e.g. `optax.sgd(**hparams)`) or fails on the recording
+  dict: the names are then unknown and not checked.
+  """
   probe = _Probe(None)
 
   def run(v):
@@ -195,7 +211,12 @@ def hparam_names(optimizer: Builder) -> tuple[tuple[str, ...], tuple[str, ...]]:
     optimizer(probe)
     return v
 
-  jax.eval_shape(run, jax.ShapeDtypeStruct((), jnp.float32))  # tracers: no value checks
+  try:
+    jax.eval_shape(run, jax.ShapeDtypeStruct((), jnp.float32))  # tracers: no value checks
+  except Exception:  # noqa: BLE001 -- the real call will raise its own, clearer error
+    return None
+  if probe.dynamic:
+    return None
   return tuple(sorted(probe.required)), tuple(sorted(probe.optional - probe.required))
 
 
@@ -320,7 +341,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     train_loss, val_loss, test_loss (with a test split), train_acc/val_acc/test_acc
     (classification), decayed_norm (‖masked leaves‖₂), zero_fraction (exact zeros among
     masked leaves); plus "params" with `return_params`. `train_fn.hparam_names` lists
-    the accepted names, `train_fn.required_hparams` the ones without default, and
+    the accepted names (None when the optimizer reads them dynamically), `train_fn.required_hparams` the ones without default, and
     `train_fn.steps_per_epoch` the optimizer steps per epoch (for schedules).
 
   Raises:
@@ -341,8 +362,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   if not callable(builder):
     raise TypeError("optimizer must be a name in wdjax.train.OPTIMIZERS or a function "
                     f"hparams -> optax.GradientTransformation; got {type(optimizer).__name__}.")
-  required, optional = hparam_names(builder)
-  accepted = tuple(sorted(set(required) | set(optional)))
+  names = hparam_names(builder)
+  if names is None:
+    required, accepted = (), None
+  else:
+    required, accepted = names[0], tuple(sorted(set(names[0]) | set(names[1])))
   classification = dataset.task == "classification"
   loss_fn = loss or (cross_entropy if classification else squared_loss)
   graphdef, init_params, dropout = _split_model(model)
@@ -421,9 +445,12 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   return train_fn
 
 
-def _check_hparams(hparams: Any, accepted: tuple[str, ...], required: tuple[str, ...]) -> None:
+def _check_hparams(hparams: Any, accepted: tuple[str, ...] | None,
+                   required: tuple[str, ...]) -> None:
   if not isinstance(hparams, dict):
     raise TypeError(f"hparams must be a dict name -> value, got {type(hparams).__name__}.")
+  if accepted is None:  # the optimizer reads its hparams dynamically: nothing to check
+    return
   unknown = sorted(set(hparams) - set(accepted))
   if unknown:
     raise ValueError(f"unknown hyperparameter(s) {unknown}: this training function reads "
