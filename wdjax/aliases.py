@@ -93,12 +93,25 @@ def proximal_sgd(learning_rate: ScalarOrSchedule, prox: Callable[..., Any],
                  mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
   """Proximal SGD: w⁺ = prox_{η_t·R}(w − η_t·g) (ISTA; exact zeros with `prox.l1`).
 
+  With heavy-ball momentum β the step is w⁺ = prox_{τ_t·R}(w − η_t·buf), buf ← β·buf + g,
+  and the prox uses τ_t = η_t/(1 − β): at a fixed point buf = g/(1 − β), so the gradient
+  step is η_t/(1 − β)·g and the prox must match it for the fixed point to minimize L + R
+  (with τ_t = η_t it would minimize L + (1 − β)·R).
+
   Example:
     >>> import jax.numpy as jnp, wdjax
     >>> tx = wdjax.proximal_sgd(0.1, wdjax.prox.l1, 1e-3)
   """
+  prox_lr = learning_rate
+  if momentum is not None:
+    if _validate.is_concrete(momentum) and not 0.0 <= float(momentum) < 1.0:
+      raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
+    if callable(learning_rate):
+      prox_lr = lambda count: learning_rate(count) / (1 - momentum)
+    else:
+      prox_lr = learning_rate / (1 - momentum)
   return optax.chain(optax.sgd(learning_rate, momentum=momentum),
-                     proximal(prox, strength, learning_rate=learning_rate, mask=mask))
+                     proximal(prox, strength, learning_rate=prox_lr, mask=mask))
 
 
 class ProximalAdamState(NamedTuple):

@@ -40,6 +40,8 @@ def optimizer_builder(opt: OptimizerConfig, total_steps: int) -> Callable[[dict]
     momentum = h.get("momentum", opt.momentum) if opt.momentum else None
     if opt.coupling == "proximal" and opt.name == "adam":
       return aliases.proximal_adam(sched, PROXES[opt.penalty], lam, mask=mask)
+    if opt.coupling == "proximal":  # with momentum the prox threshold is η_t/(1 − β)·λ
+      return aliases.proximal_sgd(sched, PROXES[opt.penalty], lam, momentum=momentum, mask=mask)
     base = (optax.sgd(sched, momentum=momentum) if opt.name == "sgd" else optax.adam(sched))
     if opt.coupling == "coupled":
       return optax.chain(transforms.coupled(PENALTIES[opt.penalty], lam, mask=mask), base)
@@ -47,8 +49,7 @@ def optimizer_builder(opt: OptimizerConfig, total_steps: int) -> Callable[[dict]
       return optax.chain(base, transforms.decoupled(lam, learning_rate=sched,
                                                     scale_by=opt.scale_by,
                                                     peak_learning_rate=peak, mask=mask))
-    return optax.chain(base, transforms.proximal(PROXES[opt.penalty], lam,
-                                                 learning_rate=sched, mask=mask))
+    raise ConfigError(f"unknown coupling {opt.coupling!r}")
 
   return build
 
