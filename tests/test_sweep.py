@@ -243,3 +243,16 @@ def test_diverged_epoch_is_the_first_non_finite_epoch_of_any_metric():
   bad = sweep.run(fn, sweep.grid(at=[1], at2=[3]), progress=False)
   with pytest.raises(ValueError, match="every point diverged"):
     bad.best("loss")
+
+
+def test_checkpoint_refuses_another_training_setup(tmp_path):
+  a, b = data.d2l_synthetic(seed=0, n_train=8, n_val=4, d=3), data.d2l_synthetic(
+      seed=1, n_train=8, n_val=4, d=3)
+  make = lambda ds, opt: train.make_train_fn(models.for_dataset("linear", ds), ds,
+                                             optimizer=opt, epochs=1)
+  g = sweep.grid(weight_decay=[0.0, 0.1], learning_rate=[0.1])
+  sweep.run(make(a, "sgd_coupled_l2"), g, checkpoint_dir=tmp_path, progress=False)
+  sweep.run(make(a, "sgd_coupled_l2"), g, checkpoint_dir=tmp_path, progress=False)  # resumes
+  for other in (make(b, "sgd_coupled_l2"), make(a, "sgdw")):  # other data, other optimizer
+    with pytest.raises(ValueError, match="another sweep"):
+      sweep.run(other, g, checkpoint_dir=tmp_path, progress=False)

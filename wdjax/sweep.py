@@ -378,11 +378,15 @@ def _fingerprint(grid: Grid, chunk: int, seed: int, train_fn: Callable) -> str:
   h = hashlib.sha256()
   h.update(json.dumps({"dims": grid.dims, "chunk": chunk, "seed": seed,
                        "fn": getattr(train_fn, "__qualname__", repr(type(train_fn))),
-                       "hparams": list(getattr(train_fn, "hparam_names", ())),
+                       "signature": getattr(train_fn, "signature", None),
+                       "hparams": list(getattr(train_fn, "hparam_names", None) or ()),
                        "epochs": getattr(train_fn, "epochs", None)}).encode())
   for n in grid.names:
     h.update(n.encode())
     h.update(np.ascontiguousarray(grid.values[n]).tobytes())
+  # The data's bytes too: the same model on other data is another sweep.
+  for leaf in jax.tree.leaves(getattr(train_fn, "data", None)):
+    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
   return h.hexdigest()[:16]
 
 
@@ -423,8 +427,10 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
       every local device, and with `jax.distributed` every device of every host).
     seed: the key of every run when the grid has no "seed" axis.
     checkpoint_dir: store each finished chunk there atomically and skip chunks already
-      stored by an identical earlier call (same grid, chunk size, seed and training
-      function). With several processes it must be a shared directory; process 0 writes.
+      stored by an identical earlier call (same grid, chunk size and seed, and for a
+      `make_train_fn` function the same setup and data; other functions are identified
+      by name only). With several processes it must be a shared directory; process 0
+      writes.
     on_chunk: called as `on_chunk(index, n_chunks, outputs)` after each computed chunk
       (not for chunks read back from `checkpoint_dir`), with the chunk's outputs as NumPy
       arrays (padding included).

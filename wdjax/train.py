@@ -372,8 +372,8 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   graphdef, init_params, dropout = _split_model(model)
   apply = _caller(graphdef)
   default_data = {k: tuple(v) for k, v in dataset.splits().items()}
-  metric_mask = masks.resolve(mask, jax.eval_shape(init_params, jax.random.key(0)),
-                              allow_empty=True)
+  abstract_params = jax.eval_shape(init_params, jax.random.key(0))
+  metric_mask = masks.resolve(mask, abstract_params, allow_empty=True)
   nb = 1 if full_batch else n // batch_size
 
   def objective(params, x, y, rng):
@@ -442,7 +442,23 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   train_fn.steps_per_epoch = nb
   train_fn.dataset = dataset
   train_fn.data = default_data
+  # What identifies this training setup (sweep checkpoints refuse another one's chunks).
+  shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), abstract_params)
+  train_fn.signature = repr((
+      "make_train_fn", _describe(optimizer), epochs, batch_size, _describe(loss_fn), eval_train, shuffle, return_params,
+      metric_mask, dropout, shapes, dataset.task, dataset.num_classes,
+      jax.tree.map(lambda a: (a.shape, str(a.dtype)), default_data)))
   return train_fn
+
+
+def _describe(obj: Any) -> str:
+  """A description of a function that is stable across processes (no memory addresses)."""
+  if isinstance(obj, functools.partial):
+    kw = ", ".join(f"{k}={_describe(v)}" for k, v in sorted(obj.keywords.items()))
+    return f"partial({_describe(obj.func)}, {', '.join(map(_describe, obj.args))}; {kw})"
+  if callable(obj) and hasattr(obj, "__qualname__"):
+    return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
+  return repr(obj)
 
 
 def _check_hparams(hparams: Any, accepted: tuple[str, ...] | None,
