@@ -315,6 +315,8 @@ PAIRS = (("optax.adamw", 'wdjax.adamw scale_by="lr"'),
          ("optax.adamw", 'wdjax.adamw scale_by="schedule"'),
          ("optax.adamw, cosine schedule", 'wdjax.adamw "schedule", cosine schedule'),
          ("optax.adamw", "torch.optim.AdamW(fused=True)"),
+         ("optax.adamw", "optax.adamw, no donation"),
+         ("optax.adamw", "optax.adamw, flat buffer"),
          ("optax.sgd + hand soft-threshold", "wdjax.proximal_sgd(prox.l1)"),
          ("optax.sgd + hand soft-threshold, clip form", "wdjax.proximal_sgd(prox.l1)"))
 
