@@ -80,6 +80,11 @@ def test_lasso_wide_synthetic_matches_sklearn(wide):
   assert res.converged.all()
   assert (res.coefs[-1] != 0).sum() > 20  # the path went past the 20 true features
   _assert_same_path(res.coefs, _sklearn(lasso_path, X, y, res.lambdas))
+  # the strong-rule seeding, and no screening at all (fewer λ: FISTA on all 2000 features
+  # is slower), reach the same path
+  for screening, k in (("strong", 12), (False, 5)):
+    other = path.lasso_path(X, y, lambdas=res.lambdas[:k], dtype="float64", screening=screening)
+    _assert_same_path(other.coefs, res.coefs[:k])
 
 
 def test_enet_wide_synthetic_matches_sklearn(wide):
@@ -153,6 +158,7 @@ def test_non_convergence_is_reported(wide):
     (dict(n_lambdas=0), "n_lambdas"),
     (dict(method="newton"), "method"),
     (dict(dtype="int32"), "dtype"),
+    (dict(screening="yes"), "screening"),
 ])
 def test_bad_input(diabetes, kwargs, match):
   with pytest.raises(ValueError, match=match):

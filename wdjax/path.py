@@ -20,9 +20,12 @@ accelerations, none of which changes the answer (the stopping test is the gap of
 problem):
 
 - warm starts: λ_k starts from the solution at λ_{k−1};
-- working sets (l1/elastic net, wide X): the strong rule of Tibshirani et al (2012) keeps
-  features with |x_jᵀr|/n ≥ α(2λ_k − λ_{k−1}); FISTA runs on those; features that violate
-  the optimality conditions are added back until the full gap is below tol;
+- working sets (l1/elastic net, wide X): FISTA runs on the support of the warm start plus
+  the features that violate the optimality condition |x_jᵀr|/n <= λα there, the most
+  violated first, growing by at most max(32, |support|/2) features a round (the strategy
+  of celer/skglm); the full gap is then checked and violators are added until it is below
+  tol. `screening="strong"` seeds the set with the sequential strong rule of Tibshirani
+  et al (2012) instead, |x_jᵀr|/n >= α(2λ_k − λ_{k−1});
 - support polishing (l1/elastic net): once the support and signs stop changing, the
   optimality conditions restricted to the support are a linear system,
   (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly; the candidate is kept
@@ -472,13 +475,17 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   tol_abs = tol * yy
   kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
             polish=bool(polish) and kind != "group")
+  if screening not in ("auto", "kkt", "strong", True, False):
+    raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
+                     f"{screening!r}.")
   use_ws = method == "warm" and kind != "group" and (
-      screening is True or (screening == "auto" and d > 64))
+      screening in (True, "kkt", "strong") or (screening == "auto" and d > 64))
   with _x64_scope(dt):
     Qj, bj = jnp.asarray(Q, dt), jnp.asarray(b, dt)
     g = None if gidx is None else jnp.asarray(gidx)
     if use_ws:
-      coefs, gaps, iters = _path_working_sets(Qj, bj, yy, lams, l1_ratio, lam_max, tol_abs, kw)
+      coefs, gaps, iters = _path_working_sets(Qj, bj, yy, lams, l1_ratio, lam_max, tol_abs, kw,
+                                              strong_rule=screening == "strong")
     else:
       fn = _path_scan if method == "warm" else _path_vmap
       coefs, gaps, iters = (np.asarray(a) for a in
@@ -508,7 +515,9 @@ _PATH_ARGS = """
       in float64, 1e-5 in float32.
     max_iter: FISTA iterations allowed per λ (a safety cap; non-convergence warns).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
-    screening: working sets with the strong rule: True, False or "auto" (when d > 64).
+    screening: working sets (method="warm", l1/elastic net): "kkt" or True (grown from the
+      violators of the optimality conditions), "strong" (seeded by the strong rule),
+      False (none), or "auto" ("kkt" when d > 64).
     polish: try the exact solve on a stable support (l1/elastic net).
     dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled.
 
