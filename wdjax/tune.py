@@ -14,6 +14,13 @@ Two routes to dV/d log λ, the derivative of a validation loss V with respect to
 
 `search` runs Adam on log-hyperparameters with `hypergradient`, keeping the best point.
 
+Differentiating through Adam: √v̂ has an infinite derivative at v̂ = 0, which happens on
+coordinates whose gradient is exactly 0 (constant input pixels, dead ReLU units), and the
+hypergradient becomes NaN. Train with `optax.adam(..., eps_root=1e-8)` (or any small
+eps_root) when you differentiate through it. ReLU networks make the validation loss only
+piecewise smooth in λ: the gradient is exact for the local piece, so compare it with
+finite differences at small steps only.
+
 References:
   Maclaurin et al, Gradient-based Hyperparameter Optimization through Reversible
   Learning, 2015. https://arxiv.org/abs/1502.03492
