@@ -240,9 +240,9 @@ def _gap(kind, w, c, bw, yy, lam1, lam2, gidx):
 
 
 def _lipschitz(Q):
-  """λ_max(Q) by 64 power iterations from a fixed random start, times 1.05 for safety."""
+  """λ_max(Q) by 24 power iterations from a fixed random start, times 1.05 for safety."""
   v = jax.random.normal(jax.random.key(0), (Q.shape[0],), Q.dtype)
-  v = jax.lax.fori_loop(0, 64, lambda _, v: (lambda u: u / jnp.maximum(jnp.linalg.norm(u), 1e-30))(Q @ v),
+  v = jax.lax.fori_loop(0, 24, lambda _, v: (lambda u: u / jnp.maximum(jnp.linalg.norm(u), 1e-30))(Q @ v),
                         v / jnp.linalg.norm(v))
   return 1.05 * jnp.maximum(jnp.vdot(v, Q @ v), jnp.finfo(Q.dtype).tiny)
 
