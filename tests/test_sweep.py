@@ -256,3 +256,9 @@ def test_checkpoint_refuses_another_training_setup(tmp_path):
   for other in (make(b, "sgd_coupled_l2"), make(a, "sgdw")):  # other data, other optimizer
     with pytest.raises(ValueError, match="another sweep"):
       sweep.run(other, g, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_host_built_keys_equal_jax_random_key():
+  seeds = np.array([0, 1, 7, 2**31 - 1, 4_000_000_000], np.int64)
+  want = np.stack([np.asarray(jax.random.key_data(jax.random.key(np.uint32(s)))) for s in seeds])
+  np.testing.assert_array_equal(sweep._keys(seeds), want)

@@ -203,3 +203,19 @@ def test_hparam_names_of_custom_builders():
   fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer=dyn, epochs=1)
   assert fn.hparam_names is None
   assert np.isfinite(jax.jit(fn)({"learning_rate": 0.1}, jax.random.key(0))["val_loss"]).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20, train.SMALL_SHUFFLE, train.SMALL_SHUFFLE + 1])
+def test_permutation_is_a_permutation(n):
+  keys = jax.random.split(jax.random.key(0), 50)
+  perms = np.asarray(jax.jit(jax.vmap(lambda k: train.permutation(k, n)))(keys))
+  np.testing.assert_array_equal(np.sort(perms, axis=1), np.broadcast_to(np.arange(n), perms.shape))
+
+
+def test_small_permutation_is_uniform():
+  """All 6 permutations of 3 items appear 1/6 of the time (6000 draws: 5 sigma = 144)."""
+  keys = jax.random.split(jax.random.key(1), 6000)
+  perms = np.asarray(jax.jit(jax.vmap(lambda k: train.permutation(k, 3)))(keys))
+  _, counts = np.unique(perms, axis=0, return_counts=True)
+  assert len(counts) == 6
+  assert np.all(np.abs(counts - 1000) < 5 * np.sqrt(6000 * (1 / 6) * (5 / 6)))

@@ -337,6 +337,16 @@ _COMPILED: dict[Any, Callable] = {}
 _seed_keys = jax.jit(jax.vmap(lambda s: jax.random.key_data(jax.random.key(s))))
 
 
+def _keys(seeds: np.ndarray) -> np.ndarray:
+  """The raw key data of `jax.random.key(seed)` for each seed, shape (n, 2) for threefry."""
+  seeds = seeds.astype(np.uint32)
+  if jax.config.jax_default_prng_impl == "threefry2x32":
+    # threefry's key(s) is [0, s] for a 32-bit seed: built on the host, no device round
+    # trip (which was most of sweep.run's fixed cost). tests/test_sweep.py checks it.
+    return np.stack([np.zeros_like(seeds), seeds], axis=-1)
+  return np.asarray(_seed_keys(seeds))
+
+
 def _compiled(train_fn: Callable, mesh: Mesh, with_data: bool) -> Callable:
   """jit(vmap(train_fn)) with the grid axis sharded over `mesh` (and the data, when given
   as a third argument, replicated); cached per (fn, mesh)."""
@@ -465,7 +475,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   float_dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64
   hp = {k: v[pad].astype(float_dtype) for k, v in pts.items() if k != SEED}
   seeds = pts[SEED][pad] if SEED in pts else np.full(pad.shape, seed, np.int64)
-  keys = np.asarray(_seed_keys(seeds.astype(np.uint32)))
+  keys = _keys(seeds)
   # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
   # instead of being closed over, so it is not baked into the program as a constant.
   data = getattr(train_fn, "data", None)

@@ -294,6 +294,32 @@ def _caller(graphdef: Any) -> Callable[..., jax.Array]:
 # ----------------------------------------------------------------------------- training
 
 
+SMALL_SHUFFLE = 128
+
+
+def permutation(key: jax.Array, n: int) -> jax.Array:
+  """A uniformly random permutation of 0..n-1 (the per-epoch shuffle).
+
+  For n <= SMALL_SHUFFLE it is the rank of each of n random 32-bit words (ties broken by
+  position): an O(n²) vectorized comparison instead of a sort. The ranks of i.i.d. draws
+  are a uniform permutation, and XLA's CPU sort costs ~1 µs per small row, which made
+  `jax.random.permutation` the largest cost of a D2L sweep (n = 20: 7x faster). Larger n
+  use `jax.random.permutation`.
+
+  Example:
+    >>> import jax
+    >>> from wdjax import train
+    >>> sorted(train.permutation(jax.random.key(0), 5).tolist())
+    [0, 1, 2, 3, 4]
+  """
+  if n > SMALL_SHUFFLE:
+    return jax.random.permutation(key, n)
+  u = jax.random.bits(key, (n,))
+  i = jnp.arange(n)
+  before = (u[None, :] < u[:, None]) | ((u[None, :] == u[:, None]) & (i[None, :] < i[:, None]))
+  return jnp.sum(before, axis=1, dtype=jnp.int32)
+
+
 def _tree_stats(leaves: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
   if not leaves:
     return jnp.zeros(()), jnp.zeros(())
@@ -422,7 +448,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       if full_batch:
         batches = (jnp.zeros((1,), jnp.int32), rngs)
       else:
-        idx = (jax.random.permutation(k_perm, n) if shuffle else jnp.arange(n))[:nb * batch_size]
+        idx = (permutation(k_perm, n) if shuffle else jnp.arange(n))[:nb * batch_size]
         batches = (idx.reshape(nb, batch_size), rngs)
       carry, losses = jax.lax.scan(step, carry, batches)
       out = evaluate(carry[0], splits)
