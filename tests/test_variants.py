@@ -143,6 +143,17 @@ def test_corrected_on_plain_leaves_is_adamw(x64):
                        rtol=1e-9, atol=1e-9)
 
 
+def test_adamc_preset_is_adam_then_corrected(x64):
+  params, targets, noise = _problem(4)
+  lr = optax.cosine_decay_schedule(0.1, STEPS)
+  norm = {"dense": {"kernel": True, "bias": False}, "norm_in": {"kernel": False}}
+  ours = variants.adamc(lr, 0.3, max_learning_rate=0.1, normalized=norm)
+  ref = optax.chain(optax.adam(lr), variants.corrected(0.3, learning_rate=lr,
+                                                       max_learning_rate=0.1, normalized=norm))
+  _assert_trajectories(_run_jax(ours, params, targets, noise), _run_jax(ref, params, targets, noise),
+                       rtol=0, atol=0)
+
+
 def test_adams_matches_numpy(x64):
   params, targets, noise = _problem(3)
   lr = optax.linear_schedule(0.05, 0.01, STEPS)

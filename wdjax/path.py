@@ -594,6 +594,23 @@ def fista(X: Any, y: Any, lam: float, *, penalty: str = "l1", l1_ratio: float = 
   full batch: the same prox operators (`wdjax.prox`), momentum t_{k+1} = (1+√(1+4t_k²))/2,
   and a restart (t = 1) whenever (z_k − w_{k+1})ᵀ(w_{k+1} − w_k) > 0.
 
+  Args:
+    X, y: the data, (n, d) and (n,).
+    lam: λ > 0.
+    penalty: "l1", "enet" or "group".
+    l1_ratio: α of the elastic net.
+    groups: one group id per feature, for "group".
+    w0: a warm start (default 0).
+    fit_intercept: center X and y; the intercept is ȳ − x̄ᵀw.
+    tol: stop when the duality gap is <= tol·‖y‖²/n (default 1e-10 in float64, 1e-5 in
+      float32).
+    max_iter: the iteration cap (non-convergence warns with `PathConvergenceWarning`).
+    polish: try the exact solve on a stable support (l1/elastic net).
+    dtype: float32 or float64.
+
+  Returns:
+    `Solution(coef, intercept, gap, n_iter, converged)`.
+
   Example:
     >>> import numpy as np
     >>> from wdjax import path

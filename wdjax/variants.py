@@ -7,7 +7,7 @@ Like `wdjax.decoupled`, each variant below edits u on the leaves its `mask` sele
 | variant               | update on a decayed leaf                                  | paper           |
 |-----------------------|-----------------------------------------------------------|-----------------|
 | `cautious`            | u ← u − c_t·λ·1[u ⊙ w ≤ 0] ⊙ w                            | Chen et al 2025 |
-| `corrected`           | u ← u − (η_t²/η_max)·λ·w on normalized leaves, else η_t·λ·w | Defazio 2025  |
+| `corrected`, `adamc`  | u ← u − (η_t²/η_max)·λ·w on normalized leaves, else η_t·λ·w | Defazio 2025  |
 | `adams` (preset)      | u = −η_t m̂/(√v̂+ε) − η_t·λ·w/(√mean(v̂) + ε)               | Xie et al 2023  |
 
 and the λ calculators `weight_decay_from_timescale`, `timescale` (Wang & Aitchison 2024)
@@ -168,6 +168,29 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
     return updates, CountState(count=optax.safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adamc(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4, *,
+          max_learning_rate: float | None = None, normalized: masks.Mask | None = None,
+          b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+          mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
+  """AdamC: `chain(optax.adam(η_t), corrected(λ, learning_rate=η_t, ...))` (see `corrected`).
+
+  u = −η_t·m̂/(√v̂ + ε) − c_t·λ·w, c_t = η_t²/η_max on `normalized` leaves, η_t elsewhere.
+
+  References:
+    Defazio, Why Gradients Rapidly Increase Near the End of Training, 2025.
+    https://arxiv.org/abs/2506.02285
+
+  Example:
+    >>> import optax
+    >>> from wdjax import variants
+    >>> tx = variants.adamc(optax.cosine_decay_schedule(1e-3, 1000), 0.1, max_learning_rate=1e-3)
+  """
+  return optax.chain(optax.adam(learning_rate, b1=b1, b2=b2, eps=eps),
+                     corrected(weight_decay, learning_rate=learning_rate,
+                               max_learning_rate=max_learning_rate, normalized=normalized,
+                               mask=mask))
 
 
 class AdamSState(NamedTuple):
