@@ -27,6 +27,7 @@ from wdjax.aliases import sgdw
 from wdjax.transforms import coupled
 from wdjax.transforms import decoupled
 from wdjax.transforms import proximal
+from wdjax.variants import adamc
 from wdjax.variants import adams
 from wdjax.variants import cautious
 from wdjax.variants import corrected
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "adam_l2",
+    "adamc",
     "adams",
     "adamw",
     "cautious",
