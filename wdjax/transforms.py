@@ -177,17 +177,30 @@ def decoupled(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | N
     >>> updates["w"]
     Array([-0.05,  0.1 ], dtype=float32)
   """
+  return decay_transform("decoupled", strength, learning_rate, scale_by, peak_learning_rate,
+                         mask, lambda u, w, k: u - k * w)
+
+
+def decay_transform(name: str, strength: ScalarOrSchedule,
+                    learning_rate: ScalarOrSchedule | None, scale_by: str,
+                    peak_learning_rate: float | None, mask: masks.Mask | None,
+                    rule: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+                    ) -> optax.GradientTransformation:
+  """The factory behind `decoupled` and the decay variants: u ← rule(u, w, c_t·λ) per leaf.
+
+  c_t is named by `scale_by` as in `decoupled`; `rule(u, w, k)` gets one masked leaf's
+  update, its weight and the coefficient k = c_t·λ in the leaf's dtype.
+  """
   _validate.check_strength("strength", strength)
   check_decay_scale(scale_by, learning_rate, peak_learning_rate)
 
   def update_fn(updates, state, params=None):
-    params = _need_params("decoupled", params)
+    params = _need_params(name, params)
     c = _decay_coefficient(learning_rate, scale_by, peak_learning_rate, state.count)
     lam = _validate.evaluate(strength, state.count)
 
     def decay(u, w):
-      coef = [_validate.cast_like(c * lam, wi) for wi in w]
-      return [ui - k * wi for ui, wi, k in zip(u, w, coef)]
+      return [rule(ui, wi, _validate.cast_like(c * lam, wi)) for ui, wi in zip(u, w)]
 
     updates = _map_masked(decay, updates, params, mask)
     return updates, CountState(count=optax.safe_increment(state.count))

@@ -25,8 +25,8 @@ import optax
 
 from wdjax import _validate, masks
 from wdjax._validate import ScalarOrSchedule
-from wdjax.transforms import (CountState, _decay_coefficient, _init_count, _map_masked,
-                              _need_params, check_decay_scale)
+from wdjax.transforms import (CountState, _init_count, _map_masked, _need_params,
+                              decay_transform)
 
 _DEFAULT = masks.weights_only
 
@@ -69,26 +69,12 @@ def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | No
     >>> updates["w"]
     Array([-1.5,  1. ], dtype=float32)
   """
-  _validate.check_strength("strength", strength)
-  check_decay_scale(scale_by, learning_rate, peak_learning_rate)
+  def rule(u, w, k):
+    agree = (u * w.astype(u.dtype) <= 0).astype(w.dtype)  # 1[u ⊙ w ≤ 0]
+    return u - (k * agree * w).astype(u.dtype)
 
-  def update_fn(updates, state, params=None):
-    params = _need_params("cautious", params)
-    c = _decay_coefficient(learning_rate, scale_by, peak_learning_rate, state.count)
-    lam = _validate.evaluate(strength, state.count)
-
-    def decay(u, w):
-      out = []
-      for ui, wi in zip(u, w):
-        k = _validate.cast_like(c * lam, wi)
-        agree = (ui * wi.astype(ui.dtype) <= 0).astype(wi.dtype)
-        out.append(ui - (k * agree * wi).astype(ui.dtype))
-      return out
-
-    updates = _map_masked(decay, updates, params, mask)
-    return updates, CountState(count=optax.safe_increment(state.count))
-
-  return optax.GradientTransformation(_init_count(mask), update_fn)
+  return decay_transform("cautious", strength, learning_rate, scale_by, peak_learning_rate,
+                         mask, rule)
 
 
 def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
