@@ -114,10 +114,42 @@ def proximal_sgd(learning_rate: ScalarOrSchedule, prox: Callable[..., Any],
                      proximal(prox, strength, learning_rate=prox_lr, mask=mask))
 
 
-class ProximalAdamState(NamedTuple):
+class AdamStepState(NamedTuple):
   """Adam's moments and the step count of the scheduled hyperparameters."""
   count: jax.Array
   adam: optax.ScaleByAdamState
+
+
+def adam_then(name: str, learning_rate: ScalarOrSchedule, strength: ScalarOrSchedule,
+              finish: Callable[..., Any], *, b1: float, b2: float, eps: float,
+              mask: masks.Mask | None) -> optax.GradientTransformation:
+  """Adam's step, then `finish(steps, params, nu_hat, lr, lam) -> updates`.
+
+  The skeleton of the optimizers that need Adam's second moment after its step
+  (`proximal_adam`, `wdjax.variants.adams`): `steps` is −η_t·m̂/(√v̂ + ε) per leaf,
+  `nu_hat` the list of bias-corrected v̂ leaves (in at least float32), `lr` and `lam`
+  the values of η_t and λ at this step.
+  """
+  adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+  def init_fn(params):
+    masks.resolve(mask, params)
+    return AdamStepState(count=jnp.zeros([], jnp.int32), adam=adam.init(params))
+
+  def update_fn(updates, state, params=None):
+    params = _need_params(name, params)
+    direction, adam_state = adam.update(updates, state.adam, params)
+    lr = _validate.evaluate(learning_rate, state.count)
+    lam = _validate.evaluate(strength, state.count)
+    nu_hat = []
+    for v in jax.tree.leaves(masks.unwrap(adam_state.nu)):
+      acc = jnp.result_type(jnp.float32, v.dtype)  # bf16 moments: correct in float32
+      nu_hat.append(v.astype(acc) / (1 - jnp.asarray(b2, acc) ** adam_state.count.astype(acc)))
+    steps = jax.tree.map(lambda d: -_validate.cast_like(lr, d) * d, direction)
+    updates = finish(steps, params, nu_hat, lr, lam)
+    return updates, AdamStepState(count=optax.safe_increment(state.count), adam=adam_state)
+
+  return optax.GradientTransformation(init_fn, update_fn)
 
 
 def proximal_adam(learning_rate: ScalarOrSchedule, prox: Callable[..., Any],
@@ -153,31 +185,18 @@ def proximal_adam(learning_rate: ScalarOrSchedule, prox: Callable[..., Any],
                      "optax.chain(optax.sgd(η), wdjax.proximal(...)) for it.")
   _validate.check_strength("strength", strength)
   _validate.check_positive("learning_rate", learning_rate)
-  adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
-  def init_fn(params):
-    masks.resolve(mask, params)
-    return ProximalAdamState(count=jnp.zeros([], jnp.int32), adam=adam.init(params))
-
-  def update_fn(updates, state, params=None):
-    params = _need_params("proximal_adam", params)
-    direction, adam_state = adam.update(updates, state.adam, params)
-    lr = _validate.evaluate(learning_rate, state.count)
-    lam = _validate.evaluate(strength, state.count)
-    bc = 1 - jnp.asarray(b2, jnp.float32) ** adam_state.count.astype(jnp.float32)
-    nu = jax.tree.leaves(masks.unwrap(adam_state.nu))
-    steps = jax.tree.map(lambda d: -_validate.cast_like(lr, d) * d, direction)
+  def finish(steps, params, nu_hat, lr, lam):
     # Per-coordinate threshold scale t = η_t / D, aligned with the masked leaves below.
-    bools = masks.resolve(mask, params)
-    scales = iter([_validate.cast_like(lr, v) / (jnp.sqrt(v / bc.astype(v.dtype)) + eps)
-                   for v, b in zip(nu, bools) if b])
+    scales = iter([_validate.cast_like(lr, v) / (jnp.sqrt(v) + eps)
+                   for v, b in zip(nu_hat, masks.resolve(mask, params)) if b])
 
     def step(u, w):
       z = [wi + ui for wi, ui in zip(w, u)]
       t = [next(scales).astype(wi.dtype) for wi in w]
       return [zp - wi for zp, wi in zip(prox(z, lam, t), w)]
 
-    updates = _map_masked(step, steps, params, mask)
-    return updates, ProximalAdamState(count=optax.safe_increment(state.count), adam=adam_state)
+    return _map_masked(step, steps, params, mask)
 
-  return optax.GradientTransformation(init_fn, update_fn)
+  return adam_then("proximal_adam", learning_rate, strength, finish, b1=b1, b2=b2, eps=eps,
+                   mask=mask)

@@ -16,14 +16,13 @@ and `normalized_weight_decay` (Loshchilov & Hutter 2019).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wdjax import _validate, masks
+from wdjax import _validate, aliases, masks
 from wdjax._validate import ScalarOrSchedule
 from wdjax.transforms import (CountState, _init_count, _map_masked, _need_params,
                               decay_transform)
@@ -179,12 +178,6 @@ def adamc(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4
                                mask=mask))
 
 
-class AdamSState(NamedTuple):
-  """Adam's moments and the step count of the scheduled hyperparameters."""
-  count: jax.Array
-  adam: optax.ScaleByAdamState
-
-
 def adams(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4, *,
           b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
           mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
@@ -224,33 +217,20 @@ def adams(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4
   """
   _validate.check_strength("weight_decay", weight_decay)
   _validate.check_positive("learning_rate", learning_rate)
-  adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
-  def init_fn(params):
-    masks.resolve(mask, params)
-    return AdamSState(count=jnp.zeros([], jnp.int32), adam=adam.init(params))
-
-  def update_fn(updates, state, params=None):
-    params = _need_params("adams", params)
-    direction, adam_state = adam.update(updates, state.adam, params)
-    lr = _validate.evaluate(learning_rate, state.count)
-    lam = _validate.evaluate(weight_decay, state.count)
-    nu = jax.tree.leaves(masks.unwrap(adam_state.nu))
-    acc = jnp.result_type(jnp.float32, *nu)  # sum in >= float32 (bf16 models), f64 under x64
-    bc = 1 - jnp.asarray(b2, acc) ** adam_state.count.astype(acc)
-    total = sum(jnp.sum(v.astype(acc)) for v in nu)
-    size = sum(int(np.size(v)) for v in nu)
-    v_bar = total / bc / size
+  def finish(steps, params, nu_hat, lr, lam):
+    # v̄ over every coordinate of every leaf (decayed or not), as in the paper.
+    total = sum(jnp.sum(v) for v in nu_hat)
+    v_bar = total / sum(int(np.size(v)) for v in nu_hat)
     coef = lr * lam / (jnp.sqrt(v_bar) + eps)
-    steps = jax.tree.map(lambda d: -_validate.cast_like(lr, d) * d, direction)
 
     def decay(u, w):
       return [ui - _validate.cast_like(coef, wi) * wi for ui, wi in zip(u, w)]
 
-    updates = _map_masked(decay, steps, params, mask)
-    return updates, AdamSState(count=optax.safe_increment(state.count), adam=adam_state)
+    return _map_masked(decay, steps, params, mask)
 
-  return optax.GradientTransformation(init_fn, update_fn)
+  return aliases.adam_then("adams", learning_rate, weight_decay, finish, b1=b1, b2=b2,
+                           eps=eps, mask=mask)
 
 
 def weight_decay_from_timescale(*, learning_rate: Any, tau_epoch: Any = None,
