@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wdjax import data, masks, models, sweep, train
+from wdjax import data, models, sweep, train
 
 
 def best_of(fn, repeats):

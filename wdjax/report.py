@@ -77,9 +77,12 @@ def write_npz(path: str, arrays: Mapping[str, Any]) -> None:
 
 
 def save_figure(fig: Any, path: str) -> str:
+  """Lays out `fig`, writes it atomically to `path` as a PNG and closes it."""
+  import matplotlib.pyplot as plt
   buf = io.BytesIO()
   fig.tight_layout()
   fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+  plt.close(fig)
   write_bytes(path, buf.getvalue())
   return path
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import types
 from typing import Any, Callable
 

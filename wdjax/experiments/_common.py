@@ -54,6 +54,30 @@ def optimizer_builder(opt: OptimizerConfig, total_steps: int) -> Callable[[dict]
   return build
 
 
+def dataset(cfg: Config) -> Any:
+  """The dataset a `[data]` table names: a user's .npz, or a scikit-learn dataset split by
+  `cfg.seed` with the table's fractions and standardization."""
+  from wdjax import data
+  d = cfg.data
+  if d.source == "npz":
+    return data.load_npz(d.path)
+  return data.sklearn_dataset(d.name, cfg.seed, val_fraction=d.val_fraction,
+                              test_fraction=d.test_fraction,
+                              standardize_target=d.standardize_target)
+
+
+def full_batch(tx: optax.GradientTransformation, grad: Callable[[Any], Any], w0: Any,
+               steps: int) -> Any:
+  """`steps` full-batch updates of `tx` from `w0` with gradient `grad(w)`, under lax.scan."""
+  def body(carry, _):
+    w, st = carry
+    u, st = tx.update(grad(w), st, w)
+    return (optax.apply_updates(w, u), st), None
+
+  (w, _), _ = jax.lax.scan(body, (w0, tx.init(w0)), None, length=steps)
+  return w
+
+
 def check_decoupled_penalty(cfg: Config) -> None:
   """Decoupled decay is multiplicative shrinkage, i.e. L2 only: say so instead of ignoring
   another `penalty`."""

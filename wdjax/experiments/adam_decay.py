@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wdjax import data, models
+from wdjax import models
 from wdjax.config import Config, ConfigError
 from wdjax.experiments import Kind, Outcome, _common, register
 
@@ -83,16 +83,8 @@ def best_lambda_slope(err: np.ndarray, lrs: np.ndarray, wds: np.ndarray,
   return float(np.polyfit(np.log10(lrs[rows]), log_best, 1)[0])
 
 
-def _dataset(cfg: Config):
-  d = cfg.data
-  if d.source == "npz":
-    return data.load_npz(d.path)
-  return data.sklearn_dataset(d.name, cfg.seed, val_fraction=d.val_fraction,
-                              test_fraction=d.test_fraction)
-
-
 def run(cfg: Config, ctx) -> Outcome:
-  ds = _dataset(cfg)
+  ds = _common.dataset(cfg)
   if ds.task != "classification" or not ds.has_test:
     raise ConfigError("data: coupled_vs_decoupled needs a classification dataset with a "
                       "test split.")
@@ -179,7 +171,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
     fig.colorbar(im, ax=ax, fraction=0.046, label="test error")
   fig.suptitle("test error over η x λ (cosine schedule)")
   out = [report.save_figure(fig, f"{out_dir}/adam_decay_heatmaps.png")]
-  plt.close(fig)
   return out
 
 

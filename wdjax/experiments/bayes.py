@@ -24,7 +24,7 @@ import optax
 
 from wdjax import penalties, prox, transforms
 from wdjax.config import Config, ConfigError, _rng
-from wdjax.experiments import Kind, Outcome, register
+from wdjax.experiments import Kind, Outcome, _common, register
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,7 @@ def _fit(q, c, lam, eta, steps, mode):
     tx = optax.chain(transforms.coupled(penalties.l2, lam, mask=None), optax.sgd(eta))
   else:
     tx = optax.chain(optax.sgd(eta), transforms.proximal(prox.l1, lam, learning_rate=eta, mask=None))
-  w = jnp.zeros_like(c)
-
-  def body(carry, _):
-    w, st = carry
-    u, st = tx.update(q @ w - c, st, w)
-    return (w + u, st), None
-
-  (w, _), _ = jax.lax.scan(body, (w, tx.init(w)), None, length=steps)
-  return w
+  return _common.full_batch(tx, lambda w: q @ w - c, jnp.zeros_like(c), steps)
 
 
 def run(cfg: Config, ctx) -> Outcome:
@@ -146,7 +138,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
     ax.legend(fontsize=7)
   a1.set_ylabel("MAP estimate")
   out = [report.save_figure(fig, f"{out_dir}/bayesian_map.png")]
-  plt.close(fig)
   return out
 
 

@@ -109,7 +109,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   a2.legend(fontsize=8)
   fig.suptitle("Should the bias be penalized?")
   out = [report.save_figure(fig, f"{out_dir}/bias_penalty.png")]
-  plt.close(fig)
   return out
 
 

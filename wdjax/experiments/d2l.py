@@ -258,7 +258,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
     ax.legend()
   np.atleast_1d(axes)[0].set_ylabel("loss")
   out.append(report.save_figure(fig, f"{out_dir}/d2l_curves.png"))
-  plt.close(fig)
 
   grid = m["grid"]
   fig, ax = plt.subplots(figsize=(6, 4))
@@ -279,7 +278,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   ax.set_title(f"D2L weight decay: {len(grid)} λ x {m['train_loss'].shape[0]} seeds")
   ax.legend(fontsize=7)
   out.append(report.save_figure(fig, f"{out_dir}/d2l_lambda.png"))
-  plt.close(fig)
   return out
 
 

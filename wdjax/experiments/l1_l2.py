@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wdjax import data, models, prox, transforms
+from wdjax import models, prox, transforms
 from wdjax.config import Config, ConfigError, _rng
 from wdjax.experiments import Kind, Outcome, _common, register
 
@@ -52,14 +52,6 @@ def _validate(cfg: Config) -> None:
   _common.check_decoupled_penalty(cfg)
 
 
-def _dataset(cfg: Config):
-  d = cfg.data
-  if d.source == "npz":
-    return data.load_npz(d.path)
-  return data.sklearn_dataset(d.name, cfg.seed, val_fraction=d.val_fraction,
-                              standardize_target=d.standardize_target)
-
-
 def lasso_path_prox(x: np.ndarray, y: np.ndarray, lams: np.ndarray, steps: int) -> np.ndarray:
   """Lasso coefficients (len(lams), d) of centered (x, y) by proximal gradient, float64.
 
@@ -75,22 +67,14 @@ def lasso_path_prox(x: np.ndarray, y: np.ndarray, lams: np.ndarray, steps: int) 
     def solve(lam):
       tx = optax.chain(optax.sgd(eta), transforms.proximal(prox.l1, lam, learning_rate=eta,
                                                            mask=None))
-      w = jnp.zeros_like(cj)
-
-      def body(carry, _):
-        w, st = carry
-        u, st = tx.update(qj @ w - cj, st, w)
-        return (w + u, st), None
-
-      (w, _), _ = jax.lax.scan(body, (w, tx.init(w)), None, length=steps)
-      return w
+      return _common.full_batch(tx, lambda w: qj @ w - cj, jnp.zeros_like(cj), steps)
 
     return np.asarray(jax.jit(jax.vmap(solve))(jnp.asarray(lams)))
 
 
 def run(cfg: Config, ctx) -> Outcome:
   p = cfg.params
-  ds = _dataset(cfg)
+  ds = _common.dataset(cfg)
   lams = cfg.sweep.axes["weight_decay"].values()
   model = models.for_dataset("linear", ds, init_std=0.0)
   x = np.asarray(ds.x_train, np.float64)
@@ -146,7 +130,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   a2.set_ylabel("validation loss")
   a2.legend(fontsize=8)
   out = [report.save_figure(fig, f"{out_dir}/l1_vs_l2.png")]
-  plt.close(fig)
   fig, ax = plt.subplots(figsize=(6, 4))
   pl = m["path/lambdas"]
   for j in range(m["path/ours"].shape[1]):
@@ -158,7 +141,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   ax.set_title(f"lasso path: lines wdjax prox, circles sklearn "
                f"(max gap {values['path_vs_sklearn']:.1g})", fontsize=9)
   out.append(report.save_figure(fig, f"{out_dir}/lasso_path.png"))
-  plt.close(fig)
   return out
 
 

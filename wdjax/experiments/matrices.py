@@ -71,12 +71,7 @@ def _train(q, c, lam, eta, steps, mode):
     pen = penalties.frobenius if mode == "frobenius" else penalties.l2
     tx = optax.chain(transforms.coupled(pen, lam, mask=masks.weights_only), optax.sgd(eta))
 
-  def body(carry, _):
-    p, st = carry
-    u, st = tx.update({"kernel": q @ p["kernel"] - c}, st, p)
-    return (optax.apply_updates(p, u), st), None
-
-  (p, _), _ = jax.lax.scan(body, (params, tx.init(params)), None, length=steps)
+  p = _common.full_batch(tx, lambda p: {"kernel": q @ p["kernel"] - c}, params, steps)
   return p["kernel"]
 
 
@@ -161,7 +156,6 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   a2.legend(fontsize=8)
   fig.suptitle("nuclear norm vs Frobenius (L2) on a weight matrix")
   out = [report.save_figure(fig, f"{out_dir}/matrices_rank.png")]
-  plt.close(fig)
   return out
 
 

@@ -343,9 +343,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   ax.set_ylabel("validation loss")
   ax.set_title("lasso on diabetes: implicit hypergradient", fontsize=9)
   ax.legend(fontsize=7)
-  fig.tight_layout()
   out = [report.save_figure(fig, f"{out_dir}/tune_lambda.png")]
-  plt.close(fig)
   return out
 
 

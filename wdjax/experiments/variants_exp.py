@@ -235,9 +235,7 @@ def plot_cautious(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]
   axes[1].set_yscale("log")
   fig.suptitle(f"cautious weight decay vs AdamW, digits MLP, {len(m['seeds'])} seeds "
                "(mean ± std)", fontsize=10)
-  fig.tight_layout()
   out = [report.save_figure(fig, f"{out_dir}/cautious_vs_adamw.png")]
-  plt.close(fig)
   return out
 
 
@@ -395,9 +393,7 @@ def plot_timescale(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str
   ax.set_ylabel("λ")
   ax.set_title("best λ across dataset sizes", fontsize=9)
   ax.legend(fontsize=7)
-  fig.tight_layout()
   out = [report.save_figure(fig, f"{out_dir}/timescale.png")]
-  plt.close(fig)
   return out
 
 
