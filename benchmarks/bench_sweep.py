@@ -71,6 +71,18 @@ def timed_first(fn):
   return time.perf_counter() - t
 
 
+def _vmapped(one, lams, shared_key):
+  """jit(vmap(one)) over λ. All runs share seed 0; with `shared_key` the key is passed
+  unbatched (`in_axes=None`), as one would write it by hand, so the shuffle, the
+  initialization and the minibatch gathers are computed once for all λ; otherwise each
+  run gets its own copy of the same key."""
+  f = jax.jit(jax.vmap(one, in_axes=(0, None) if shared_key else 0))
+  lam = jnp.asarray(lams, jnp.float32)
+  keys = (jax.random.key(0) if shared_key
+          else jax.vmap(jax.random.key)(jnp.zeros(len(lams), jnp.uint32)))
+  return lambda: jax.device_get(f(lam, keys))
+
+
 # ----------------------------------------------------------------------------- D2L
 
 
@@ -81,7 +93,7 @@ def d2l_wdjax(ds, epochs, lams):
   return lambda: sweep.run(fn, g, progress=False)
 
 
-def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation):
+def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation, shared_key=True):
   x, y, xv, yv = ds.x_train, ds.y_train, ds.x_val, ds.y_val
   n, d = x.shape
   bs, nb, lr = 5, n // 5, 0.003
@@ -109,10 +121,7 @@ def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation):
     _, m = jax.lax.scan(epoch, (w, b), jax.random.split(k_ep, epochs))
     return m
 
-  f = jax.jit(jax.vmap(one))
-  lam = jnp.asarray(lams, jnp.float32)
-  keys = jax.vmap(jax.random.key)(jnp.zeros(len(lams), jnp.uint32))
-  return lambda: jax.device_get(f(lam, keys))
+  return _vmapped(one, lams, shared_key)
 
 
 def d2l_torch(ds, epochs, lams):
@@ -159,7 +168,7 @@ def mlp_wdjax(ds, epochs, lams):
   return lambda: sweep.run(fn, g, progress=False)
 
 
-def mlp_hand(ds, epochs, lams):
+def mlp_hand(ds, epochs, lams, shared_key=True):
   x, y, xv, yv = ds.x_train, ds.y_train, ds.x_val, ds.y_val
   n = x.shape[0]
   bs = 64
@@ -202,10 +211,7 @@ def mlp_hand(ds, epochs, lams):
     _, m = jax.lax.scan(epoch, (p, s), jax.random.split(k_ep, epochs))
     return m
 
-  f = jax.jit(jax.vmap(one))
-  lam = jnp.asarray(lams, jnp.float32)
-  keys = jax.vmap(jax.random.key)(jnp.zeros(len(lams), jnp.uint32))
-  return lambda: jax.device_get(f(lam, keys))
+  return _vmapped(one, lams, shared_key)
 
 
 def mlp_torch(ds, epochs, lams):

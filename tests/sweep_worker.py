@@ -44,6 +44,8 @@ def main() -> int:
                            epochs=3, batch_size=32, return_params=True)
   g = sweep.grid(product={"weight_decay": [0.0, 0.1, 1.0], "seed": [0, 1, 2]},
                  zip={"learning_rate": [1e-2]})
+  # Without a "seed" axis every run shares one key, passed unbatched and replicated.
+  g_shared = sweep.grid(weight_decay=[0.0, 0.1, 1.0, 3.0, 10.0], learning_rate=[1e-2])
   runs = [(args.out, jax.devices())]
   if args.also_one_device:
     runs.append((args.out[:-len(".npz")] + ".one.npz", jax.devices()[:1]))
@@ -51,6 +53,8 @@ def main() -> int:
     res = sweep.run(fn, g, chunk_size=4, devices=devices, progress=False)
     out = {f"m/{k}": v for k, v in res.metrics.items()}
     out["p/kernel0"] = res.params["layers"][0]["kernel"]
+    shared = sweep.run(fn, g_shared, chunk_size=4, devices=devices, progress=False)
+    out.update({f"m/shared_{k}": v for k, v in shared.metrics.items()})
     out["n_devices"] = np.array(len(devices))
     out["process_count"] = np.array(jax.process_count())
     out["diverged"] = res.diverged

@@ -67,6 +67,23 @@ def test_sweep_equals_python_loop_and_compiles_once(model, reg):
   sweep.run(counted, g, chunk_size=3, progress=False)
 
 
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_seedless_sweep_shares_one_key_and_equals_python_loop(model):
+  # Without a "seed" axis the key goes in unbatched (computed once for all runs); the
+  # results must be those of single runs with that key.
+  name, ds, kw = MODELS[model]()
+  fn = train.make_train_fn(models.for_dataset(name, ds, **kw), ds, optimizer="adamw",
+                           epochs=2, batch_size=8)
+  g = sweep.grid(weight_decay=[0.0, 0.3, 3.0], learning_rate=[0.05])
+  res = sweep.run(fn, g, chunk_size=2, progress=False, seed=5)
+  single = jax.jit(fn)
+  for lam in (0.0, 0.3, 3.0):
+    want = single({"weight_decay": lam, "learning_rate": 0.05}, jax.random.key(5))
+    got = res.sel(weight_decay=lam, learning_rate=0.05)
+    for k, v in want.items():
+      np.testing.assert_allclose(got.metrics[k], v, rtol=RTOL, atol=ATOL, err_msg=k)
+
+
 def test_divergence_marked_with_epoch_and_isolated():
   ds = _d2l()
   fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="sgd", epochs=30,
