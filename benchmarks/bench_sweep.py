@@ -71,12 +71,20 @@ def timed_first(fn):
   return time.perf_counter() - t
 
 
-def _vmapped(one, lams, shared_key):
+def _vmapped(one, lams, shared_key, devices=None):
   """jit(vmap(one)) over λ. All runs share seed 0; with `shared_key` the key is passed
   unbatched (`in_axes=None`), as one would write it by hand, so the shuffle, the
   initialization and the minibatch gathers are computed once for all λ; otherwise each
-  run gets its own copy of the same key."""
-  f = jax.jit(jax.vmap(one, in_axes=(0, None) if shared_key else 0))
+  run gets its own copy of the same key. With several `devices`, the λ axis is sharded
+  over them by hand (NamedSharding), as `wdjax.sweep.run` does."""
+  vm = jax.vmap(one, in_axes=(0, None) if shared_key else 0)
+  if devices is None or len(devices) == 1:
+    f = jax.jit(vm)
+  else:
+    mesh = jax.sharding.Mesh(np.array(devices), ("grid",))
+    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("grid"))
+    rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    f = jax.jit(vm, in_shardings=(shard, rep if shared_key else shard), out_shardings=shard)
   lam = jnp.asarray(lams, jnp.float32)
   keys = (jax.random.key(0) if shared_key
           else jax.vmap(jax.random.key)(jnp.zeros(len(lams), jnp.uint32)))
@@ -86,14 +94,15 @@ def _vmapped(one, lams, shared_key):
 # ----------------------------------------------------------------------------- D2L
 
 
-def d2l_wdjax(ds, epochs, lams):
+def d2l_wdjax(ds, epochs, lams, devices=None):
   fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="sgd_coupled_l2",
                            epochs=epochs, batch_size=5)
   g = sweep.grid(weight_decay=lams, learning_rate=[0.003])
-  return lambda: sweep.run(fn, g, progress=False)
+  return lambda: sweep.run(fn, g, progress=False, devices=devices)
 
 
-def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation, shared_key=True):
+def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation, shared_key=True,
+             devices=None):
   x, y, xv, yv = ds.x_train, ds.y_train, ds.x_val, ds.y_val
   n, d = x.shape
   bs, nb, lr = 5, n // 5, 0.003
@@ -121,7 +130,7 @@ def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation, shared_key=True):
     _, m = jax.lax.scan(epoch, (w, b), jax.random.split(k_ep, epochs))
     return m
 
-  return _vmapped(one, lams, shared_key)
+  return _vmapped(one, lams, shared_key, devices)
 
 
 def d2l_torch(ds, epochs, lams):
@@ -161,14 +170,14 @@ def d2l_torch(ds, epochs, lams):
 # ----------------------------------------------------------------------------- digits MLP
 
 
-def mlp_wdjax(ds, epochs, lams):
+def mlp_wdjax(ds, epochs, lams, devices=None):
   fn = train.make_train_fn(models.for_dataset("mlp", ds, widths=(128,)), ds, optimizer="adamw",
                            epochs=epochs, batch_size=64)
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
-  return lambda: sweep.run(fn, g, progress=False)
+  return lambda: sweep.run(fn, g, progress=False, devices=devices)
 
 
-def mlp_hand(ds, epochs, lams, shared_key=True):
+def mlp_hand(ds, epochs, lams, shared_key=True, devices=None):
   x, y, xv, yv = ds.x_train, ds.y_train, ds.x_val, ds.y_val
   n = x.shape[0]
   bs = 64
@@ -211,7 +220,7 @@ def mlp_hand(ds, epochs, lams, shared_key=True):
     _, m = jax.lax.scan(epoch, (p, s), jax.random.split(k_ep, epochs))
     return m
 
-  return _vmapped(one, lams, shared_key)
+  return _vmapped(one, lams, shared_key, devices)
 
 
 def mlp_torch(ds, epochs, lams):
@@ -276,9 +285,15 @@ def main(argv=None):
   ap.add_argument("--repeats", type=int, default=10)
   ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch loops")
   ap.add_argument("--torch-threads", type=int, default=1)
+  ap.add_argument("--cpu-devices", type=int, default=None,
+                  help="CPU devices for the sharded rows (default: one per core, "
+                       "wdjax.sweep.use_cpu_cores)")
   ap.add_argument("--only", choices=("d2l", "mlp", "growth"), action="append",
                   help="run only these sections (repeatable)")
   args = ap.parse_args(argv)
+  # Before the first JAX computation: a device per core for the "all devices" rows. The
+  # "1 device" rows use the first device alone, which keeps every core for large ops.
+  sweep.use_cpu_cores(args.cpu_devices)
   q = args.quick
   have_torch = False
   if not args.no_torch:
@@ -307,34 +322,56 @@ def main(argv=None):
   return 0
 
 
+def _compare(title, make_w, make_h, make_t, repeats, flops=None, extra=()):
+  """Times wdjax and the hand-written program on one device and on all devices (interleaved),
+  then the PyTorch loop; prints the rows and the ratios. `extra`: more (name, fn) rows."""
+  one, every = jax.devices()[:1], jax.devices()
+  nd = len(every)
+  fns = {"wdjax.sweep.run, 1 device": make_w(one),
+         "hand-written jit(vmap(scan)), 1 device": make_h(one)}
+  if nd > 1:
+    fns[f"wdjax.sweep.run, {nd} devices"] = make_w(every)
+    fns[f"hand-written, sharded by hand, {nd} devices"] = make_h(every)
+  fns.update(extra)
+  compile_s = {k: timed_first(f) for k, f in list(fns.items())[:2]}
+  times = dict(zip(fns, interleaved(list(fns.values()), repeats)))
+  if make_t is not None:
+    times["PyTorch loop"] = make_t()
+  print(f"\n{title}")
+  print("    first call (compile+run): " + ", ".join(f"{k.split(',')[0]} {v:.2f} s"
+                                                     for k, v in compile_s.items()))
+  w1 = times["wdjax.sweep.run, 1 device"]
+  wn = times.get(f"wdjax.sweep.run, {nd} devices", w1)
+  print("\n".join(_row(k, t, wn, flops) for k, t in times.items()))
+  ratios = [f"wdjax / hand-written: {w1 / times['hand-written jit(vmap(scan)), 1 device']:.2f}x "
+            "on 1 device"]
+  if nd > 1:
+    ratios.append(f"{wn / times[f'hand-written, sharded by hand, {nd} devices']:.2f}x on "
+                  f"{nd} devices (target <= 1.2)")
+  if make_t is not None:
+    ratios.append(f"PyTorch / wdjax: {times['PyTorch loop'] / wn:.1f}x on {nd} devices, "
+                  f"{times['PyTorch loop'] / w1:.1f}x on 1 device")
+  print("    " + "; ".join(ratios))
+  return times
+
+
 def d2l_section(ds, ep, args, have_torch):
   q = args.quick
   lams = np.linspace(0.0, 10.0, 64)
-  rows = []
-  w_run = d2l_wdjax(ds, ep, lams)
-  h_run = d2l_hand(ds, ep, lams)
-  # The same hand-written program with wdjax's small-n shuffle (ranks of random words
-  # instead of a sort), to separate that algorithmic change from the engine's overhead.
-  r_run = d2l_hand(ds, ep, lams, shuffle=train.permutation)
-  c_w, c_h = timed_first(w_run), timed_first(h_run)
-  t_w, t_h, t_r = interleaved([w_run, h_run, r_run], args.repeats)
-  t_t = None
-  if have_torch:
+
+  def torch_time():
     sub = lams[:8] if q else lams
     d2l_torch(ds, 2, lams[:1])()  # warm-up: torch initializes lazily (~2 s on first use)
-    t_t = timed_first(d2l_torch(ds, ep, sub)) * len(lams) / len(sub)
-  print(f"\n[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 (SGD + coupled L2)")
-  print(f"    first call (compile+run): wdjax {c_w:.2f} s, hand-written {c_h:.2f} s")
-  rows.append(_row("wdjax.sweep.run", t_w, t_w))
-  rows.append(_row("hand-written jit(vmap(scan))", t_h, t_w))
-  rows.append(_row("  same, wdjax's rank shuffle", t_r, t_w))
-  if t_t is not None:
-    rows.append(_row("PyTorch loop" + (" (8 λ, scaled)" if q else ""), t_t, t_w))
-  print("\n".join(rows))
-  print(f"    wdjax / hand-written = {t_w / t_h:.2f}x (target <= 1.2); wdjax / hand-written "
-        f"with the same shuffle = {t_w / t_r:.2f}x"
-        + (f";  PyTorch / wdjax = {t_t / t_w:.0f}x (target >= 500)" if t_t else ""))
+    return timed_first(d2l_torch(ds, ep, sub)) * len(lams) / len(sub)
 
+  # The hand-written program with wdjax's small-n shuffle (ranks of random words instead
+  # of a sort), to separate that algorithmic change from the engine's overhead.
+  rank = {"hand-written, wdjax's rank shuffle, 1 device":
+          d2l_hand(ds, ep, lams, shuffle=train.permutation, devices=jax.devices()[:1])}
+  _compare(f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "
+           "(SGD + coupled L2; target: PyTorch / wdjax >= 500)",
+           lambda dev: d2l_wdjax(ds, ep, lams, dev), lambda dev: d2l_hand(ds, ep, lams, devices=dev),
+           torch_time if have_torch else None, args.repeats, extra=rank)
 
 
 def mlp_section(args, have_torch):
@@ -342,34 +379,29 @@ def mlp_section(args, have_torch):
   dg = data.sklearn_dataset("digits", seed=0)
   ep2 = 5 if q else 50
   lams2 = np.logspace(-4, 0, 32)
-  w2, h2 = mlp_wdjax(dg, ep2, lams2), mlp_hand(dg, ep2, lams2)
-  c_w2, c_h2 = timed_first(w2), timed_first(h2)
-  r2 = max(1, args.repeats // 2)
-  t_w2, t_h2 = interleaved([w2, h2], r2)
-  t_t2 = None
-  if have_torch:
+
+  def torch_time():
     sub2 = lams2[:4] if q else lams2
     mlp_torch(dg, 1, lams2[:1])()  # warm-up
-    t_t2 = timed_first(mlp_torch(dg, ep2, sub2)) * len(lams2) / len(sub2)
-  flops = mlp_flops(dg.x_train.shape[0], dg.x_val.shape[0], ep2, len(lams2))
-  peak = matmul_peak()
-  print(f"\n[2] digits MLP 64-128-10 AdamW sweep: {len(lams2)} λ x {ep2} epochs, batch 64")
-  print(f"    first call (compile+run): wdjax {c_w2:.2f} s, hand-written {c_h2:.2f} s")
-  rows = [_row("wdjax.sweep.run", t_w2, t_w2, flops), _row("hand-written jit(vmap(scan))", t_h2,
-                                                             t_w2, flops)]
-  if t_t2 is not None:
-    rows.append(_row("PyTorch loop" + (" (4 λ, scaled)" if q else ""), t_t2, t_w2, flops))
-  print("\n".join(rows))
-  print(f"    wdjax / hand-written = {t_w2 / t_h2:.2f}x (target <= 1.2)"
-        + (f";  PyTorch / wdjax = {t_t2 / t_w2:.1f}x (target >= 10)" if t_t2 else ""))
-  print(f"    achieved {flops / t_w2 / 1e9:.1f} GFLOP/s vs float32 matmul peak {peak:.1f} GFLOP/s "
-        f"(2048x2048 jnp.dot) = {flops / t_w2 / 1e9 / peak:.1%}")
+    return timed_first(mlp_torch(dg, ep2, sub2)) * len(lams2) / len(sub2)
 
+  flops = mlp_flops(dg.x_train.shape[0], dg.x_val.shape[0], ep2, len(lams2))
+  times = _compare(f"[2] digits MLP 64-128-10 AdamW sweep: {len(lams2)} λ x {ep2} epochs, "
+                   "batch 64 (target: PyTorch / wdjax >= 10)",
+                   lambda dev: mlp_wdjax(dg, ep2, lams2, dev),
+                   lambda dev: mlp_hand(dg, ep2, lams2, devices=dev),
+                   torch_time if have_torch else None, max(1, args.repeats // 2), flops)
+  peak = matmul_peak()
+  best = min(t for k, t in times.items() if k.startswith("wdjax"))
+  print(f"    achieved {flops / best / 1e9:.1f} GFLOP/s (fastest wdjax row) vs float32 matmul "
+        f"peak {peak:.1f} GFLOP/s (2048x2048 jnp.dot, all cores) = {flops / best / 1e9 / peak:.1%}")
 
 
 def growth_section(ds, ep, args):
   q = args.quick
-  print(f"\n[3] D2L sweep cost as the grid grows ({ep} epochs, wdjax.sweep.run)")
+  nd = jax.device_count()
+  print(f"\n[3] D2L sweep cost as the grid grows ({ep} epochs, wdjax.sweep.run on {nd} "
+        f"device{'s' if nd > 1 else ''})")
   print(f"    {'K':>5} {'sweep':>10} {'per run':>12} {'runs/s':>10}")
   for k in ((1, 8, 64) if q else (1, 8, 64, 512)):
     run = d2l_wdjax(ds, ep, np.linspace(0.0, 10.0, k))
@@ -378,7 +410,7 @@ def growth_section(ds, ep, args):
 
 
 def _row(name, t, ref, flops=None):
-  s = f"    {name:<32} {t * 1e3:>10.2f} ms   {t / ref:>8.2f}x wdjax"
+  s = f"    {name:<46} {t * 1e3:>10.2f} ms   {t / ref:>8.2f}x"
   if flops:
     s += f"   {flops / t / 1e9:>7.2f} GFLOP/s"
   return s

@@ -86,3 +86,29 @@ def test_two_processes_equal_one(four_devices, tmp_path):
     res = np.load(path)
     assert int(res["process_count"]) == 2 and int(res["n_devices"]) == 2
     _assert_same(one, res)
+
+
+def test_use_cpu_cores_makes_a_device_per_core_and_sweeps_shard_over_them():
+  code = ("import jax\nfrom wdjax import sweep\n"
+          "n = sweep.use_cpu_cores(3)\n"
+          "g = sweep.grid(weight_decay=[0.0, 1.0])\n"
+          "res = sweep.run(lambda h, k: {'loss': h['weight_decay'][None] * 2.0}, g, progress=False)\n"
+          "print(n, len(jax.devices()), res.metrics['loss'].ravel().tolist())\n"
+          "try:\n  sweep.use_cpu_cores(2)\nexcept RuntimeError as e:\n  print('late:', e)\n")
+  proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
+                        text=True, timeout=TIMEOUT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  first, late = proc.stdout.splitlines()[:2]
+  assert first == "3 3 [0.0, 2.0]"
+  assert "right after `import jax`" in late
+
+
+def test_use_cpu_cores_rejects_bad_counts_and_late_calls():
+  from wdjax import sweep
+  for bad in (0, -2, 1.5, True):
+    with pytest.raises(ValueError, match="positive int"):
+      sweep.use_cpu_cores(bad)
+  import jax.numpy as jnp
+  jnp.ones(1).block_until_ready()  # JAX is running in this process: too late
+  with pytest.raises(RuntimeError, match="before JAX runs its first computation"):
+    sweep.use_cpu_cores(2)

@@ -73,8 +73,12 @@ def enable_compilation_cache() -> str | None:
 
 
 def _run(args: argparse.Namespace, check: bool) -> int:
-  from wdjax import config, experiments, report
+  from wdjax import config, experiments, report, sweep
   t_import = process_age()
+  try:
+    sweep.use_cpu_cores()  # a device per core: sweeps shard across them (see its docstring)
+  except RuntimeError:
+    pass  # called in a process where JAX already runs (a test, a notebook): keep its devices
   enable_compilation_cache()
   cfg = config.load(args.config, quick=args.quick, overrides=args.overrides)
   try:
