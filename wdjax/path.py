@@ -15,7 +15,7 @@ The solver is FISTA (accelerated proximal gradient, Beck & Teboulle 2009) with t
 gradient adaptive restart of O'Donoghue & Candès (2015), run on the Gram matrix
 Q = XᵀX/n inside a `lax.while_loop` that stops on the duality gap — the same gap and the
 same tolerance convention as sklearn's coordinate descent, gap ≤ tol·‖y‖²/n — or at
-`max_iter` (then `converged` is False and a `PathConvergenceWarning` is issued). Three
+`max_iter` (then `converged` is False and a `PathConvergenceWarning` is issued). Four
 accelerations, none of which changes the answer (the stopping test is the gap of the full
 problem):
 
@@ -29,7 +29,11 @@ problem):
 - support polishing (l1/elastic net): once the support and signs stop changing, the
   optimality conditions restricted to the support are a linear system,
   (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly; the candidate is kept
-  only if its signs agree and its gap is smaller.
+  only if its signs agree and its gap is smaller;
+- mixed precision (float64, with polishing): the FISTA steps, which only have to find the
+  support and signs, multiply by a float32 copy of Q; gaps and the polishing solve are
+  float64, and the steps go back to float64 after two polishing attempts that did not
+  finish (float32 gradients alone cannot take the gap below ~1e-7·‖y‖²/n).
 
 `method="vmap"` instead solves every λ at once (cold starts, `jax.vmap` over λ), which is
 the form that pays off on an accelerator.
@@ -248,7 +252,7 @@ def _lipschitz(Q):
 
 
 def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_every,
-           polish):
+           polish, mixed=True):
   """FISTA with gradient restart on ½wᵀQw − bᵀw + yy/2 + λR(w); stops on the gap.
 
   Returns (w, gap, n_iter). `Q` may have zero rows/columns (padding): those coordinates
@@ -258,19 +262,38 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   lam = jnp.asarray(lam, dt)
   alpha = jnp.asarray(l1_ratio if kind == "enet" else 1.0, dt)
   lam1, lam2 = lam * alpha, lam * (1 - alpha)
-  L = _lipschitz(Q)
 
   def gap_of(w):
     c = b - Q @ w
     return _gap(kind, w, c, jnp.vdot(b, w), yy, lam1, lam2, gidx)
 
-  def fista_step(_, carry):
+  def fista_step(matvec, carry):
     w, z, t = carry
-    w_new = _prox_step(kind, z - (Q @ z - b) / L, lam / L, l1_ratio, gidx)
+    w_new = _prox_step(kind, z - (matvec(z) - b) / L, lam / L, l1_ratio, gidx)
     restart = jnp.vdot(z - w_new, w_new - w) > 0
     t_new = (1 + jnp.sqrt(1 + 4 * t * t)) / 2
     z_new = jnp.where(restart, w_new, w_new + ((t - 1) / t_new) * (w_new - w))
     return w_new, z_new, jnp.where(restart, jnp.ones_like(t), t_new)
+
+  # Mixed precision (float64 with polishing): the FISTA steps only have to find the support
+  # and signs, which the float64 polishing solve then turns into the exact solution, so they
+  # multiply by a float32 copy of Q (4-5x faster on a CPU: half the bytes, twice the lanes).
+  # Gaps, polishing and the stopping test stay in float64; after two polishing attempts
+  # that did not finish the job, the steps switch to float64 (float32 gradients alone
+  # cannot bring the gap below ~1e-7·‖y‖²/n).
+  # (Not under vmap, where lax.cond runs both branches: `mixed=False` there.)
+  mixed = mixed and polish and dt == jnp.float64
+  Q32 = Q.astype(jnp.float32) if mixed else None
+  # L in float32 when there is a float32 Q: its 24 matrix-vector products are the fixed cost
+  # of a call, and 5% of headroom dwarfs float32's rounding.
+  L = _lipschitz(Q32).astype(dt) if mixed else _lipschitz(Q)
+
+  def steps(matvec):
+    return lambda carry: jax.lax.fori_loop(0, check_every,
+                                           lambda _, c: fista_step(matvec, c), carry)
+
+  steps64 = steps(lambda v: Q @ v)
+  steps32 = steps(lambda v: (Q32 @ v.astype(jnp.float32)).astype(dt))
 
   def solve_on(s):
     on = (s != 0).astype(dt)
@@ -294,7 +317,11 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   spacing = max(check_every, Q.shape[0] // 6)
 
   def body(st):
-    w, z, t = jax.lax.fori_loop(0, check_every, fista_step, (st["w"], st["z"], st["t"]))
+    carry = (st["w"], st["z"], st["t"])
+    if mixed:
+      w, z, t = jax.lax.cond(st["fails"] >= 2, steps64, steps32, carry)
+    else:
+      w, z, t = steps64(carry)
     it = st["it"] + check_every
     gap = gap_of(w)
     new = dict(st, w=w, z=z, t=t, it=it, gap=gap)
@@ -340,7 +367,8 @@ def _path_scan(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def _path_vmap(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
-  solve = lambda lam: _fista(Q, b, yy, lam, l1_ratio, gidx, jnp.zeros_like(b), tol_abs, **kw)
+  solve = lambda lam: _fista(Q, b, yy, lam, l1_ratio, gidx, jnp.zeros_like(b), tol_abs,
+                            mixed=False, **kw)
   return jax.vmap(solve)(lams)
 
 
@@ -354,7 +382,9 @@ def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, **kw)
   Qw = Q[idx][:, idx] * v[:, None] * v[None, :]
   bw = b[idx] * v
   w_ws, _, it = _fista(Qw, bw, yy, lam, l1_ratio, None, w_ws * v, tol_abs, **kw)
-  c = b - Q[:, idx] @ w_ws
+  # Q is symmetric: rows idx, transposed, are its columns idx; a row gather reads contiguous
+  # memory (0.7 ms against 3.7 ms for Q[:, idx] at 2000 x 512 on one core)
+  c = b - Q[idx].T @ w_ws
   alpha = l1_ratio if kw["kind"] == "enet" else 1.0
   lam1, lam2 = lam * alpha, lam * (1 - alpha)
   # gap of the full problem: w is zero off the working set, so only c sees all features
