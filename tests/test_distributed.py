@@ -103,12 +103,26 @@ def test_use_cpu_cores_makes_a_device_per_core_and_sweeps_shard_over_them():
   assert "right after `import jax`" in late
 
 
+@pytest.mark.parametrize("env, want", [({"JAX_NUM_CPU_DEVICES": "3"}, "3 3"),
+                                       ({"XLA_FLAGS": "--xla_force_host_platform_device_count=2 "
+                                                      "--xla_force_host_platform_device_count=3"},
+                                        "3 3")])
+def test_use_cpu_cores_keeps_the_users_count(env, want):
+  code = "import jax\nfrom wdjax import sweep\nprint(sweep.use_cpu_cores(), len(jax.devices()))\n"
+  proc = subprocess.run([sys.executable, "-c", code], env={**_env(), **env},
+                        capture_output=True, text=True, timeout=TIMEOUT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip() == want
+
+
 def test_use_cpu_cores_rejects_bad_counts_and_late_calls():
   from wdjax import sweep
   for bad in (0, -2, 1.5, True):
     with pytest.raises(ValueError, match="positive int"):
       sweep.use_cpu_cores(bad)
+  import jax
   import jax.numpy as jnp
   jnp.ones(1).block_until_ready()  # JAX is running in this process: too late
+  # a count other than the current one (JAX accepts setting the current value again)
   with pytest.raises(RuntimeError, match="before JAX runs its first computation"):
-    sweep.use_cpu_cores(2)
+    sweep.use_cpu_cores(max(jax.config.jax_num_cpu_devices, 1) + 7)

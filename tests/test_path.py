@@ -193,3 +193,25 @@ def test_plot_path_writes_png(diabetes, tmp_path):
   out = tmp_path / "path.png"
   path.plot_path(res, str(out), title="diabetes")
   assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mixed_precision_steps_reach_the_float64_solution(x64):
+  # The float32 steps (mixed=True, the default in float64) and pure float64 steps must give
+  # the same exact solution, here on a wide problem with a tight tolerance that float32
+  # steps alone cannot meet (the float64 fall-back and the final solve are exercised).
+  import jax.numpy as jnp
+  rng = np.random.default_rng(3)
+  X = rng.normal(size=(60, 120))
+  y = X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=60)
+  _, _, _, _, Q, b, yy = path._prepare(X, y, False, jnp.float64)
+  lam = 0.02 * path.lambda_max(X, y)
+  out = {}
+  for mixed in (True, False):
+    w, gap, _ = path._solve_full(jnp.asarray(Q), jnp.asarray(b), yy, lam, 1.0, None,
+                                 jnp.zeros(120), 1e-13 * yy, kind="l1", max_iter=20_000,
+                                 check_every=10, polish=True, mixed=mixed)
+    assert float(gap) <= 1e-13 * yy
+    out[mixed] = np.asarray(w)
+  assert (out[True] != 0).sum() > 8
+  np.testing.assert_allclose(out[True], out[False], rtol=0, atol=1e-10 * np.abs(out[False]).max())
+  np.testing.assert_array_equal(out[True] != 0, out[False] != 0)

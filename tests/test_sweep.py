@@ -279,3 +279,23 @@ def test_host_built_keys_equal_jax_random_key():
   seeds = np.array([0, 1, 7, 2**31 - 1, 4_000_000_000], np.int64)
   want = np.stack([np.asarray(jax.random.key_data(jax.random.key(np.uint32(s)))) for s in seeds])
   np.testing.assert_array_equal(sweep._keys(seeds), want)
+
+
+def test_training_data_is_placed_once_per_mesh_and_replaced_by_new_data():
+  from jax.sharding import Mesh
+  ds = _d2l()
+  g = sweep.grid(weight_decay=[0.0, 1.0], learning_rate=[0.05])
+  make = lambda d: train.make_train_fn(models.for_dataset("linear", d), d, optimizer="sgd_coupled_l2",
+                                       epochs=2, batch_size=8)
+  mesh = Mesh(np.array(jax.devices()), (sweep._MESH_AXIS,))
+  first = sweep.run(make(ds), g, progress=False)
+  placed = sweep._PLACED[mesh][2]
+  # another function on the same arrays reuses the device copy: one copy per mesh
+  again = sweep.run(make(ds), g, progress=False)
+  assert sweep._PLACED[mesh][2] is placed
+  np.testing.assert_array_equal(again.metrics["val_loss"], first.metrics["val_loss"])
+  # new data replaces it, and the sweep trains on the new data
+  other = data.d2l_synthetic(seed=1, n_train=16, n_val=8, d=6)
+  res = sweep.run(make(other), g, progress=False)
+  assert sweep._PLACED[mesh][2] is not placed
+  assert not np.allclose(res.metrics["val_loss"], first.metrics["val_loss"])

@@ -336,6 +336,19 @@ def _load_npz(path: str) -> tuple[dict[str, np.ndarray], dict]:
 # ----------------------------------------------------------------------------- running
 
 
+# Each CPU device holds its own copy of the training data and chunks are padded to a
+# multiple of the device count, so the default stops at 8 devices; pass n for more.
+_MAX_DEFAULT_CPU_DEVICES = 8
+
+
+def _usable_cores() -> int:
+  """Cores this process may run on (its CPU affinity, which containers narrow)."""
+  try:
+    return len(os.sched_getaffinity(0)) or 1
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
 def use_cpu_cores(n: int | None = None) -> int:
   """Presents this host's CPU cores to JAX as `n` CPU devices, so `run` shards across them.
 
@@ -351,16 +364,19 @@ def use_cpu_cores(n: int | None = None) -> int:
   GPU or TPU host `run` shards over the accelerators as before.
 
   Args:
-    n: number of CPU devices; default `os.cpu_count()`, or the count already chosen by
-      the user (`JAX_NUM_CPU_DEVICES`, or `--xla_force_host_platform_device_count` in
-      XLA_FLAGS), which is then kept.
+    n: number of CPU devices. Default: the count already chosen by the user
+      (`JAX_NUM_CPU_DEVICES`, or `--xla_force_host_platform_device_count` in XLA_FLAGS),
+      which is then kept and nothing is set; otherwise the cores this process may use,
+      at most 8 (each device holds its own copy of the training data, and chunks are
+      padded to a multiple of the device count).
 
   Returns:
     The number of CPU devices JAX will create.
 
   Raises:
     ValueError: `n` is not a positive int.
-    RuntimeError: JAX has already run a computation (its devices are fixed by then).
+    RuntimeError: JAX has already run a computation (its devices are fixed by then) and
+      a count had to be set.
   """
   if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
     raise ValueError(f"n must be a positive int or None, got {n!r}.")
@@ -368,11 +384,11 @@ def use_cpu_cores(n: int | None = None) -> int:
     chosen = jax.config.jax_num_cpu_devices
     if chosen > 0:
       return chosen
-    flag = re.search(r"xla_force_host_platform_device_count=(\d+)",
-                     os.environ.get("XLA_FLAGS", ""))
-    if flag:  # the user's XLA flag decides; JAX reads it when it starts its backend
-      return int(flag.group(1))
-    n = os.cpu_count() or 1
+    flags = re.findall(r"xla_force_host_platform_device_count=(\d+)",
+                       os.environ.get("XLA_FLAGS", ""))
+    if flags:  # the user's XLA flag decides (the last one, as XLA reads them)
+      return int(flags[-1])
+    n = min(_usable_cores(), _MAX_DEFAULT_CPU_DEVICES)
   try:
     jax.config.update("jax_num_cpu_devices", n)
   except RuntimeError as e:
@@ -435,20 +451,25 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
   return jax.tree.map(put, tree)
 
 
-_PLACED: dict[Any, tuple[Any, Any]] = {}
+# One slot per mesh: the last training data placed there, as (its host leaves, its tree
+# structure, the placed copy). A new dataset replaces it, so device memory holds one copy
+# per mesh, not one per training function (an experiment builds one function per
+# optimizer, all on one dataset).
+_PLACED: dict[Mesh, tuple[list, Any, Any]] = {}
 
 
-def _placed_data(train_fn: Callable, data: Any, replicated: NamedSharding) -> Any:
-  """The training data on every device of the mesh, transferred once per (function, mesh)
-  rather than once per call (a dataset can be hundreds of MB)."""
-  key = (train_fn, replicated.mesh)
-  if key not in _PLACED or _PLACED[key][0] is not data:
-    if jax.process_count() == 1:
-      placed = jax.device_put(data, replicated)
-    else:
-      placed = _put(data, replicated)
-    _PLACED[key] = (data, placed)
-  return _PLACED[key][1]
+def _placed_data(data: Any, replicated: NamedSharding) -> Any:
+  """The training data on every device of the mesh, transferred when the data (its leaves,
+  by identity) change rather than once per call (a dataset can be hundreds of MB). Arrays
+  modified in place keep their identity: pass new arrays to train on new data."""
+  leaves, treedef = jax.tree.flatten(data)
+  slot = _PLACED.get(replicated.mesh)
+  if (slot is None or slot[1] != treedef or len(slot[0]) != len(leaves)
+      or any(a is not b for a, b in zip(slot[0], leaves))):
+    placed = (jax.device_put(data, replicated) if jax.process_count() == 1
+              else _put(data, replicated))
+    slot = _PLACED[replicated.mesh] = (leaves, treedef, placed)
+  return slot[2]
 
 
 def _get(tree: Any) -> Any:
@@ -556,7 +577,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   fn = _compiled(train_fn, mesh, data is not None, shared_key)
   replicated = NamedSharding(mesh, PartitionSpec())
   key_sharding = replicated if shared_key else sharding
-  extra = () if data is None else (_placed_data(train_fn, data, replicated),)
+  extra = () if data is None else (_placed_data(data, replicated),)
 
   ckpt = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None
   writer = jax.process_index() == 0
