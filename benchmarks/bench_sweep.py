@@ -343,8 +343,8 @@ def _compare(title, make_w, make_h, make_t, repeats, flops=None, extra=()):
   w1 = times["wdjax.sweep.run, 1 device"]
   wn = times.get(f"wdjax.sweep.run, {nd} devices", w1)
   print("\n".join(_row(k, t, wn, flops) for k, t in times.items()))
-  ratios = [f"wdjax / hand-written: {w1 / times['hand-written jit(vmap(scan)), 1 device']:.2f}x "
-            "on 1 device"]
+  w1_hand = times["hand-written jit(vmap(scan)), 1 device"]
+  ratios = [f"wdjax / hand-written: {w1 / w1_hand:.2f}x on 1 device"]
   if nd > 1:
     ratios.append(f"{wn / times[f'hand-written, sharded by hand, {nd} devices']:.2f}x on "
                   f"{nd} devices (target <= 1.2)")
