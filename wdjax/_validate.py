@@ -60,6 +60,16 @@ def evaluate(value: ScalarOrSchedule, count: jax.Array) -> jax.Array:
   return value(count) if callable(value) else value
 
 
+def positive_int(name: str, value: Any, *, none_ok: bool = False) -> Any:
+  """`value` unchanged if it is an int >= 1 (or None when `none_ok`); else ValueError."""
+  if none_ok and value is None:
+    return value
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise ValueError(f"{name} must be a positive int{' or None' if none_ok else ''}, "
+                     f"got {value!r}.")
+  return value
+
+
 def check_float_leaves(tree: Any, what: str = "params") -> None:
   """Raises TypeError naming the first leaf that is not a floating-point array."""
   for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:

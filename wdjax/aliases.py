@@ -187,16 +187,14 @@ def proximal_adam(learning_rate: ScalarOrSchedule, prox: Callable[..., Any],
   _validate.check_positive("learning_rate", learning_rate)
 
   def finish(steps, params, nu_hat, lr, lam):
-    # Per-coordinate threshold scale t = η_t / D, aligned with the masked leaves below.
-    scales = iter([_validate.cast_like(lr, v) / (jnp.sqrt(v) + eps)
-                   for v, b in zip(nu_hat, masks.resolve(mask, params)) if b])
-
-    def step(u, w):
+    def step(u, w, v):
       z = [wi + ui for wi, ui in zip(w, u)]
-      t = [next(scales).astype(wi.dtype) for wi in w]
+      # per-coordinate threshold scale t = η_t / D with D = √v̂ + ε
+      t = [(_validate.cast_like(lr, vi) / (jnp.sqrt(vi) + eps)).astype(wi.dtype)
+           for vi, wi in zip(v, w)]
       return [zp - wi for zp, wi in zip(prox(z, lam, t), w)]
 
-    return _map_masked(step, steps, params, mask)
+    return _map_masked(step, steps, params, mask, nu_hat)
 
   return adam_then("proximal_adam", learning_rate, strength, finish, b1=b1, b2=b2, eps=eps,
                    mask=mask)

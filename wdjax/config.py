@@ -473,8 +473,9 @@ def from_dict(raw: Mapping[str, Any], *, quick: bool = False,
                         "with x_train, y_train, x_val, y_val (relative to the working "
                         "directory or to the config file).")
     data = dataclasses.replace(data, path=os.path.abspath(path))
-  if data.source == "sklearn" and data.name not in ("digits", "diabetes", "breast_cancer"):
-    close = difflib.get_close_matches(data.name, ["digits", "diabetes", "breast_cancer"], n=1)
+  from wdjax.data import SKLEARN_DATASETS
+  if data.source == "sklearn" and data.name not in SKLEARN_DATASETS:
+    close = difflib.get_close_matches(data.name, SKLEARN_DATASETS, n=1)
     raise ConfigError(f"data.name = {data.name!r}: not a scikit-learn dataset wdjax ships; "
                       + (f"did you mean {close[0]!r}? " if close else "")
                       + "choose digits, diabetes or breast_cancer.")

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wdjax._validate import positive_int
+
 TASKS = ("regression", "classification")
 SKLEARN_DATASETS = ("digits", "diabetes", "breast_cancer")
 
@@ -121,8 +123,7 @@ def d2l_synthetic(seed: int = 0, n_train: int = 20, n_val: int = 100, d: int = 2
     https://d2l.ai/chapter_linear-regression/weight-decay.html
   """
   for name, v in (("n_train", n_train), ("n_val", n_val), ("d", d)):
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-      raise ValueError(f"{name} must be a positive int, got {v!r}.")
+    positive_int(name, v)
   dt = _float(dtype)
   kx, kn = jax.random.split(jax.random.key(seed))
   n = n_train + n_val

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from wdjax._validate import positive_int as _positive_int
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "gelu": jax.nn.gelu,
@@ -59,17 +61,27 @@ def _activation(activation: str | Callable[[jax.Array], jax.Array]) -> Callable:
   return ACTIVATIONS[activation]
 
 
-def _positive_int(name: str, value: Any) -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-    raise ValueError(f"{name} must be a positive int, got {value!r}.")
-  return value
-
-
 def _flat(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1)
 
 
-class LinearRegression(nnx.Module):
+class _Affine(nnx.Module):
+  """flat(x)·W + b held as `self.linear` (params linear/kernel, linear/bias): the body of
+  LinearRegression and SoftmaxRegression, which differ in the kernel's initialization."""
+
+  def __init__(self, in_features: int, out_features: int, out_name: str, kernel_init: Any,
+               param_dtype: Any, rngs: nnx.Rngs):
+    _positive_int("in_features", in_features)
+    _positive_int(out_name, out_features)
+    self.linear = nnx.Linear(in_features, out_features, kernel_init=kernel_init,
+                             param_dtype=_dtype(param_dtype), rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
+    del train, rngs
+    return self.linear(_flat(x))
+
+
+class LinearRegression(_Affine):
   """Linear regression ŷ = x·w + b (the D2L model: w ~ N(0, σ²), b = 0 at init).
 
   Args:
@@ -89,18 +101,11 @@ class LinearRegression(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int = 1, *, init_std: float = 0.01,
                param_dtype: Any = None, rngs: nnx.Rngs):
-    _positive_int("in_features", in_features)
-    _positive_int("out_features", out_features)
-    self.linear = nnx.Linear(in_features, out_features,
-                             kernel_init=nnx.initializers.normal(init_std),
-                             param_dtype=_dtype(param_dtype), rngs=rngs)
-
-  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
-    del train, rngs
-    return self.linear(_flat(x))
+    super().__init__(in_features, out_features, "out_features",
+                     nnx.initializers.normal(init_std), param_dtype, rngs)
 
 
-class SoftmaxRegression(nnx.Module):
+class SoftmaxRegression(_Affine):
   """Multinomial logistic regression: logits = x·W + b (2 classes: logistic regression).
 
   Example:
@@ -113,14 +118,8 @@ class SoftmaxRegression(nnx.Module):
 
   def __init__(self, in_features: int, num_classes: int, *, param_dtype: Any = None,
                rngs: nnx.Rngs):
-    _positive_int("in_features", in_features)
-    _positive_int("num_classes", num_classes)
-    self.linear = nnx.Linear(in_features, num_classes, kernel_init=nnx.initializers.zeros,
-                             param_dtype=_dtype(param_dtype), rngs=rngs)
-
-  def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
-    del train, rngs
-    return self.linear(_flat(x))
+    super().__init__(in_features, num_classes, "num_classes", nnx.initializers.zeros,
+                     param_dtype, rngs)
 
 
 class MLP(nnx.Module):
@@ -277,9 +276,7 @@ def for_dataset(name: str, dataset: Any, **kwargs: Any) -> Callable[..., nnx.Mod
   else:
     out = 1 if dataset.y_train.ndim == 1 else int(dataset.y_train.shape[1])
   cls = MODELS[name]
-  if name == "linear":
-    return lambda *, rngs: cls(in_features, out, rngs=rngs, **kwargs)
-  if name == "softmax":
+  if name in ("linear", "softmax"):
     return lambda *, rngs: cls(in_features, out, rngs=rngs, **kwargs)
   if name == "mlp":
     kw = dict(kwargs)

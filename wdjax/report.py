@@ -90,8 +90,8 @@ def save_figure(fig: Any, path: str) -> str:
 # --- provenance -------------------------------------------------------------------------
 
 
-def git_commit(path: str = ".") -> str:
-  """The git commit of the working tree at `path` (+ "-dirty" with local changes)."""
+def git_commit() -> str:
+  """The git commit of wdjax's own working tree (+ "-dirty" with local changes)."""
   here = os.path.dirname(os.path.abspath(__file__))
   try:
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,

@@ -56,6 +56,7 @@ from flax import nnx
 
 from wdjax import aliases, masks, penalties, prox, transforms
 from wdjax import data as _data
+from wdjax._validate import positive_int
 
 Builder = Callable[[dict], optax.GradientTransformation]
 
@@ -373,12 +374,9 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     ValueError: on bad arguments, and (when called) on unknown or missing hparams.
   """
   _data.check(dataset)
-  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
-    raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
+  positive_int("epochs", epochs)
   n = int(dataset.x_train.shape[0])
-  if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                 or not 1 <= batch_size):
-    raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
+  positive_int("batch_size", batch_size, none_ok=True)
   if batch_size is not None and batch_size > n:
     raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples; use "
                      "batch_size=None for full batch.")
@@ -465,7 +463,6 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   train_fn.required_hparams = required
   train_fn.epochs = epochs
   train_fn.steps_per_epoch = nb
-  train_fn.dataset = dataset
   train_fn.data = default_data
   # What identifies this training setup (sweep checkpoints refuse another one's chunks).
   shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), abstract_params)

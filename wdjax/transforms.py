@@ -49,9 +49,10 @@ def _need_params(name: str, params: Any) -> Any:
   return masks.unwrap(params)
 
 
-def _map_masked(fn: Callable[[list, list], list], updates: Any, params: Any,
-                mask: masks.Mask | None) -> Any:
-  """Applies `fn(update_leaves, param_leaves) -> new_update_leaves` to the masked leaves."""
+def _map_masked(fn: Callable[..., list], updates: Any, params: Any, mask: masks.Mask | None,
+                *per_leaf: list) -> Any:
+  """Applies `fn(update_leaves, param_leaves, *per_leaf) -> new_update_leaves` to the masked
+  leaves; each of `per_leaf` is a list with one entry per param leaf, filtered alike."""
   bools = masks.resolve(mask, params)
   u_leaves, treedef = jax.tree.flatten(updates)
   p_leaves = jax.tree.leaves(params)
@@ -59,7 +60,8 @@ def _map_masked(fn: Callable[[list, list], list], updates: Any, params: Any,
     raise ValueError(f"updates have {len(u_leaves)} leaves but params {len(p_leaves)}; "
                      "pass the params the updates belong to.")
   idx = [i for i, b in enumerate(bools) if b]
-  new = fn([u_leaves[i] for i in idx], [p_leaves[i] for i in idx])
+  new = fn([u_leaves[i] for i in idx], [p_leaves[i] for i in idx],
+           *([extra[i] for i in idx] for extra in per_leaf))
   out = list(u_leaves)
   for i, v in zip(idx, new):
     out[i] = v.astype(u_leaves[i].dtype)
@@ -119,9 +121,9 @@ def _decay_coefficient(learning_rate: ScalarOrSchedule | None, scale_by: str,
   lr = _validate.evaluate(learning_rate, count)
   if scale_by == "lr":
     return lr
-  if callable(learning_rate) or peak_learning_rate is not None:
-    return lr / (peak_learning_rate if peak_learning_rate is not None else lr)
-  return 1.0  # a constant learning rate has multiplier s_t = 1
+  # "schedule": s_t = η_t/η_peak (check_decay_scale requires η_peak with a schedule); a
+  # constant learning rate without η_peak has multiplier s_t = 1
+  return lr / peak_learning_rate if peak_learning_rate is not None else 1.0
 
 
 def check_decay_scale(scale_by: str, learning_rate: Any, peak_learning_rate: Any) -> None:

@@ -38,6 +38,7 @@ import numpy as np
 import optax
 
 from wdjax import path as _path
+from wdjax._validate import positive_int
 
 
 def _check_wrt(hparams: dict, wrt: Sequence[str]) -> tuple[str, ...]:
@@ -121,8 +122,7 @@ def search(train_fn: Callable[[dict, jax.Array], dict], hparams: dict, key: jax.
   clipped to `log_bounds`. Returns the best point seen (V is not monotone along the way).
   """
   wrt = _check_wrt(hparams, wrt)
-  if not isinstance(steps, int) or steps <= 0:
-    raise ValueError(f"steps must be a positive int, got {steps!r}.")
+  positive_int("steps", steps)
   f = _objective(train_fn, hparams, key, wrt, objective)
   opt = optax.adam(learning_rate)
 

@@ -126,13 +126,8 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
   if max_learning_rate is not None:
     _validate.check_positive("max_learning_rate", max_learning_rate)
 
-  def flags(params):
-    decayed = masks.resolve(mask, params)
-    norm = masks.resolve(normalized, params, allow_empty=True)
-    return [n for d, n in zip(decayed, norm) if d]  # aligned with _map_masked's leaves
-
   def init_fn(params):
-    flags(masks.unwrap(params))
+    masks.resolve(normalized, masks.unwrap(params), allow_empty=True)  # fail at init
     return _init_count(mask)(params)
 
   def update_fn(updates, state, params=None):
@@ -140,16 +135,16 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
     lr = _validate.evaluate(learning_rate, state.count)
     lr_max = max_learning_rate if max_learning_rate is not None else lr
     lam = _validate.evaluate(strength, state.count)
-    is_norm = flags(params)
 
-    def decay(u, w):
+    def decay(u, w, is_norm):
       out = []
       for ui, wi, nrm in zip(u, w, is_norm):
         c = lr * lr / lr_max if nrm else lr
         out.append(ui - _validate.cast_like(c * lam, wi) * wi)
       return out
 
-    updates = _map_masked(decay, updates, params, mask)
+    updates = _map_masked(decay, updates, params, mask,
+                          masks.resolve(normalized, params, allow_empty=True))
     return updates, CountState(count=optax.safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -17,6 +17,11 @@ summary.json), PNG plots and report.md. Each kind registers
 | coupled_vs_decoupled  | Adam+L2 vs AdamW ("lr", "schedule") lr x wd grids (L&H fig. 2)   |
 | bayesian              | MAP under Gaussian / Laplace priors = ridge / lasso              |
 | matrices              | Frobenius = L2 on a kernel; the nuclear prox gives low rank      |
+| tune_lambda           | λ by hypergradient search vs the grid's best (D2L, digits, lasso) |
+| cautious_vs_adamw     | cautious weight decay vs AdamW on the digits MLP, over seeds     |
+| timescale             | Wang & Aitchison's fixed-τ_epoch rule: best λ ∝ 1/N              |
+
+Any other module dropped into this package is imported too, and registers its own kinds.
 """
 
 from __future__ import annotations
@@ -125,10 +130,11 @@ def shrink(cfg: Any) -> Any:
   return fn(shrunk) if fn else shrunk
 
 
-# Importing the kinds registers them: the six of this package explicitly (an error there
+# Importing the kinds registers them: those of this package explicitly (an error there
 # is a bug to see at once), then any other module dropped into wdjax/experiments/, whose
 # import error is kept and reported when a config asks for its kind.
-from wdjax.experiments import adam_decay, bayes, bias, d2l, l1_l2, matrices  # noqa: E402,F401
+from wdjax.experiments import (adam_decay, bayes, bias, d2l, l1_l2, matrices,  # noqa: E402,F401
+                               tuning, variants_exp)
 
 IMPORT_ERRORS: dict[str, str] = {}
 

@@ -18,13 +18,17 @@ PROXES = {"l2": prox.l2, "l1": prox.l1, "frobenius": prox.frobenius, "nuclear": 
 MASKS = {"weights_only": masks.weights_only, "everything": None}
 
 
-def optimizer_builder(opt: OptimizerConfig, total_steps: int) -> Callable[[dict], optax.GradientTransformation]:
+def optimizer_builder(opt: OptimizerConfig, total_steps: int, *,
+                      decay: Callable[..., optax.GradientTransformation] = transforms.decoupled,
+                      ) -> Callable[[dict], optax.GradientTransformation]:
   """`hparams -> optax.GradientTransformation` for an `[optimizer]` table.
 
   The builder reads the traced hyperparameters "learning_rate" and "weight_decay" (so a
   sweep over them compiles once) and, with SGD and a non-zero `momentum`, "momentum".
   `schedule = "cosine"` decays the learning rate to 0 over `total_steps`; decoupled decay
   then scales by η_t ("lr") or η_t/η_peak ("schedule"), as `wdjax.decoupled` documents.
+  `decay` is the decoupled rule (`wdjax.decoupled`, or one with its signature such as
+  `wdjax.variants.cautious`), given the same c_t.
 
   Example:
     >>> from wdjax.config import OptimizerConfig
@@ -46,9 +50,8 @@ def optimizer_builder(opt: OptimizerConfig, total_steps: int) -> Callable[[dict]
     if opt.coupling == "coupled":
       return optax.chain(transforms.coupled(PENALTIES[opt.penalty], lam, mask=mask), base)
     if opt.coupling == "decoupled":
-      return optax.chain(base, transforms.decoupled(lam, learning_rate=sched,
-                                                    scale_by=opt.scale_by,
-                                                    peak_learning_rate=peak, mask=mask))
+      return optax.chain(base, decay(lam, learning_rate=sched, scale_by=opt.scale_by,
+                                     peak_learning_rate=peak, mask=mask))
     raise ConfigError(f"unknown coupling {opt.coupling!r}")
 
   return build
@@ -113,14 +116,6 @@ def compile_fn(ctx: Any, cfg: Config, fn: Callable, *args: Any) -> Any:
     return jax.jit(fn).lower(*args).compile(compiler_options=compiler_options(cfg))
 
 
-def compile_and_run(ctx: Any, cfg: Config, fn: Callable, *args: Any) -> Any:
-  """jit-compiles `fn` for `args` (timed as "compile") and runs it (timed as "run")."""
-  compiled = compile_fn(ctx, cfg, fn, *args)
-  with ctx.timed("run"):
-    out = jax.block_until_ready(compiled(*args))
-  return jax.tree.map(np.asarray, out)
-
-
 def log_progress(ctx: Any, what: str, done: int, total: int, t0: float) -> None:
   el = time.perf_counter() - t0
   eta = el / max(done, 1) * (total - done)
@@ -130,24 +125,29 @@ def log_progress(ctx: Any, what: str, done: int, total: int, t0: float) -> None:
 def sweep_variant(ctx: Any, cfg: Config, opt: OptimizerConfig, dataset: Any, model: Any,
                   axes: dict, name: str, *, return_params: bool = False,
                   batch_size: int | None = None, seed: int | None = None,
-                  zip_axes: dict | None = None) -> Any:
+                  zip_axes: dict | None = None,
+                  decay: Callable[..., optax.GradientTransformation] = transforms.decoupled,
+                  train_options: dict | None = None, progress: bool = True,
+                  timing: str = "sweep (compile + run)") -> Any:
   """`wdjax.sweep.run` of `wdjax.train.make_train_fn` for one optimizer variant.
 
   `axes` maps "weight_decay", "learning_rate" (and "seed") to values; their product is
   the grid (times one dimension of `zip_axes`, zipped). Finished chunks go to `<run_dir>/chunks/<name>/`, so an interrupted run
-  resumes from them (the sweep's own checkpointing).
+  resumes from them (the sweep's own checkpointing). `decay` goes to `optimizer_builder`;
+  `train_options` (e.g. `eval_train`, `mask`) override `wdjax.train.make_train_fn`'s
+  arguments; the sweep is timed under `timing`.
   """
   from wdjax import sweep, train
   bs = cfg.train.batch_size if batch_size is None else batch_size
   n = int(dataset.x_train.shape[0])
   bs = None if (bs == 0 or bs >= n) else bs
   steps = cfg.train.epochs * (1 if bs is None else n // bs)
-  fn = train.make_train_fn(model, dataset, optimizer=optimizer_builder(opt, steps),
-                           epochs=cfg.train.epochs, batch_size=bs, mask=MASKS[opt.mask],
-                           return_params=return_params)
+  options = {"mask": MASKS[opt.mask], "return_params": return_params, **(train_options or {})}
+  fn = train.make_train_fn(model, dataset, optimizer=optimizer_builder(opt, steps, decay=decay),
+                           epochs=cfg.train.epochs, batch_size=bs, **options)
   d = ctx.chunk_dir()
   ckpt = None if d is None else f"{d}/{name}"
-  with ctx.timed("sweep (compile + run)"):
+  with ctx.timed(timing):
     return sweep.run(fn, sweep.grid(product=axes or None, zip=zip_axes), chunk_size=cfg.sweep.chunk_size or None,
-                     progress=True, seed=cfg.seed if seed is None else seed,
+                     progress=progress, seed=cfg.seed if seed is None else seed,
                      checkpoint_dir=ckpt)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wdjax import penalties, prox, transforms
+from wdjax import aliases, penalties, prox, transforms
 from wdjax.config import Config, ConfigError, _rng
 from wdjax.experiments import Kind, Outcome, _common, register
 
@@ -62,7 +62,7 @@ def _fit(q, c, lam, eta, steps, mode):
   if mode == "l2":
     tx = optax.chain(transforms.coupled(penalties.l2, lam, mask=None), optax.sgd(eta))
   else:
-    tx = optax.chain(optax.sgd(eta), transforms.proximal(prox.l1, lam, learning_rate=eta, mask=None))
+    tx = aliases.proximal_sgd(eta, prox.l1, lam, mask=None)
   return _common.full_batch(tx, lambda w: q @ w - c, jnp.zeros_like(c), steps)
 
 
@@ -81,12 +81,28 @@ def run(cfg: Config, ctx) -> Outcome:
     xj, yj = jnp.asarray(x), jnp.asarray(y)
     q, c = xj.T @ xj / n, xj.T @ yj / n
     eta = 1.0 / float(jnp.linalg.eigvalsh(q).max())
+
+    # Compiled once each, the prior scale (τ or s) a traced argument.
+    @jax.jit
+    def newton(w, tau):
+      # The posterior is Gaussian: one Newton step from anywhere lands on its mode.
+      f = lambda w: _neg_log_post(w, xj, yj, sigma, lambda v: stats.norm.logpdf(v, 0.0, tau))
+      return w - jnp.linalg.solve(jax.hessian(f)(w), jax.grad(f)(w))
+
+    # One-sided directional derivatives of −log posterior along ±e_j (finite differences,
+    # float64): all >= 0 at a minimum.
+    h = 1e-7
+
+    @jax.jit
+    def directional(w, s):
+      f = lambda w: _neg_log_post(w, xj, yj, sigma, lambda v: stats.laplace.logpdf(v, 0.0, s))
+      eye = jnp.eye(dim)
+      return jnp.stack([(jax.vmap(f)(w[None, :] + sign * h * eye) - f(w)) / h
+                        for sign in (1, -1)])
+
     for tau in p.prior_stds:
       lam = sigma ** 2 / (n * tau ** 2)
-      f = lambda w: _neg_log_post(w, xj, yj, sigma, lambda v: stats.norm.logpdf(v, 0.0, tau))
-      # The posterior is Gaussian: one Newton step from anywhere lands on its mode.
-      newton = jax.jit(lambda w, f=f: w - jnp.linalg.solve(jax.hessian(f)(w), jax.grad(f)(w)))
-      w_map = np.asarray(newton(jnp.zeros(dim)))
+      w_map = np.asarray(newton(jnp.zeros(dim), tau))
       ridge = Ridge(alpha=n * lam, fit_intercept=False, solver="svd").fit(x, y).coef_
       ours = np.asarray(_fit(q, c, lam, eta, p.steps, "l2"))
       gap_ridge = max(gap_ridge, float(np.max(np.abs(w_map - ridge))))
@@ -99,18 +115,8 @@ def run(cfg: Config, ctx) -> Outcome:
       ours = np.asarray(_fit(q, c, lam, eta, p.steps, "l1"))
       lasso = Lasso(alpha=lam, fit_intercept=False, tol=1e-14, max_iter=1_000_000).fit(x, y).coef_
       gap_lasso = max(gap_lasso, float(np.max(np.abs(ours - lasso))))
-      f = lambda w: _neg_log_post(w, xj, yj, sigma, lambda v: stats.laplace.logpdf(v, 0.0, s))
-      # One-sided directional derivatives of −log posterior along ±e_j (finite differences,
-      # float64): all >= 0 at a minimum. Scaled by σ²/n to the units of the mean loss.
-      h = 1e-7
-
-      @jax.jit
-      def directional(w, f=f):
-        eye = jnp.eye(dim)
-        return jnp.stack([(jax.vmap(f)(w[None, :] + sign * h * eye) - f(w)) / h
-                          for sign in (1, -1)])
-
-      dd = directional(jnp.asarray(ours))
+      dd = directional(jnp.asarray(ours), s)
+      # Scaled by σ²/n to the units of the mean loss.
       kkt = max(kkt, float(-jnp.min(dd)) * sigma ** 2 / n)
       metrics[f"laplace/scale_{s:g}"] = ours
       table.append((f"Laplace prior s={s:g} → lasso λ=σ²/(ns)={lam:.3g}: exact zeros in MAP",

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from wdjax import models, prox, transforms
+from wdjax import aliases, models, path, prox
 from wdjax.config import Config, ConfigError, _rng
 from wdjax.experiments import Kind, Outcome, _common, register
 
@@ -65,8 +64,7 @@ def lasso_path_prox(x: np.ndarray, y: np.ndarray, lams: np.ndarray, steps: int) 
     qj, cj = jnp.asarray(q), jnp.asarray(c)
 
     def solve(lam):
-      tx = optax.chain(optax.sgd(eta), transforms.proximal(prox.l1, lam, learning_rate=eta,
-                                                           mask=None))
+      tx = aliases.proximal_sgd(eta, prox.l1, lam, mask=None)
       return _common.full_batch(tx, lambda w: qj @ w - cj, jnp.zeros_like(cj), steps)
 
     return np.asarray(jax.jit(jax.vmap(solve))(jnp.asarray(lams)))
@@ -80,7 +78,7 @@ def run(cfg: Config, ctx) -> Outcome:
   x = np.asarray(ds.x_train, np.float64)
   y = np.asarray(ds.y_train, np.float64).reshape(len(x))
   xc, yc = x - x.mean(0), y - y.mean()
-  lam_max = float(np.max(np.abs(xc.T @ yc)) / len(x))
+  lam_max = path.lambda_max(x, y, fit_intercept=True)
   metrics, values, table = {"lambdas": lams}, {"lambda_max": lam_max}, []
   for name, opt in cfg.variants.items():
     res = _common.sweep_variant(ctx, cfg, opt, ds, model,
@@ -101,7 +99,7 @@ def run(cfg: Config, ctx) -> Outcome:
                   f"{zf[len(lams) // 2]:.0%} / {vl[best]:.4g}"))
   # The path, against scikit-learn.
   from sklearn.linear_model import lasso_path
-  path_lams = lam_max * np.logspace(0, np.log10(p.path_eps), p.path_points)
+  path_lams = path.lambda_grid(lam_max, p.path_points, p.path_eps)
   with ctx.timed("path"):
     ours = lasso_path_prox(xc, yc, path_lams, p.path_steps)
   with ctx.timed("reference"):

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wdjax import masks, penalties, prox, transforms
+from wdjax import aliases, masks, penalties, prox, transforms
 from wdjax.config import Config, ConfigError, _rng
 from wdjax.experiments import Kind, Outcome, _common, register
 
@@ -65,8 +65,7 @@ def _train(q, c, lam, eta, steps, mode):
   """Full-batch training of W on ½·mean‖Y − XW‖² (gradient QW − C) with wdjax transforms."""
   params = {"kernel": jnp.zeros_like(c)}
   if mode == "nuclear":
-    tx = optax.chain(optax.sgd(eta), transforms.proximal(prox.nuclear, lam, learning_rate=eta,
-                                                         mask=masks.weights_only))
+    tx = aliases.proximal_sgd(eta, prox.nuclear, lam, mask=masks.weights_only)
   else:
     pen = penalties.frobenius if mode == "frobenius" else penalties.l2
     tx = optax.chain(transforms.coupled(pen, lam, mask=masks.weights_only), optax.sgd(eta))

@@ -157,9 +157,12 @@ def _validate(cfg: Config) -> None:
       or p.fd_floor < 0):
     raise ConfigError("params.search_steps, search_lr, fd_eps and fd_coarse_eps must be > 0 "
                       "(fd_floor >= 0).")
-  if not 0 < p.digits.val_fraction and p.digits.val_fraction + p.digits.test_fraction < 1:
-    raise ConfigError("params.digits: need val_fraction > 0, test_fraction > 0 and their "
-                      "sum < 1.")
+  vf, tf = p.digits.val_fraction, p.digits.test_fraction
+  if not (vf > 0 and tf > 0 and vf + tf < 1):
+    raise ConfigError(f"params.digits.val_fraction = {vf}, params.digits.test_fraction = {tf}: "
+                      "need both > 0 (a validation set and a held-out test set) and their sum "
+                      "< 1 (some data left to train on); e.g. val_fraction = 0.2, "
+                      "test_fraction = 0.2.")
 
 
 # ----------------------------------------------------------------------------- problems
@@ -178,8 +181,6 @@ def _d2l(cfg: Config):
 
 def _digits(cfg: Config):
   q = cfg.params.digits
-  if q.test_fraction <= 0:
-    raise ConfigError("params.digits.test_fraction: must be > 0 (the held-out test set).")
   ds = data.sklearn_dataset("digits", cfg.seed, val_fraction=q.val_fraction,
                             test_fraction=q.test_fraction)
   n = int(ds.x_train.shape[0])

@@ -32,11 +32,10 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import optax
 
-from wdjax import data, masks, models, sweep, train, transforms, variants
+from wdjax import data, masks, models, transforms, variants
 from wdjax.config import Config, ConfigError, OptimizerConfig
-from wdjax.experiments import Kind, Outcome, register
+from wdjax.experiments import Kind, Outcome, _common, register
 
 # ----------------------------------------------------------------------------- shared
 
@@ -54,69 +53,31 @@ def _check_data(cfg: Config, kind: str) -> None:
   if opt.coupling != "decoupled" or opt.penalty != "l2":
     raise ConfigError(f"optimizer.coupling = {opt.coupling!r}: {kind} compares decoupled "
                       "decay rules; set coupling = 'decoupled' (penalty = 'l2').")
-  for name in cfg.sweep.axes:
-    if name not in ("weight_decay", "seed"):
-      raise ConfigError(f"sweep.{name}: {kind} sweeps only weight_decay and seed.")
+  _common.allowed_axes(cfg, ("weight_decay", "seed"))
   if "weight_decay" not in cfg.sweep.axes:
     raise ConfigError(f"sweep.weight_decay: missing; {kind} sweeps λ, e.g. "
                       "weight_decay = {values = [0, 0.1, 1, 10]}.")
 
 
-def _digits(cfg: Config) -> data.Dataset:
-  d = cfg.data
-  return data.sklearn_dataset("digits", cfg.seed, val_fraction=d.val_fraction,
-                              test_fraction=d.test_fraction)
-
-
-def _builder(opt: OptimizerConfig, total_steps: int, decay: str):
-  """`hparams -> GradientTransformation`: optax.adam/sgd then a decoupled or cautious decay.
-
-  Both decays get the same c_t (`opt.scale_by`, the peak η for "schedule"), so at λ = 0
-  the two programs compute the same update."""
-  mask = masks.weights_only if opt.mask == "weights_only" else None
-
-  def build(h: dict) -> optax.GradientTransformation:
-    lr, lam = h["learning_rate"], h["weight_decay"]
-    sched = lr if opt.schedule == "constant" else optax.cosine_decay_schedule(lr, total_steps)
-    peak = lr if opt.schedule != "constant" else None
-    base = (optax.adam(sched) if opt.name == "adam"
-            else optax.sgd(sched, momentum=opt.momentum or None))
-    rule = transforms.decoupled if decay == "decoupled" else variants.cautious
-    return optax.chain(base, rule(lam, learning_rate=sched, scale_by=opt.scale_by,
-                                  peak_learning_rate=peak, mask=mask))
-
-  return build
-
-
 def _sweep(ctx, cfg: Config, ds: data.Dataset, decay: str, lams: np.ndarray, seeds: np.ndarray,
            name: str) -> dict:
-  """One compiled sweep over λ x seed; returns final-epoch metrics of shape (λ, seed)."""
-  n = int(ds.x_train.shape[0])
-  bs = cfg.train.batch_size
-  bs = None if (bs == 0 or bs >= n) else bs
-  steps = cfg.train.epochs * (1 if bs is None else n // bs)
+  """One compiled sweep over λ x seed of `cfg.optimizer` then a decoupled or cautious decay
+  (the same c_t, so at λ = 0 the two programs compute the same update); returns the
+  final-epoch metrics of shape (λ, seed), NaN where a run diverged."""
   model = models.for_dataset("mlp", ds, widths=cfg.model.hidden or (64,),
                              activation=cfg.model.activation)
-  fn = train.make_train_fn(model, ds, optimizer=_builder(cfg.optimizer, steps, decay),
-                           epochs=cfg.train.epochs, batch_size=bs, eval_train=False)
-  d = ctx.chunk_dir()
-  with ctx.timed("sweeps (compile + run)"):
-    res = sweep.run(fn, sweep.grid(product={"weight_decay": lams,
-                                            "learning_rate": [cfg.optimizer.lr],
-                                            "seed": seeds}),
-                    chunk_size=cfg.sweep.chunk_size or None, progress=False, seed=cfg.seed,
-                    checkpoint_dir=None if d is None else f"{d}/{name}")
+  res = _common.sweep_variant(
+      ctx, cfg, cfg.optimizer, ds, model,
+      {"weight_decay": lams, "learning_rate": [cfg.optimizer.lr], "seed": seeds}, name,
+      decay=transforms.decoupled if decay == "decoupled" else variants.cautious,
+      # The norm is reported over the weights (not opt.mask's leaves), no train-set pass.
+      train_options={"mask": masks.weights_only, "eval_train": False},
+      progress=False, timing="sweeps (compile + run)")
   out = {k: np.asarray(v, np.float64)[:, 0, :, -1] for k, v in res.metrics.items()}
   bad = res.diverged[:, 0, :]
   for k in out:
     out[k] = np.where(bad, np.nan, out[k])
   return out
-
-
-def _seeds(cfg: Config) -> np.ndarray:
-  if "seed" in cfg.sweep.axes:
-    return cfg.sweep.axes["seed"].values().astype(np.int64)
-  return np.asarray([cfg.seed], np.int64)
 
 
 # ----------------------------------------------------------------------------- cautious
@@ -160,9 +121,9 @@ def _best(val: np.ndarray) -> int:
 
 
 def run_cautious(cfg: Config, ctx) -> Outcome:
-  ds = _digits(cfg)
+  ds = _common.dataset(cfg)
   lams = cfg.sweep.axes["weight_decay"].values()
-  seeds = _seeds(cfg)
+  seeds = _common.axis(cfg, "seed", cfg.seed).astype(np.int64)
   res = {v: _sweep(ctx, cfg, ds, "decoupled" if v == "adamw" else v, lams, seeds, v)
          for v in ("adamw", "cautious")}
   plain = "AdamW" if cfg.optimizer.name == "adam" else "SGDW"
@@ -293,13 +254,13 @@ def _validate_timescale(cfg: Config) -> None:
 
 def run_timescale(cfg: Config, ctx) -> Outcome:
   p = cfg.params
-  full = _digits(cfg)
+  full = _common.dataset(cfg)
   n_avail = int(full.x_train.shape[0])
   if max(p.sizes) > n_avail:
     raise ConfigError(f"params.sizes: {max(p.sizes)} exceeds the {n_avail} training examples "
                       "of the split; lower it or data.val_fraction/test_fraction.")
   grid = cfg.sweep.axes["weight_decay"].values()
-  seeds = _seeds(cfg)
+  seeds = _common.axis(cfg, "seed", cfg.seed).astype(np.int64)
   sizes = np.asarray(sorted(p.sizes))
   B = cfg.train.batch_size
   metrics = {"grid": grid, "sizes": sizes}
