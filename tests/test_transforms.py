@@ -235,3 +235,17 @@ def test_missing_params():
 def test_proximal_adam_rejects_non_separable_prox():
   with pytest.raises(ValueError, match="separable"):
     wdjax.proximal_adam(0.1, prox.group_lasso, 0.1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: wdjax.coupled(wdjax.penalties.l2, 0.1, mask=m),
+    lambda m: wdjax.decoupled(0.1, learning_rate=0.1, mask=m),
+    lambda m: wdjax.proximal(wdjax.prox.l1, 0.1, learning_rate=0.1, mask=m),
+    lambda m: wdjax.proximal_adam(0.1, wdjax.prox.l1, 0.1, mask=m),
+    lambda m: wdjax.cautious(0.1, learning_rate=0.1, mask=m),
+], ids=["coupled", "decoupled", "proximal", "proximal_adam", "cautious"])
+def test_integer_leaf_that_would_be_decayed_is_refused_at_init(make):
+  params = {"w": jnp.ones((3, 3), jnp.int32), "b": jnp.zeros(3)}
+  with pytest.raises(TypeError, match=r"\['w'\] has dtype int32.*floating-point.*mask"):
+    make(None).init(params)
+  make({"w": False, "b": True}).init(params)  # excluded by the mask: fine

@@ -70,9 +70,12 @@ def positive_int(name: str, value: Any, *, none_ok: bool = False) -> Any:
   return value
 
 
-def check_float_leaves(tree: Any, what: str = "params") -> None:
-  """Raises TypeError naming the first leaf that is not a floating-point array."""
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+def check_float_leaves(tree: Any, what: str = "params", which: list[bool] | None = None) -> None:
+  """Raises TypeError naming the first leaf (of those `which` marks, default all) that is
+  not a floating-point array."""
+  for i, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(tree)[0]):
+    if which is not None and not which[i]:
+      continue
     dtype = getattr(leaf, "dtype", None)
     if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
       raise TypeError(

@@ -22,7 +22,7 @@ import optax
 from wdjax import _validate, masks
 from wdjax import penalties as _penalties
 from wdjax._validate import ScalarOrSchedule
-from wdjax.transforms import _map_masked, _need_params, coupled, decoupled, proximal
+from wdjax.transforms import _map_masked, _need_params, check_init, coupled, decoupled, proximal
 
 _DEFAULT = masks.weights_only
 
@@ -133,7 +133,7 @@ def adam_then(name: str, learning_rate: ScalarOrSchedule, strength: ScalarOrSche
   adam = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
   def init_fn(params):
-    masks.resolve(mask, params)
+    check_init(mask, params)
     return AdamStepState(count=jnp.zeros([], jnp.int32), adam=adam.init(params))
 
   def update_fn(updates, state, params=None):

@@ -35,9 +35,16 @@ class CountState(NamedTuple):
   count: jax.Array
 
 
+def check_init(mask: masks.Mask | None, params: Any) -> None:
+  """At init, not at the first step: the mask fits the params and the leaves it decays are
+  floating point (an integer leaf would be decayed in integer arithmetic, silently)."""
+  params = masks.unwrap(params)
+  _validate.check_float_leaves(params, which=masks.resolve(mask, params))
+
+
 def _init_count(mask: masks.Mask | None) -> Callable[[Any], CountState]:
   def init_fn(params):
-    masks.resolve(mask, params)  # fail at init, not at the first step, on a bad mask
+    check_init(mask, params)
     return CountState(count=jnp.zeros([], jnp.int32))
   return init_fn
 
