@@ -242,23 +242,23 @@ def build_cases(variants: bool) -> tuple[list[Case], list[str]]:
   c.append(jax_case("optax.adamw", "adamw", ADAMW_PASSES,
                     optax.adamw(LR, weight_decay=WD), grads, params))
   c.append(jax_case('wdjax.adamw scale_by="lr"', "adamw", ADAMW_PASSES,
-                    wdjax.adamw(LR, WD, mask=None), grads, params))
+                    wdjax.adamw(LR, weight_decay=WD, mask=None), grads, params))
   c.append(jax_case('wdjax.adamw scale_by="schedule"', "adamw", ADAMW_PASSES,
-                    wdjax.adamw(LR, WD, scale_by="schedule", mask=None), grads, params))
+                    wdjax.adamw(LR, weight_decay=WD, scale_by="schedule", mask=None), grads, params))
   c.append(jax_case('optax.adamw, cosine schedule', "adamw", ADAMW_PASSES,
                     optax.adamw(sched, weight_decay=WD), grads, params))
   c.append(jax_case('wdjax.adamw "schedule", cosine schedule', "adamw", ADAMW_PASSES,
-                    wdjax.adamw(sched, WD, scale_by="schedule", peak_learning_rate=LR,
+                    wdjax.adamw(sched, weight_decay=WD, scale_by="schedule", peak_learning_rate=LR,
                                 mask=None), grads, params))
   if variants:
     c.append(jax_case("optax.adamw, no donation", "adamw", ADAMW_PASSES,
                       optax.adamw(LR, weight_decay=WD), grads, params, donate=False))
     c.append(jax_case('wdjax.adamw "lr", no donation', "adamw", ADAMW_PASSES,
-                      wdjax.adamw(LR, WD, mask=None), grads, params, donate=False))
+                      wdjax.adamw(LR, weight_decay=WD, mask=None), grads, params, donate=False))
     c.append(flat_case("optax.adamw, flat buffer", "adamw", ADAMW_PASSES,
                        optax.adamw(LR, weight_decay=WD), grads, params))
     c.append(flat_case('wdjax.adamw "lr", flat buffer', "adamw", ADAMW_PASSES,
-                       wdjax.adamw(LR, WD, mask=None), grads, params))
+                       wdjax.adamw(LR, weight_decay=WD, mask=None), grads, params))
   tc, tnote = torch_cases(params, jax.tree.map(np.asarray, grads))
   c += tc
   notes.append(tnote)

@@ -72,8 +72,8 @@ def test_reproduce_exits_nonzero_on_a_miss(tmp_path, capsys):
 
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
   out = tmp_path / "never"
-  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "optimizer.lrr=1"]) == 2
-  assert "did you mean 'lr'" in capsys.readouterr().err
+  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "optimizer.learning_rat=1"]) == 2
+  assert "did you mean 'learning_rate'" in capsys.readouterr().err
   assert cli.main(["run", MATRICES, "--out", str(out), "--set",
                    "sweep.weight_decay={values = [-1.0]}"]) == 2
   assert "must be >= 0" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from wdjax import config
+from wdjax import config, experiments
 from wdjax.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,44 +22,50 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_config_loads(path, quick):
-  cfg = config.load(path, quick=quick)
+  cfg = experiments.load(path, quick=quick)
   assert cfg.description.strip() and cfg.expected, "a config says what it reproduces and checks"
   assert cfg.is_quick == quick
-  assert cfg.hash() == config.load(path, quick=quick).hash()       # stable
-  again = config.from_resolved(config.to_dict(cfg))                 # what `plot` reloads
+  assert cfg.hash() == experiments.load(path, quick=quick).hash()       # stable
+  again = experiments.from_resolved(config.to_dict(cfg))                 # what `plot` reloads
   assert again.hash() == cfg.hash()
 
 
 def test_quick_changes_the_hash_and_values():
   path = os.path.join(ROOT, "experiments", "d2l_weight_decay.toml")
-  full, quick = config.load(path), config.load(path, quick=True)
+  full, quick = experiments.load(path), experiments.load(path, quick=True)
   assert full.hash() != quick.hash()
   assert len(quick.sweep.axes["weight_decay"].values()) < len(full.sweep.axes["weight_decay"].values())
 
 
 def test_axes():
-  axes = config.from_dict({**BASE, "sweep": {"weight_decay": {"logspace": [-3, 1, 5]},
+  axes = experiments.from_dict({**BASE, "sweep": {"weight_decay": {"logspace": [-3, 1, 5]},
                                              "seed": {"range": 3}}}).sweep.axes
   np.testing.assert_allclose(axes["weight_decay"].values(), np.logspace(-3, 1, 5))
   assert axes["seed"].values().tolist() == [0, 1, 2]
-  lin = config.from_dict({**BASE, "sweep": {"weight_decay": {"linspace": [0, 1, 3]}}})
+  lin = experiments.from_dict({**BASE, "sweep": {"weight_decay": {"linspace": [0, 1, 3]}}})
   np.testing.assert_allclose(lin.sweep.axes["weight_decay"].values(), [0, 0.5, 1])
 
 
 def test_overrides():
-  cfg = config.from_dict(BASE, overrides=["optimizer.lr=0.1", "train.epochs=3",
+  cfg = experiments.from_dict(BASE, overrides=["optimizer.learning_rate=0.1", "train.epochs=3",
                                           "sweep.weight_decay={values = [1, 2]}",
                                           "optimizer.name=adam"])
-  assert cfg.optimizer.lr == 0.1 and cfg.train.epochs == 3 and cfg.optimizer.name == "adam"
+  assert cfg.optimizer.learning_rate == 0.1 and cfg.train.epochs == 3 and cfg.optimizer.name == "adam"
   assert cfg.sweep.axes["weight_decay"].values().tolist() == [1.0, 2.0]
-  assert cfg.hash() != config.from_dict(BASE).hash()
+  assert cfg.hash() != experiments.from_dict(BASE).hash()
 
 
 @pytest.mark.parametrize("change, message", [
     ({"optimzer": {}}, "optimzer: unknown key; did you mean 'optimizer'"),
-    ({"optimizer": {"lrr": 0.1}}, "optimizer.lrr: unknown key; did you mean 'lr'"),
-    ({"optimizer": {"lr": "fast"}}, "optimizer.lr: expected a number, got a string"),
-    ({"optimizer": {"lr": 0.0}}, "optimizer.lr = 0.0: must be > 0"),
+    ({"optimizer": {"learning_rat": 0.1}}, "optimizer.learning_rat: unknown key; did you mean 'learning_rate'"),
+    ({"optimizer": {"lr": 0.1}}, "optimizer.lr: unknown key"),
+    ({"optimizer": {"learning_rate": "fast"}}, "optimizer.learning_rate: expected a number, got a string"),
+    ({"optimizer": {"learning_rate": 0.0}}, "optimizer.learning_rate = 0.0: must be > 0"),
+    ({"optimizer": {"name": "adamw", "scale_bye": "lr"}}, "optimizer.scale_bye: unknown key; did you mean 'scale_by'"),
+    ({"optimizer": {"name": "adamw", "scale_by": "epoch"}}, "scale_by must be one of"),
+    ({"optimizer": {"name": "adamww"}}, "did you mean 'adamw'"),
+    ({"optimizer": {"name": "adam", "coupling": "decoupled", "penalty": "l1"}}, "decoupled decay is L2"),
+    ({"optimizer": {"name": "adamw", "b1": [0.9]}}, "optimizer.b1: expected a number, string or boolean"),
     ({"optimizer": {"weight_decay": -1.0}}, "optimizer.weight_decay = -1.0: must be >= 0"),
     ({"sweep": {"weight_decay": {"values": [0.1, -1.0]}}}, "sweep.weight_decay value = -1.0: must be >= 0"),
     ({"sweep": {"weight_decay": {"logspace": [-3, 1]}}}, "[start, stop, count]"),
@@ -80,24 +86,24 @@ def test_overrides():
 def test_bad_configs_name_the_key(change, message):
   raw = config.merge(BASE, change)
   with pytest.raises(ConfigError) as e:
-    config.from_dict(raw)
+    experiments.from_dict(raw)
   assert message in str(e.value)
 
 
 def test_bad_override():
   with pytest.raises(ConfigError, match="expected KEY=VALUE"):
-    config.from_dict(BASE, overrides=["optimizer.lr"])
-  with pytest.raises(ConfigError, match="optimizer.lr: expected a number"):
-    config.from_dict(BASE, overrides=["optimizer.lr=fast"])
+    experiments.from_dict(BASE, overrides=["optimizer.learning_rate"])
+  with pytest.raises(ConfigError, match="optimizer.learning_rate: expected a number"):
+    experiments.from_dict(BASE, overrides=["optimizer.learning_rate=fast"])
 
 
 def test_missing_file_and_bad_toml(tmp_path):
   with pytest.raises(ConfigError, match="no such config file"):
-    config.load(tmp_path / "nope.toml")
+    experiments.load(tmp_path / "nope.toml")
   bad = tmp_path / "bad.toml"
   bad.write_text("name = \n")
   with pytest.raises(ConfigError, match="not valid TOML"):
-    config.load(bad)
+    experiments.load(bad)
 
 
 def test_npz_path_relative_to_config(tmp_path):
@@ -106,7 +112,7 @@ def test_npz_path_relative_to_config(tmp_path):
   text = ('name = "n"\nkind = "l1_vs_l2"\ndescription = "d"\n[data]\nsource = "npz"\n'
           'path = "d.npz"\n[sweep]\nweight_decay = {values = [0.1]}\n')
   (tmp_path / "c.toml").write_text(text)
-  cfg = config.load(tmp_path / "c.toml")
+  cfg = experiments.load(tmp_path / "c.toml")
   assert cfg.data.path == str(tmp_path / "d.npz")
 
 
@@ -116,3 +122,27 @@ def test_checks():
   v = config.Check("value", 2.0, 0.5)
   assert v.passes(2.4) and not v.passes(2.6)
   assert config.Check("min", 0.0).describe() == (">= 0", "-")
+
+
+def test_config_alone_checks_the_generic_schema_only():
+  """`wdjax.config` knows no experiment: without `kinds` any kind name passes and
+  [params] stays a table; with `kinds` the kind's dataclass, checks and validate apply."""
+  import dataclasses
+
+  raw = {**BASE, "kind": "my_own", "params": {"n": 3}, "expected": {"anything": {"max": 1.0}}}
+  cfg = config.from_dict(raw)
+  assert cfg.kind == "my_own" and cfg.params == {"n": 3} and set(cfg.expected) == {"anything"}
+
+  @dataclasses.dataclass(frozen=True)
+  class Params:
+    n: int = 1
+
+  seen = []
+  kind = type("K", (), {"params": Params, "checks": {"anything": "a number"},
+                        "validate": staticmethod(seen.append)})
+  cfg = config.from_dict(raw, kinds={"my_own": kind})
+  assert cfg.params == Params(3) and seen == [cfg]
+  with pytest.raises(ConfigError, match="kind = my_owm: unknown key; did you mean 'my_own'"):
+    config.from_dict({**raw, "kind": "my_owm"}, kinds={"my_own": kind})
+  with pytest.raises(ConfigError, match="expected.nothing: unknown key"):
+    config.from_dict({**raw, "expected": {"nothing": {"max": 1.0}}}, kinds={"my_own": kind})

@@ -1,5 +1,8 @@
 """One conformance suite over every transform and preset (STYLE.md §9).
 
+`test_every_registered_optimizer_is_here` keeps it honest: each optimizer registered in
+`wdjax.optimizers` must have an entry.
+
 Each entry is a full optimizer `make(lam) -> GradientTransformation` with λ traced, so the
 same checks apply to all: jit equals eager, one trace across λ values, vmap over λ equals
 the loop, dtypes preserved, masked leaves untouched, `inject_hyperparams`, convergence.
@@ -15,7 +18,7 @@ import optax
 import pytest
 
 import wdjax
-from wdjax import penalties, prox
+from wdjax import penalties, prox, variants
 
 SCHED = optax.cosine_decay_schedule(0.1, 50)
 
@@ -39,13 +42,19 @@ ENTRIES = {
     "proximal_enet": lambda lam: optax.chain(optax.sgd(0.1), wdjax.proximal(_enet_prox, lam, learning_rate=0.1)),
     "proximal_group": lambda lam: optax.chain(optax.sgd(0.1), wdjax.proximal(prox.group_lasso, lam, learning_rate=0.1)),
     "proximal_nuclear": lambda lam: optax.chain(optax.sgd(0.1), wdjax.proximal(prox.nuclear, lam, learning_rate=0.1)),
-    "sgd_l2": lambda lam: wdjax.sgd_l2(0.1, lam, momentum=0.9),
-    "adam_l2": lambda lam: wdjax.adam_l2(0.1, lam),
-    "adamw": lambda lam: wdjax.adamw(0.1, lam),
-    "adamw_schedule": lambda lam: wdjax.adamw(SCHED, lam, scale_by="schedule", peak_learning_rate=0.1),
-    "sgdw": lambda lam: wdjax.sgdw(0.1, lam, momentum=0.9),
+    "sgd_l2": lambda lam: wdjax.sgd_l2(0.1, weight_decay=lam, momentum=0.9),
+    "adam_l2": lambda lam: wdjax.adam_l2(0.1, weight_decay=lam),
+    "adamw": lambda lam: wdjax.adamw(0.1, weight_decay=lam),
+    "adamw_schedule": lambda lam: wdjax.adamw(SCHED, weight_decay=lam, scale_by="schedule", peak_learning_rate=0.1),
+    "sgdw": lambda lam: wdjax.sgdw(0.1, weight_decay=lam, momentum=0.9),
     "proximal_sgd": lambda lam: wdjax.proximal_sgd(0.1, prox.l1, lam),
     "proximal_adam": lambda lam: wdjax.proximal_adam(0.1, prox.l1, lam),
+    "cautious": lambda lam: optax.chain(optax.adam(0.1), variants.cautious(lam, learning_rate=0.1)),
+    "corrected": lambda lam: optax.chain(
+        optax.adam(SCHED), variants.corrected(lam, learning_rate=SCHED, peak_learning_rate=0.1)),
+    "adamc": lambda lam: wdjax.adamc(SCHED, weight_decay=lam, peak_learning_rate=0.1),
+    "adams": lambda lam: wdjax.adams(0.1, weight_decay=lam),
+    "cautious_adamw": lambda lam: wdjax.cautious_adamw(0.1, weight_decay=lam),
 }
 NAMES = sorted(ENTRIES)
 RNG = np.random.default_rng(0)
@@ -151,12 +160,12 @@ INJECT = {
     # Adam's b1, b2, eps stay static: injected as float32 arrays, 1 − f32(b2) differs from
     # f32(1 − b2) by 5e-5 relative, which is not what this test is about.
     "adamw": (wdjax.adamw, ("mask", "scale_by", "b1", "b2", "eps"), dict(learning_rate=0.1, weight_decay=0.3),
-              lambda lam: wdjax.adamw(0.1, lam), "weight_decay"),
+              lambda lam: wdjax.adamw(0.1, weight_decay=lam), "weight_decay"),
     "sgd_l2": (wdjax.sgd_l2, ("mask", "nesterov"), dict(learning_rate=0.1, weight_decay=0.3, momentum=0.9),
-               lambda lam: wdjax.sgd_l2(0.1, lam, momentum=0.9), "weight_decay"),
+               lambda lam: wdjax.sgd_l2(0.1, weight_decay=lam, momentum=0.9), "weight_decay"),
     "proximal_adam": (wdjax.proximal_adam, ("prox", "mask", "b1", "b2", "eps"),
-                      dict(learning_rate=0.1, prox=prox.l1, strength=0.3),
-                      lambda lam: wdjax.proximal_adam(0.1, prox.l1, lam), "strength"),
+                      dict(learning_rate=0.1, prox=prox.l1, weight_decay=0.3),
+                      lambda lam: wdjax.proximal_adam(0.1, prox.l1, lam), "weight_decay"),
 }
 
 
@@ -179,3 +188,9 @@ def test_converges_on_a_quadratic(name):
   """With a small λ every optimizer drives ½‖w − a‖² far below its starting value."""
   p = jitted_train(name, steps=200)(jnp.float32(0.01), params())
   assert float(loss(p)) < 0.05 * float(loss(params()))
+
+
+def test_every_registered_optimizer_is_here():
+  # the bases "sgd"/"adam" are optax's optimizers composed with the transforms above
+  missing = sorted(set(wdjax.optimizers.REGISTRY) - set(ENTRIES) - {"sgd", "adam"})
+  assert not missing, f"add {missing} to ENTRIES"

@@ -26,16 +26,16 @@ def test_d2l_shapes_truth_and_independent_noise():
 
 
 def test_d2l_seeds_and_sizes():
-  a, b = data.d2l_synthetic(seed=0, d=5), data.d2l_synthetic(seed=1, d=5)
+  a, b = data.d2l_synthetic(seed=0, dim=5), data.d2l_synthetic(seed=1, dim=5)
   assert not np.allclose(a.x_train, b.x_train)
-  np.testing.assert_array_equal(a.x_train, data.d2l_synthetic(seed=0, d=5).x_train)
+  np.testing.assert_array_equal(a.x_train, data.d2l_synthetic(seed=0, dim=5).x_train)
   with pytest.raises(ValueError, match="n_train"):
     data.d2l_synthetic(n_train=0)
 
 
 def test_d2l_dtype_follows_x64(x64):
   del x64
-  assert data.d2l_synthetic(d=3).x_train.dtype == np.float64
+  assert data.d2l_synthetic(dim=3).x_train.dtype == np.float64
 
 
 @pytest.mark.parametrize("name, task, classes", [("digits", "classification", 10),

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from wdjax import config, experiments
+from wdjax import experiments, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.toml")))
@@ -16,8 +16,8 @@ D2L = os.path.join(ROOT, "experiments", "d2l_weight_decay.toml")
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_every_config_smoke_runs_shrunk(path, tmp_path):
-  cfg = experiments.shrink(config.load(path, quick=True))
-  rec = experiments.run(cfg, str(tmp_path / "run"), log=None, plots=False)
+  cfg = experiments.shrink(experiments.load(path, quick=True))
+  rec = runner.run(cfg, str(tmp_path / "run"), log=None, plots=False)
   # Every expected number is produced (a check whose value is missing would fail).
   assert set(cfg.expected) <= set(rec.values)
   assert all(np.isfinite(rec.values[k]) for k in cfg.expected), rec.values
@@ -25,7 +25,7 @@ def test_every_config_smoke_runs_shrunk(path, tmp_path):
 
 
 def test_same_seed_same_numbers():
-  cfg = experiments.shrink(config.load(D2L, quick=True, overrides=[
+  cfg = experiments.shrink(experiments.load(D2L, quick=True, overrides=[
       "sweep.seed={range = 3}", "sweep.weight_decay={values = [0.01, 1.0, 10.0]}"]))
   ctx = lambda: experiments.Context(None, log=None)
   a = experiments.KINDS[cfg.kind].run(cfg, ctx())
@@ -37,11 +37,11 @@ def test_same_seed_same_numbers():
 
 def test_interrupted_sweep_resumes_from_finished_chunks(tmp_path, monkeypatch):
   # 3 seeds x 5 λ with chunk_size 5: one seed per chunk, three chunks.
-  cfg = config.load(D2L, quick=True, overrides=[
+  cfg = experiments.load(D2L, quick=True, overrides=[
       "sweep.seed={range = 3}", "sweep.weight_decay={values = [0.01, 1.0, 10.0]}",
       "sweep.chunk_size=5", "train.epochs=2"])
   out = str(tmp_path / "run")
-  first = experiments.run(cfg, out, log=None, plots=False)
+  first = runner.run(cfg, out, log=None, plots=False)
   chunks = sorted(os.listdir(os.path.join(out, "chunks")))
   assert len(chunks) == 3
   # Simulate an interruption after the first two chunks: the third and the results are lost.
@@ -49,7 +49,7 @@ def test_interrupted_sweep_resumes_from_finished_chunks(tmp_path, monkeypatch):
   for f in ("summary.json", "metrics.npz"):
     os.remove(os.path.join(out, f))
   logs = []
-  again = experiments.run(cfg, out, log=logs.append, plots=False)
+  again = runner.run(cfg, out, log=logs.append, plots=False)
   assert sum("resumed" in line for line in logs) == 2
   assert again.values == first.values
 
@@ -64,8 +64,9 @@ def test_lr_and_schedule_decay_agree_in_the_config_builder():
   g = {"kernel": jnp.full((3, 2), 0.1)}
   outs = []
   for scale_by, lam in (("lr", 0.5), ("schedule", 0.5 * 1e-2)):
-    tx = _common.optimizer_builder(OptimizerConfig(name="adam", coupling="decoupled",
-                                                   scale_by=scale_by, schedule="cosine"), 10)(
+    opt = OptimizerConfig(name="adam", schedule="cosine",
+                          options={"coupling": "decoupled", "scale_by": scale_by})
+    tx = _common.optimizer_builder(opt, 10)(
         {"learning_rate": 1e-2, "weight_decay": lam})
     st, q = tx.init(p), p
     for _ in range(5):

@@ -8,9 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from wdjax import config, experiments
-# Importing the modules registers their kinds (wdjax.experiments may not import them yet).
-from wdjax.experiments import tuning, variants_exp  # noqa: F401
+from wdjax import config, experiments, plots, report, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"tune_lambda": "tune_lambda.toml", "cautious_vs_adamw": "cautious_vs_adamw.toml",
@@ -24,7 +22,7 @@ def _path(kind):
 @pytest.mark.parametrize("kind", sorted(CONFIGS))
 def test_config_loads_full_and_quick(kind):
   for quick in (False, True):
-    cfg = config.load(_path(kind), quick=quick)
+    cfg = experiments.load(_path(kind), quick=quick)
     assert cfg.kind == kind and cfg.is_quick == quick
     assert set(cfg.expected) <= set(experiments.KINDS[kind].checks)
     assert cfg.expected, "every config states its expected numbers"
@@ -34,7 +32,7 @@ def test_config_loads_full_and_quick(kind):
 def quick_run(request, tmp_path_factory):
   """(config, RunRecord) of each config's [quick] version, run once for the module."""
   kind = request.param
-  cfg = config.load(_path(kind), quick=True)
+  cfg = experiments.load(_path(kind), quick=True)
   if kind == "timescale":
     # The checks read `check_variant` (SGDW) only; the AdamW half, reported but not
     # checked, runs in the shrunk smoke test of tests/test_experiments.py (each variant x
@@ -42,7 +40,7 @@ def quick_run(request, tmp_path_factory):
     keep = cfg.params.check_variant
     cfg = dataclasses.replace(cfg, variants={keep: cfg.variants[keep]})
   out = tmp_path_factory.mktemp(kind)
-  return cfg, experiments.run(cfg, str(out), log=None, plots=kind == "tune_lambda")
+  return cfg, runner.run(cfg, str(out), log=None, plots=kind == "tune_lambda")
 
 
 def test_quick_run_passes_its_checks(quick_run):
@@ -63,12 +61,11 @@ def test_quick_run_passes_its_checks(quick_run):
 def test_run_directory_reloads_and_replots(quick_run, tmp_path):
   """`wdjax plot RUN_DIR`: the resolved config (nested [params] tables included) and the
   metrics read back, and the kind's plot draws from them."""
-  from wdjax import report
   cfg, rec = quick_run
   cfg2, metrics, summary = report.load_run(rec.run_dir)
   assert cfg2.params == cfg.params and cfg2.hash() == cfg.hash()
   assert summary["passed"]
-  pngs = report.make_plots(cfg2, metrics, summary["values"], str(tmp_path))
+  pngs = plots.make_plots(cfg2, metrics, summary["values"], str(tmp_path))
   assert pngs and all(os.path.getsize(p) > 0 for p in pngs)
 
 
@@ -94,13 +91,13 @@ def _raw(kind):
 def test_bad_config_names_the_key(kind, override, match):
   raw = config.merge(_raw(kind), override)
   with pytest.raises(config.ConfigError, match=match):
-    config.from_dict(raw)
+    experiments.from_dict(raw)
 
 
 def test_shrink_keeps_a_valid_timescale_config():
   """`wdjax.experiments.shrink` (the smoke test of every config) uses the kind's hook: the
   checked variant at the two smallest sizes, still a config its validation accepts."""
-  cfg = config.load(_path("timescale"), quick=True)
+  cfg = experiments.load(_path("timescale"), quick=True)
   small = experiments.shrink(cfg)
   assert list(small.variants) == [cfg.params.check_variant]
   assert small.params.sizes == tuple(sorted(cfg.params.sizes)[:2])
@@ -109,7 +106,7 @@ def test_shrink_keeps_a_valid_timescale_config():
 
 
 def test_shrink_keeps_a_valid_tune_lambda_config():
-  cfg = config.load(_path("tune_lambda"), quick=True)
+  cfg = experiments.load(_path("tune_lambda"), quick=True)
   small = experiments.shrink(cfg)
   assert small.params.search_steps == 3 and small.params.d2l.grid[2] == 3
   experiments.KINDS["tune_lambda"].validate(small)

@@ -6,7 +6,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Lasso, enet_path, lasso_path
 from sklearn.preprocessing import StandardScaler
 
-from wdjax import path
+from wdjax import path, plots
 
 REL = 1e-6  # the bar: |w − w_sklearn| <= 1e-6·max|w_sklearn| along the path, float64
 
@@ -191,7 +191,7 @@ def test_plot_path_writes_png(diabetes, tmp_path):
   X = StandardScaler().fit_transform(diabetes[0])
   res = path.lasso_path(X, diabetes[1] - diabetes[1].mean(), n_lambdas=20, dtype="float64")
   out = tmp_path / "path.png"
-  path.plot_path(res, str(out), title="diabetes")
+  plots.plot_path(res, str(out), title="diabetes")
   assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

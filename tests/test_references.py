@@ -12,7 +12,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 from wdjax import path
-from wdjax.experiments import adam_decay, bias, d2l, matrices
+from wdjax.experiments import bias_penalty, coupled_vs_decoupled, d2l_weight_decay, matrices
 
 LAMS_FRAC = np.array([0.5, 0.2, 0.1, 0.05, 0.02])  # a short 5-λ path, as fractions of λ_max
 
@@ -59,7 +59,7 @@ def _lib_gap(X, y, w, lam, alpha=1.0, kind="l1", groups=None):
     return float(g)
 
 
-@pytest.mark.parametrize("kind,alpha", [("l1", 1.0), ("enet", 0.5)])
+@pytest.mark.parametrize("kind,alpha", [("l1", 1.0), ("elastic_net", 0.5)])
 def test_gap_vs_numpy_primal_dual(kind, alpha):
   X, y = _diabetes()
   yy = y @ y / X.shape[0]
@@ -105,7 +105,7 @@ def test_group_lasso_gap_vs_numpy():
     ref_h, _ = _np_gap(X, y, w_half, lam, groups=groups)
     assert ref_h > 1e-3 * yy
     # float64 rounding of O(yy) sums, relative to a gap > 1e-3·yy
-    np.testing.assert_allclose(_lib_gap(X, y, w_half, lam, kind="group", groups=groups),
+    np.testing.assert_allclose(_lib_gap(X, y, w_half, lam, kind="group_lasso", groups=groups),
                                ref_h, rtol=1e-9)
 
 
@@ -145,9 +145,9 @@ def test_bias_exact_vs_sklearn(lam):
   a = np.hstack([x, np.ones((n, 1))])
   ref = Ridge(alpha=n * lam, fit_intercept=False, solver="cholesky").fit(a, y).coef_
   # both are direct float64 solves of a well-conditioned 6x6 system: 1e-9 relative
-  np.testing.assert_allclose(bias.exact(x, y, lam, decay_bias=True), ref, rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(bias_penalty.exact(x, y, lam, decay_bias=True), ref, rtol=1e-9, atol=1e-12)
   r = Ridge(alpha=n * lam, fit_intercept=True, solver="cholesky").fit(x, y)
-  np.testing.assert_allclose(bias.exact(x, y, lam, decay_bias=False),
+  np.testing.assert_allclose(bias_penalty.exact(x, y, lam, decay_bias=False),
                              np.append(r.coef_, r.intercept_), rtol=1e-9, atol=1e-12)
 
 
@@ -155,7 +155,7 @@ def test_d2l_ridge_dual_vs_sklearn():
   x, y = _xy(10, 30, seed=1)  # n < d: the dual (n x n) form is the one used
   n = x.shape[0]
   lams = np.array([1e-3, 0.1, 3.0])
-  w, b = d2l._ridge(x, y, lams)
+  w, b = d2l_weight_decay._ridge(x, y, lams)
   for k, lam in enumerate(lams):
     r = Ridge(alpha=n * lam, fit_intercept=True, solver="svd").fit(x, y)
     # eigendecomposition vs SVD in float64; at λ = 1e-3 the n x n kernel's condition
@@ -187,7 +187,7 @@ def test_nuclear_kkt_residual():
   np.testing.assert_allclose(matrices._kkt(W2, W2 - C, lam, tol), expect, rtol=1e-10)
 
 
-# ------------------------------------------------------------------ 6. adam_decay table stats
+# ---------------------------------------------------------- 6. coupled_vs_decoupled table stats
 
 
 def test_separability_closed_forms():
@@ -197,12 +197,12 @@ def test_separability_closed_forms():
   a, b = f - f.mean(), g - g.mean()
   interaction = a[:, None] * b[None, :]  # zero row and column means: SS all interaction
   # float64 rounding of sums of 35 squares
-  assert adam_decay.separability(additive) == pytest.approx(1.0, abs=1e-12)
-  assert adam_decay.separability(interaction) == pytest.approx(0.0, abs=1e-12)
+  assert coupled_vs_decoupled.separability(additive) == pytest.approx(1.0, abs=1e-12)
+  assert coupled_vs_decoupled.separability(interaction) == pytest.approx(0.0, abs=1e-12)
   # orthogonal mix: the additive share SS_add / (SS_add + SS_int)
   ss_add = np.sum(np.square(additive - additive.mean()))
   ss_int = np.sum(np.square(interaction))
-  assert adam_decay.separability(additive + interaction) == pytest.approx(
+  assert coupled_vs_decoupled.separability(additive + interaction) == pytest.approx(
       ss_add / (ss_add + ss_int), rel=1e-12)
 
 
@@ -216,14 +216,14 @@ def test_best_lambda_slope_synthetic():
   dist = np.log10(lrs[:, None] * wds[None, :] / c)
   err = 0.1 + 0.05 * dist ** 2
   # rounding of log10 only; the exact slope is −1
-  assert adam_decay.best_lambda_slope(err, lrs, wds) == pytest.approx(-1.0, abs=1e-9)
+  assert coupled_vs_decoupled.best_lambda_slope(err, lrs, wds) == pytest.approx(-1.0, abs=1e-9)
   # a diverged row (error >= 2x the best) is dropped, whatever its arg-min
   bad = np.vstack([err, np.full(33, 5.0) - np.linspace(0, 1, 33)])
-  assert adam_decay.best_lambda_slope(bad, np.append(lrs, 1.0), wds) == pytest.approx(-1.0,
+  assert coupled_vs_decoupled.best_lambda_slope(bad, np.append(lrs, 1.0), wds) == pytest.approx(-1.0,
                                                                                       abs=1e-9)
   # additive f(η) + g(λ): λ* does not move with η, slope 0
   add = 0.1 + 0.01 * (np.log10(lrs)[:, None] + 2) ** 2 + 0.05 * (np.log10(wds)[None, :] + 3) ** 2
-  assert adam_decay.best_lambda_slope(add, lrs, wds) == pytest.approx(0.0, abs=1e-9)
+  assert coupled_vs_decoupled.best_lambda_slope(add, lrs, wds) == pytest.approx(0.0, abs=1e-9)
 
 
 # ------------------------------------------------- 7. penalties and their use in updates

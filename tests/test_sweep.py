@@ -1,5 +1,6 @@
 """Sweeps: vmapped grid == Python loop, one compile, divergence, resume, bad input."""
 
+import dataclasses
 import functools
 import io
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from wdjax import _progress, data, models, sweep, train
+from wdjax.sweep import engine
 
 # Tolerance: the sweep runs a batched (vmapped) program and the loop an unbatched one; XLA
 # may pick different float32 matmul/reduction kernels for the two, so results agree to
@@ -27,7 +29,7 @@ def _digits():
 
 @functools.lru_cache(maxsize=None)
 def _d2l():
-  return data.d2l_synthetic(seed=0, n_train=16, n_val=8, d=6)
+  return data.d2l_synthetic(seed=0, n_train=16, n_val=8, dim=6)
 
 
 MODELS = {
@@ -46,7 +48,9 @@ def test_sweep_equals_python_loop_and_compiles_once(model, reg):
   fn = train.make_train_fn(models.for_dataset(name, ds, **kw), ds, optimizer=REGULARIZERS[reg],
                            epochs=2, batch_size=16, return_params=True)
   chex.clear_trace_counter()  # chex counts by source footprint: shared by parametrized cases
-  counted = chex.assert_max_traces(fn, n=1)
+  # The same declared function with its pure function traced at most once, and a cache of
+  # its own (where sweep.run keeps the compiled program).
+  counted = dataclasses.replace(fn, fn=chex.assert_max_traces(fn.fn, n=1), cache={})
   g = sweep.grid(product={"weight_decay": [0.0, 0.3], "seed": [0, 1]},
                  zip={"learning_rate": [0.05]})
   # 4 points in chunks of 3: two calls, the second padded, both of the one compiled function.
@@ -65,6 +69,7 @@ def test_sweep_equals_python_loop_and_compiles_once(model, reg):
   assert not res.diverged.any()
   # A second sweep of the same shape reuses the compiled program (no new trace).
   sweep.run(counted, g, chunk_size=3, progress=False)
+  assert len(counted.cache) == 1 and not fn.cache
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
@@ -263,8 +268,8 @@ def test_diverged_epoch_is_the_first_non_finite_epoch_of_any_metric():
 
 
 def test_checkpoint_refuses_another_training_setup(tmp_path):
-  a, b = data.d2l_synthetic(seed=0, n_train=8, n_val=4, d=3), data.d2l_synthetic(
-      seed=1, n_train=8, n_val=4, d=3)
+  a, b = data.d2l_synthetic(seed=0, n_train=8, n_val=4, dim=3), data.d2l_synthetic(
+      seed=1, n_train=8, n_val=4, dim=3)
   make = lambda ds, opt: train.make_train_fn(models.for_dataset("linear", ds), ds,
                                              optimizer=opt, epochs=1)
   g = sweep.grid(weight_decay=[0.0, 0.1], learning_rate=[0.1])
@@ -278,7 +283,7 @@ def test_checkpoint_refuses_another_training_setup(tmp_path):
 def test_host_built_keys_equal_jax_random_key():
   seeds = np.array([0, 1, 7, 2**31 - 1, 4_000_000_000], np.int64)
   want = np.stack([np.asarray(jax.random.key_data(jax.random.key(np.uint32(s)))) for s in seeds])
-  np.testing.assert_array_equal(sweep._keys(seeds), want)
+  np.testing.assert_array_equal(engine._keys(seeds), want)
 
 
 def test_training_data_is_placed_once_per_mesh_and_replaced_by_new_data():
@@ -287,15 +292,70 @@ def test_training_data_is_placed_once_per_mesh_and_replaced_by_new_data():
   g = sweep.grid(weight_decay=[0.0, 1.0], learning_rate=[0.05])
   make = lambda d: train.make_train_fn(models.for_dataset("linear", d), d, optimizer="sgd_coupled_l2",
                                        epochs=2, batch_size=8)
-  mesh = Mesh(np.array(jax.devices()), (sweep._MESH_AXIS,))
+  mesh = Mesh(np.array(jax.devices()), (engine._MESH_AXIS,))
   first = sweep.run(make(ds), g, progress=False)
-  placed = sweep._PLACED[mesh][2]
+  placed = engine._PLACED[mesh][2]
   # another function on the same arrays reuses the device copy: one copy per mesh
   again = sweep.run(make(ds), g, progress=False)
-  assert sweep._PLACED[mesh][2] is placed
+  assert engine._PLACED[mesh][2] is placed
   np.testing.assert_array_equal(again.metrics["val_loss"], first.metrics["val_loss"])
   # new data replaces it, and the sweep trains on the new data
-  other = data.d2l_synthetic(seed=1, n_train=16, n_val=8, d=6)
+  other = data.d2l_synthetic(seed=1, n_train=16, n_val=8, dim=6)
   res = sweep.run(make(other), g, progress=False)
-  assert sweep._PLACED[mesh][2] is not placed
+  assert engine._PLACED[mesh][2] is not placed
   assert not np.allclose(res.metrics["val_loss"], first.metrics["val_loss"])
+
+
+def test_compiled_programs_live_on_the_function():
+  g = sweep.grid(weight_decay=[0.0, 1.0], learning_rate=[0.1])
+
+  def plain(hparams, key):
+    return _toy(hparams, key)
+
+  sweep.run(plain, g, progress=False)
+  assert len(plain.__dict__["_wdjax_compiled"]) == 1  # a plain function: in its __dict__
+
+  class Declared:  # a TrainFn-like object: programs go to its own `cache`
+    def __init__(self):
+      self.cache = {}
+
+    def __call__(self, hparams, key):
+      return _toy(hparams, key)
+
+  obj = Declared()
+  first = sweep.run(obj, g, progress=False)
+  assert len(obj.cache) == 1 and "_wdjax_compiled" not in vars(obj)
+  again = sweep.run(obj, g, progress=False)
+  assert len(obj.cache) == 1
+  np.testing.assert_array_equal(again.metrics["train_loss"], first.metrics["train_loss"])
+
+
+def test_checkpoint_fingerprint_reads_fingerprint_then_signature():
+  from wdjax.sweep import store
+  g = sweep.grid(weight_decay=[0.0], learning_rate=[0.1])
+
+  def make(**attrs):
+    def fn(hparams, key):
+      return _toy(hparams, key)
+    fn.__dict__.update(attrs)
+    return fn
+
+  plain = store.fingerprint(g, 1, 0, make())
+  assert store.fingerprint(g, 1, 0, make(fingerprint="a")) != plain
+  assert store.fingerprint(g, 1, 0, make(fingerprint="a")) != store.fingerprint(
+      g, 1, 0, make(fingerprint="b"))
+  # `signature` (older closures) is read when there is no `fingerprint`, and is overridden by it
+  assert store.fingerprint(g, 1, 0, make(signature="a")) == store.fingerprint(
+      g, 1, 0, make(fingerprint="a"))
+  assert store.fingerprint(g, 1, 0, make(signature="b", fingerprint="a")) == store.fingerprint(
+      g, 1, 0, make(fingerprint="a"))
+
+
+def test_damaged_checkpoint_chunk_is_refused_by_name(tmp_path):
+  from wdjax import _io
+  g = sweep.grid(weight_decay=np.linspace(0, 1, 4), learning_rate=[0.1])
+  sweep.run(_toy, g, chunk_size=2, progress=False, checkpoint_dir=tmp_path)
+  chunk = tmp_path / "chunk_00001.npz"
+  chunk.write_bytes(chunk.read_bytes()[:-40])  # e.g. a copy cut short
+  with pytest.raises(_io.ChecksumError, match="chunk_00001.npz"):
+    sweep.run(_toy, g, chunk_size=2, progress=False, checkpoint_dir=tmp_path)

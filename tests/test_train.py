@@ -8,12 +8,13 @@ import pytest
 from flax import nnx
 from sklearn.linear_model import Lasso, Ridge
 
-from wdjax import data, models, sweep, train
+import wdjax
+from wdjax import data, models, optimizers, sweep, train
 
 
 @functools.lru_cache(maxsize=None)
 def _tiny():
-  return data.d2l_synthetic(seed=1, n_train=12, n_val=8, d=5)
+  return data.d2l_synthetic(seed=1, n_train=12, n_val=8, dim=5)
 
 
 @functools.lru_cache(maxsize=None)
@@ -131,16 +132,17 @@ def test_dropout_training_is_a_function_of_the_key():
   assert not np.allclose(a, c)
 
 
-@pytest.mark.parametrize("name", sorted(train.OPTIMIZERS))
+@pytest.mark.parametrize("name", optimizers.names())
 def test_every_named_optimizer_trains(name):
   ds = _tiny()
   fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer=name, epochs=30)
-  hp = {k: 1e-3 for k in fn.required_hparams}
-  hp["learning_rate"] = 0.05
+  assert fn.required_hparams == ("learning_rate",)
+  hp = {"learning_rate": 0.05}
+  if name not in ("sgd", "adam"):  # the bases take λ only with a coupling
+    hp["weight_decay"] = 1e-3
   m = jax.jit(fn)(hp, jax.random.key(0))
   assert np.all(np.isfinite(m["train_loss"]))
   assert m["train_loss"][-1] < m["train_loss"][0]
-  assert "learning_rate" in fn.required_hparams
 
 
 def test_raw_uint32_key_equals_typed_key():
@@ -158,16 +160,21 @@ def test_bad_input():
   fn = make(optimizer="adamw", epochs=1)
   with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['wd'\]"):
     fn({"learning_rate": 0.1, "wd": 0.1}, jax.random.key(0))
-  with pytest.raises(ValueError, match=r"missing hyperparameter\(s\) \['weight_decay'\]"):
-    fn({"learning_rate": 0.1}, jax.random.key(0))
+  with pytest.raises(ValueError, match=r"missing hyperparameter\(s\) \['learning_rate'\]"):
+    fn({"weight_decay": 0.1}, jax.random.key(0))
   with pytest.raises(ValueError, match="epochs"):
     make(optimizer="sgd", epochs=0)
   with pytest.raises(ValueError, match="batch_size"):
     make(optimizer="sgd", epochs=1, batch_size=100)
   with pytest.raises(ValueError, match="unknown optimizer"):
     make(optimizer="lbfgs", epochs=1)
-  with pytest.raises(ValueError, match="no option"):
-    train.get_optimizer("adamw", momentum=0.9)
+  with pytest.raises(ValueError, match="has no argument"):
+    optimizers.get("adamw", momentum=0.9)
+  with pytest.raises(TypeError, match="report_mask"):
+    make(optimizer="adamw", epochs=1, mask=None)
+  with pytest.raises(ValueError, match="without a coupling"):  # λ would be ignored
+    jax.jit(make(optimizer="sgd", epochs=1))({"learning_rate": 0.1, "weight_decay": 0.1},
+                                             jax.random.key(0))
   with pytest.raises(TypeError, match="model"):
     train.make_train_fn(3, ds, optimizer="sgd", epochs=1)
   bad = _digits()._replace(num_classes=5)
@@ -177,8 +184,8 @@ def test_bad_input():
 
 def test_data_argument_replaces_the_closed_over_dataset():
   """sweep.run passes train_fn.data as an argument (not a compiled-in constant)."""
-  a, b = data.d2l_synthetic(seed=1, n_train=12, n_val=8, d=5), data.d2l_synthetic(
-      seed=2, n_train=12, n_val=8, d=5)
+  a, b = data.d2l_synthetic(seed=1, n_train=12, n_val=8, dim=5), data.d2l_synthetic(
+      seed=2, n_train=12, n_val=8, dim=5)
   make = lambda ds: train.make_train_fn(models.LinearRegression(5, rngs=nnx.Rngs(0)), ds,
                                         optimizer="sgd", epochs=2, batch_size=4)
   fa, fb = make(a), make(b)
@@ -191,17 +198,34 @@ def test_data_argument_replaces_the_closed_over_dataset():
   np.testing.assert_array_equal(run(hp, key)["val_loss"], jax.jit(fa)(hp, key, fa.data)["val_loss"])
 
 
-def test_hparam_names_of_custom_builders():
+def test_hparam_names_are_declared():
+  """Named optimizers declare their hyperparameters; a user's own builder is not probed."""
   import optax
-  assert train.hparam_names(lambda h: optax.sgd(h["learning_rate"], momentum=h.get("mu"))) == (
-      ("learning_rate",), ("mu",))
-  # A builder that unpacks the dict: names unknown, so nothing is rejected up front.
-  dyn = lambda h: optax.sgd(**h)
-  assert train.hparam_names(dyn) is None
   ds = _tiny()
+  fn = train.make_train_fn(models.for_dataset("linear", ds), ds,
+                           optimizer=optimizers.get("adamw", scale_by="schedule"), epochs=1)
+  assert fn.hparam_names == ("b1", "b2", "eps", "learning_rate", "weight_decay")
+  assert "adamw(scale_by='schedule')" in fn.fingerprint
+  # Static options change the fingerprint (sweep checkpoints must not mix them).
+  other = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="adamw", epochs=1)
+  assert other.fingerprint != fn.fingerprint
+  dyn = lambda h: optax.sgd(**h)
   fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer=dyn, epochs=1)
-  assert fn.hparam_names is None
+  assert fn.hparam_names is None and fn.required_hparams == ()
   assert np.isfinite(jax.jit(fn)({"learning_rate": 0.1}, jax.random.key(0))["val_loss"]).all()
+
+
+def test_named_optimizer_is_the_python_preset():
+  """make_train_fn(optimizer="sgdw") runs exactly wdjax.sgdw (one definition, one name)."""
+  ds = _tiny()
+  model = models.for_dataset("linear", ds)
+  hp = {"learning_rate": 0.05, "weight_decay": 0.01, "momentum": 0.5}
+  by_name = train.make_train_fn(model, ds, optimizer="sgdw", epochs=3)
+  by_fn = train.make_train_fn(model, ds, epochs=3, optimizer=lambda h: wdjax.sgdw(
+      h["learning_rate"], momentum=h["momentum"], weight_decay=h["weight_decay"]))
+  key = jax.random.key(0)
+  np.testing.assert_array_equal(jax.jit(by_name)(hp, key)["val_loss"],
+                                jax.jit(by_fn)(hp, key)["val_loss"])
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 20, train.SMALL_SHUFFLE, train.SMALL_SHUFFLE + 1])

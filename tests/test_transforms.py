@@ -35,7 +35,7 @@ def test_coupled_l2_sgd_equals_decoupled_constant_with_eta_lambda():
 def test_sgd_l2_momentum_matches_torch_rule(nesterov):
   """torch.optim.SGD(lr, momentum, weight_decay, nesterov), dampening 0, written in NumPy."""
   lr, mu, wd = 0.05, 0.9, 0.1
-  got = run(wdjax.sgd_l2(lr, wd, momentum=mu, nesterov=nesterov), steps=20)
+  got = run(wdjax.sgd_l2(lr, weight_decay=wd, momentum=mu, nesterov=nesterov), steps=20)
   w = {k: np.asarray(v, np.float64) for k, v in P0["dense"].items()}
   buf = {k: None for k in w}
   for g in GRADS[:20]:
@@ -50,7 +50,7 @@ def test_sgd_l2_momentum_matches_torch_rule(nesterov):
 
 def test_adam_l2_matches_torch_rule():
   lr, wd, b1, b2, eps = 1e-2, 0.1, 0.9, 0.999, 1e-8
-  got = run(wdjax.adam_l2(lr, wd, mask=None), steps=30)
+  got = run(wdjax.adam_l2(lr, weight_decay=wd, mask=None), steps=30)
   w = {k: np.asarray(v, np.float64) for k, v in P0["dense"].items()}
   m = {k: 0.0 for k in w}
   v = {k: 0.0 for k in w}
@@ -77,7 +77,7 @@ def test_adamw_schedule_form_multiplies_by_schedule_only():
   """Loshchilov & Hutter: u = −η_t·adam − (η_t/η_peak)·λ·w."""
   peak, lam = 1e-2, 0.1
   sched = optax.cosine_decay_schedule(peak, 10)
-  got = run(wdjax.adamw(sched, lam, scale_by="schedule", peak_learning_rate=peak, mask=None), steps=10)
+  got = run(wdjax.adamw(sched, weight_decay=lam, scale_by="schedule", peak_learning_rate=peak, mask=None), steps=10)
   adam = optax.adam(sched)
   params, state = P0, adam.init(P0)
   for t, g in enumerate(GRADS[:10]):
@@ -144,7 +144,7 @@ def test_nnx_optimizer_decays_kernel_not_bias():
   model = nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), nnx.LayerNorm(4, rngs=nnx.Rngs(0)))
   before = nnx.state(model, nnx.Param)
   before = jax.tree.map(lambda x: x, masks.unwrap(before))
-  opt = nnx.Optimizer(model, wdjax.adamw(1e-1, 0.5), wrt=nnx.Param)
+  opt = nnx.Optimizer(model, wdjax.adamw(1e-1, weight_decay=0.5), wrt=nnx.Param)
   zero = nnx.grad(lambda m: 0.0 * jnp.sum(m(jnp.ones((1, 3)))))(model)
   opt.update(model, zero)
   after = masks.unwrap(nnx.state(model, nnx.Param))
@@ -161,7 +161,7 @@ def test_nnx_optimizer_decays_kernel_not_bias():
 @pytest.mark.parametrize("tx_fn", [
     lambda: wdjax.proximal_adam(1e-2, prox.l1, 0.1),
     lambda: wdjax.proximal_sgd(1e-2, prox.l1, 0.1),
-    lambda: wdjax.sgd_l2(1e-2, 0.1, momentum=0.9),
+    lambda: wdjax.sgd_l2(1e-2, weight_decay=0.1, momentum=0.9),
 ])
 def test_nnx_optimizer_runs_every_preset(tx_fn):
   from flax import nnx
@@ -182,8 +182,8 @@ def test_linen_params():
   assert flat == {"params/layers_0/bias": False, "params/layers_0/kernel": True,
                   "params/layers_1/bias": False, "params/layers_1/scale": False,
                   "params/layers_2/bias": False, "params/layers_2/kernel": True}
-  u, _ = wdjax.adamw(1e-2, 0.1).update(jax.tree.map(jnp.zeros_like, variables),
-                                        wdjax.adamw(1e-2, 0.1).init(variables), variables)
+  u, _ = wdjax.adamw(1e-2, weight_decay=0.1).update(jax.tree.map(jnp.zeros_like, variables),
+                                        wdjax.adamw(1e-2, weight_decay=0.1).init(variables), variables)
   np.testing.assert_array_equal(u["params"]["layers_1"]["scale"], 0.0)
 
 
@@ -193,7 +193,7 @@ def test_linen_params():
     lambda s: wdjax.coupled(penalties.l2, s),
     lambda s: wdjax.decoupled(s, learning_rate=0.1),
     lambda s: wdjax.proximal(prox.l1, s, learning_rate=0.1),
-    lambda s: wdjax.adamw(0.1, s),
+    lambda s: wdjax.adamw(0.1, weight_decay=s),
     lambda s: wdjax.proximal_adam(0.1, prox.l1, s),
 ])
 @pytest.mark.parametrize("bad,match", [(-1.0, "strength|weight_decay"), (float("nan"), "NaN")])

@@ -10,7 +10,7 @@ from wdjax import data, models, train, tune
 
 @pytest.fixture(scope="module")
 def d2l_fn():
-  ds = data.d2l_synthetic(seed=0, d=20, n_train=20, n_val=50)
+  ds = data.d2l_synthetic(seed=0, dim=20, n_train=20, n_val=50)
   return train.make_train_fn(models.for_dataset("linear", ds), ds,
                              optimizer="sgd_coupled_l2", epochs=20)
 
@@ -56,5 +56,5 @@ def test_bad_input():
     tune._check_wrt({"weight_decay": 0.0}, ("weight_decay",))
   with pytest.raises(ValueError, match="not in hparams"):
     tune._check_wrt({"weight_decay": 1.0}, ("lr",))
-  with pytest.raises(ValueError, match="lam must be"):
+  with pytest.raises(ValueError, match="strength .λ. must be"):
     tune.lasso_hypergradient(np.eye(2), np.ones(2), np.eye(2), np.ones(2), -1.0)

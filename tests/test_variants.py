@@ -113,7 +113,7 @@ def test_corrected_matches_numpy(x64):
   lam = 0.5
   normalized = {"dense": {"kernel": False, "bias": False}, "norm_in": {"kernel": True}}
   tx = optax.chain(optax.adam(lr, b1=B1, b2=B2, eps=EPS),
-                   variants.corrected(lam, learning_rate=lr, max_learning_rate=peak,
+                   variants.corrected(lam, learning_rate=lr, peak_learning_rate=peak,
                                       normalized=normalized))
   got = _run_jax(tx, params, targets, noise)
 
@@ -137,7 +137,7 @@ def test_corrected_on_plain_leaves_is_adamw(x64):
   lr = optax.linear_schedule(0.05, 0.01, STEPS)
   none = jax.tree.map(lambda _: False, params)
   tx = optax.chain(optax.adam(lr), variants.corrected(0.1, learning_rate=lr,
-                                                      max_learning_rate=0.05, normalized=none))
+                                                      peak_learning_rate=0.05, normalized=none))
   ref = optax.adamw(lr, weight_decay=0.1, mask=masks.weights_only(params))
   _assert_trajectories(_run_jax(tx, params, targets, noise), _run_jax(ref, params, targets, noise),
                        rtol=1e-9, atol=1e-9)
@@ -147,9 +147,9 @@ def test_adamc_preset_is_adam_then_corrected(x64):
   params, targets, noise = _problem(4)
   lr = optax.cosine_decay_schedule(0.1, STEPS)
   norm = {"dense": {"kernel": True, "bias": False}, "norm_in": {"kernel": False}}
-  ours = variants.adamc(lr, 0.3, max_learning_rate=0.1, normalized=norm)
+  ours = variants.adamc(lr, weight_decay=0.3, peak_learning_rate=0.1, normalized=norm)
   ref = optax.chain(optax.adam(lr), variants.corrected(0.3, learning_rate=lr,
-                                                       max_learning_rate=0.1, normalized=norm))
+                                                       peak_learning_rate=0.1, normalized=norm))
   _assert_trajectories(_run_jax(ours, params, targets, noise), _run_jax(ref, params, targets, noise),
                        rtol=0, atol=0)
 
@@ -237,7 +237,7 @@ def test_bad_input_errors():
     variants.cautious(-1.0, learning_rate=0.1)
   with pytest.raises(ValueError, match="learning_rate"):
     variants.cautious(0.1)
-  with pytest.raises(ValueError, match="max_learning_rate"):
+  with pytest.raises(ValueError, match="peak_learning_rate"):
     variants.corrected(0.1, learning_rate=optax.constant_schedule(0.1))
   with pytest.raises(ValueError, match="weight_decay"):
     variants.adams(0.1, weight_decay=-0.1)

@@ -1,7 +1,7 @@
-"""`wdjax run|reproduce|plot|list`: thin entry points over `wdjax.config`,
-`wdjax.experiments` and `wdjax.report`.
+"""`wdjax run|reproduce|plot|list`: thin entry points over `wdjax.experiments` (load a
+config), `wdjax.runner` (run it), `wdjax.report` (print it) and `wdjax.plots`.
 
-  wdjax run experiments/d2l_weight_decay.toml [--out DIR] [--set optimizer.lr=0.1] [--quick]
+  wdjax run experiments/d2l_weight_decay.toml [--out DIR] [--set optimizer.learning_rate=0.1] [--quick]
   wdjax reproduce experiments/d2l_weight_decay.toml [--quick]   # exit 1 on any failed check
   wdjax plot runs/d2l_weight_decay-<hash>
   wdjax list
@@ -14,7 +14,13 @@ import glob
 import os
 import sys
 import time
+import tomllib
 from typing import Sequence
+
+import jax
+
+from wdjax import experiments, plots, report, runner, sweep
+from wdjax.config import ConfigError
 
 _T0 = time.perf_counter()
 
@@ -30,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="a TOML file, e.g. experiments/d2l_weight_decay.toml")
     s.add_argument("--out", default=None, help="run directory (default runs/<name>-<hash>)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optimizer.lr=0.1 (repeatable)")
+                   help="override a config value, e.g. --set optimizer.learning_rate=0.1 (repeatable)")
     s.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
     s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
   s = sub.add_parser("plot", help="(re)draw the plots of a finished run directory")
@@ -49,7 +55,6 @@ def experiments_dir() -> str:
 
 def list_experiments(folder: str | None = None) -> list[tuple[str, str, str]]:
   """(path, kind, description) of every config in `folder`."""
-  import tomllib
   out = []
   for path in sorted(glob.glob(os.path.join(folder or experiments_dir(), "*.toml"))):
     with open(path, "rb") as f:
@@ -66,23 +71,21 @@ def enable_compilation_cache() -> str | None:
                                                      "wdjax", "jax"))
   if path.lower() in ("off", "0", "none", ""):
     return None
-  import jax
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   return path
 
 
 def _run(args: argparse.Namespace, check: bool) -> int:
-  from wdjax import config, experiments, report, sweep
   t_import = process_age()
   try:
     sweep.use_cpu_cores()  # a device per core: sweeps shard across them (see its docstring)
   except RuntimeError:
     pass  # called in a process where JAX already runs (a test, a notebook): keep its devices
   enable_compilation_cache()
-  cfg = config.load(args.config, quick=args.quick, overrides=args.overrides)
+  cfg = experiments.load(args.config, quick=args.quick, overrides=args.overrides)
   try:
-    rec = experiments.run(cfg, args.out, plots=not args.no_plots)
+    rec = runner.run(cfg, args.out, plots=not args.no_plots)
   except KeyboardInterrupt:
     print("\ninterrupted: finished chunks are kept; run the same command again to resume.",
           file=sys.stderr)
@@ -132,14 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
   args = _parser().parse_args(argv)
-  from wdjax.config import ConfigError
   try:
     if args.command in ("run", "reproduce"):
       return _run(args, check=args.command == "reproduce")
     if args.command == "plot":
-      from wdjax import report
       cfg, metrics, summary = report.load_run(args.run_dir)
-      for png in report.make_plots(cfg, metrics, summary["values"], args.run_dir):
+      for png in plots.make_plots(cfg, metrics, summary["values"], args.run_dir):
         print(f"plot: {png}")
       return 0
     rows = list_experiments(args.dir)

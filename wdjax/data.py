@@ -94,24 +94,24 @@ def check(ds: Dataset) -> Dataset:
   return ds
 
 
-def d2l_truth(d: int = 200, w: float = 0.01, b: float = 0.05) -> tuple[np.ndarray, float]:
+def d2l_truth(dim: int = 200, w: float = 0.01, b: float = 0.05) -> tuple[np.ndarray, float]:
   """The true weights and bias of the D2L synthetic data: (w·1_d, b)."""
-  return np.full((d,), w), float(b)
+  return np.full((dim,), w), float(b)
 
 
-def d2l_synthetic(seed: int = 0, n_train: int = 20, n_val: int = 100, d: int = 200, *,
+def d2l_synthetic(seed: int = 0, n_train: int = 20, n_val: int = 100, dim: int = 200, *,
                   w: float = 0.01, b: float = 0.05, noise: float = 0.01,
                   dtype: Any = None) -> Dataset:
   """The D2L weight-decay data: y = x·w + b + ε, x ~ N(0, I_d), ε ~ N(0, noise²).
 
-  The true weights are w·1_d and the bias b (`d2l_truth(d, w, b)`). With n_train=20 and
-  d=200 an unregularized linear model overfits, which is the point of the D2L section.
+  The true weights are w·1_d and the bias b (`d2l_truth(dim, w, b)`). With n_train=20 and
+  dim=200 an unregularized linear model overfits, which is the point of the D2L section.
   X and ε come from separate keys (D2L's JAX code draws both from one key, so its "noise"
   is built from the same random bits as X instead of being independent of it).
 
   Args:
     seed: the data seed (a Python int).
-    n_train, n_val, d: number of training and validation examples, and of features.
+    n_train, n_val, dim: number of training and validation examples, and of features d.
     w, b, noise: true weight (per feature), true bias, noise standard deviation.
     dtype: float dtype (None: JAX's default float).
 
@@ -122,8 +122,9 @@ def d2l_synthetic(seed: int = 0, n_train: int = 20, n_val: int = 100, d: int = 2
     Zhang et al., Dive into Deep Learning, section "Weight Decay", 2023.
     https://d2l.ai/chapter_linear-regression/weight-decay.html
   """
-  for name, v in (("n_train", n_train), ("n_val", n_val), ("d", d)):
+  for name, v in (("n_train", n_train), ("n_val", n_val), ("dim", dim)):
     positive_int(name, v)
+  d = dim
   dt = _float(dtype)
   kx, kn = jax.random.split(jax.random.key(seed))
   n = n_train + n_val

@@ -263,7 +263,7 @@ def for_dataset(name: str, dataset: Any, **kwargs: Any) -> Callable[..., nnx.Mod
   Example:
     >>> from flax import nnx
     >>> from wdjax import data, models
-    >>> ds = data.d2l_synthetic(d=5)
+    >>> ds = data.d2l_synthetic(dim=5)
     >>> make = models.for_dataset("linear", ds)
     >>> make(rngs=nnx.Rngs(0)).linear.kernel.shape
     (5, 1)

@@ -17,6 +17,12 @@ any pytree of floating-point arrays; to penalize only some leaves, pass
 
 The gradients are the ones `wdjax.coupled` adds: for l1 the subgradient sign(w) (0 at 0),
 for group lasso 0 on an all-zero group.
+
+Complex leaves (optax supports complex parameters): every R(w) is real, computed with the
+modulus, |w|² = Re(w̄·w) and |w| = √|w|². The gradient `wdjax.coupled` adds is the one of
+the real inner product ⟨a, b⟩ = Re Σ āb, i.e. conj(jax.grad(R)) (JAX returns the
+conjugate of that direction for a complex input; optax's complex convention, too, feeds
+conj(jax.grad(loss)) as the update): for l2 it is λw, for l1 λ·w/|w|.
 """
 
 from __future__ import annotations
@@ -32,7 +38,17 @@ from wdjax import _validate
 Penalty = Callable[..., jax.Array]
 
 
+INJECT_HINT = (
+    "optax.inject_hyperparams takes every function argument for a schedule and calls it "
+    "with the step count: pass penalties, prox operators and masks by name "
+    "(penalty='l2', prox='l1', mask='weights_only'), as a pytree of bools (masks), or list "
+    "them in static_args=(...)")
+
+
 def _leaves_and_strengths(params: Any, strength: Any) -> list[tuple[jax.Array, Any]]:
+  if strength is None:
+    raise TypeError(f"penalty called without a strength. If this happened in "
+                    f"optax.inject_hyperparams: {INJECT_HINT}.")
   leaves = jax.tree.leaves(params)
   if _is_scalar(strength):
     _validate.check_strength("strength", strength)
@@ -51,6 +67,18 @@ def _leaves_and_strengths(params: Any, strength: Any) -> list[tuple[jax.Array, A
 
 def _is_scalar(x: Any) -> bool:
   return isinstance(x, (int, float)) or (hasattr(x, "shape") and x.shape == ())
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+  """|x|², real for complex `x` (Re(x̄x) = Re(x)² + Im(x)²), x² otherwise."""
+  if jnp.iscomplexobj(x):
+    return jnp.square(jnp.real(x)) + jnp.square(jnp.imag(x))
+  return jnp.square(x)
+
+
+def real_dtype(dtype: Any) -> Any:
+  """The real dtype of `dtype`'s precision (float32 for complex64; floats unchanged)."""
+  return jnp.finfo(dtype).dtype
 
 
 def _acc(x: jax.Array) -> jax.Array:
@@ -75,14 +103,17 @@ def _abs(x: jax.Array) -> jax.Array:
 
 @_abs.defjvp
 def _abs_jvp(primals, tangents):
-  # jax.grad(jnp.abs)(0.) is 1; the minimum-norm subgradient at 0 is 0.
+  # jax.grad(jnp.abs)(0.) is 1; the minimum-norm subgradient at 0 is 0. For complex x
+  # the tangent of |x| is Re(conj(sign x)·t) (sign x = x/|x|, 0 at 0).
   (x,), (t,) = primals, tangents
+  if jnp.iscomplexobj(x):
+    return jnp.abs(x), jnp.real(jnp.conj(jnp.sign(x)) * t)
   return jnp.abs(x), jnp.sign(x) * t
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _norm(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-  return jnp.sqrt(jnp.sum(jnp.square(x), axis=axes))
+  return jnp.sqrt(jnp.sum(abs_sq(x), axis=axes))
 
 
 @_norm.defjvp
@@ -91,10 +122,11 @@ def _norm_jvp(axes, primals, tangents):
   (x,), (t,) = primals, tangents
   n = _norm(x, axes)
   safe = jnp.where(n > 0, n, 1.0)
-  return n, jnp.where(n > 0, jnp.sum(x * t, axis=axes) / safe, 0.0)
+  inner = jnp.real(jnp.conj(x) * t) if jnp.iscomplexobj(x) else x * t  # Re⟨x, t⟩
+  return n, jnp.where(n > 0, jnp.sum(inner, axis=axes) / safe, 0.0)
 
 
-def l2(params: Any, strength: Any) -> jax.Array:
+def l2(params: Any, strength: Any = None) -> jax.Array:
   """Ridge penalty R(w) = (λ/2) ‖w‖².
 
   Its gradient is λw, so coupled into plain SGD it shrinks w by (1 − ηλ) each step.
@@ -112,10 +144,10 @@ def l2(params: Any, strength: Any) -> jax.Array:
     >>> float(penalties.l2({"w": jnp.array([3.0, 4.0])}, 0.1))
     1.25
   """
-  return _total(_leaves_and_strengths(params, strength), lambda x: 0.5 * jnp.sum(jnp.square(x)))
+  return _total(_leaves_and_strengths(params, strength), lambda x: 0.5 * jnp.sum(abs_sq(x)))
 
 
-def l1(params: Any, strength: Any) -> jax.Array:
+def l1(params: Any, strength: Any = None) -> jax.Array:
   """Lasso penalty R(w) = λ ‖w‖₁.
 
   Its gradient (used by `wdjax.coupled`) is the subgradient λ·sign(w), with 0 at w = 0.
@@ -129,7 +161,7 @@ def l1(params: Any, strength: Any) -> jax.Array:
   return _total(_leaves_and_strengths(params, strength), lambda x: jnp.sum(_abs(x)))
 
 
-def elastic_net(params: Any, strength: Any, l1_ratio: float = 0.5) -> jax.Array:
+def elastic_net(params: Any, strength: Any = None, l1_ratio: float = 0.5) -> jax.Array:
   """Elastic net R(w) = λ (α ‖w‖₁ + (1 − α)/2 ‖w‖²), α = `l1_ratio` (sklearn/glmnet).
 
   α = 1 is `l1`, α = 0 is `l2`.
@@ -143,7 +175,7 @@ def elastic_net(params: Any, strength: Any, l1_ratio: float = 0.5) -> jax.Array:
   _check_ratio(l1_ratio)
   a = l1_ratio
   return _total(_leaves_and_strengths(params, strength),
-                lambda x: a * jnp.sum(_abs(x)) + (1 - a) * 0.5 * jnp.sum(jnp.square(x)))
+                lambda x: a * jnp.sum(_abs(x)) + (1 - a) * 0.5 * jnp.sum(abs_sq(x)))
 
 
 def _check_ratio(l1_ratio: Any) -> None:
@@ -159,7 +191,7 @@ def group_axes(x: jax.Array, group_axis: int) -> tuple[int, ...]:
   return tuple(i for i in range(x.ndim) if i != ax)
 
 
-def group_lasso(params: Any, strength: Any, group_axis: int = -1) -> jax.Array:
+def group_lasso(params: Any, strength: Any = None, group_axis: int = -1) -> jax.Array:
   """Group lasso R(w) = λ Σ_g ‖w_g‖₂, one group per index along `group_axis` of each leaf.
 
   For a Dense kernel of shape (in, out), `group_axis=-1` makes one group per output unit
@@ -185,7 +217,7 @@ def as_matrix(x: jax.Array, what: str) -> jax.Array:
   return x.reshape(-1, x.shape[-1])
 
 
-def nuclear(params: Any, strength: Any) -> jax.Array:
+def nuclear(params: Any, strength: Any = None) -> jax.Array:
   """Nuclear norm R(W) = λ ‖W‖_* = λ Σ σ_i(W), summed over matrix leaves.
 
   Leaves with more than two axes are flattened to (prod(leading), last).
@@ -200,7 +232,7 @@ def nuclear(params: Any, strength: Any) -> jax.Array:
                 lambda x: jnp.sum(jnp.linalg.svd(as_matrix(x, "nuclear"), compute_uv=False)))
 
 
-def frobenius(params: Any, strength: Any) -> jax.Array:
+def frobenius(params: Any, strength: Any = None) -> jax.Array:
   """Squared Frobenius penalty R(W) = (λ/2) ‖W‖_F² over matrix leaves: L2 on a kernel.
 
   ‖W‖_F² = Σ_ij W_ij² = ‖vec W‖², so this is `l2` restricted to matrices (D2L's exercise).
@@ -212,4 +244,26 @@ def frobenius(params: Any, strength: Any) -> jax.Array:
     2.0
   """
   return _total(_leaves_and_strengths(params, strength),
-                lambda x: 0.5 * jnp.sum(jnp.square(as_matrix(x, "frobenius"))))
+                lambda x: 0.5 * jnp.sum(abs_sq(as_matrix(x, "frobenius"))))
+
+
+#: The penalties by name (the names configs and `wdjax.optimizers` use).
+BY_NAME: dict[str, Penalty] = {"l2": l2, "l1": l1, "elastic_net": elastic_net,
+                               "group_lasso": group_lasso, "nuclear": nuclear,
+                               "frobenius": frobenius}
+
+
+def by_name(name: str | Penalty) -> Penalty:
+  """The penalty called `name` (a callable is returned as is).
+
+  Example:
+    >>> from wdjax import penalties
+    >>> penalties.by_name("l2") is penalties.l2
+    True
+  """
+  if callable(name):
+    return name
+  if name not in BY_NAME:
+    raise ValueError(f"unknown penalty {name!r}; choose one of {sorted(BY_NAME)} or pass a "
+                     "function (params, strength) -> R.")
+  return BY_NAME[name]

@@ -12,29 +12,19 @@ The objective minimized is  L(w) + R(w)  with L the batch mean of per-example lo
 classification, and R whatever the optimizer adds (coupled, decoupled or proximal).
 Reported losses are L alone, without the penalty.
 
-Optimizers by name (`OPTIMIZERS`, for configs): each is a builder
-`(hparams, *, mask, **options) -> optax.GradientTransformation` reading
-"learning_rate", "weight_decay" (λ) and optionally "momentum", "l1_ratio":
-
-| name                 | update                                           |
-|----------------------|--------------------------------------------------|
-| sgd                  | plain SGD (no penalty)                           |
-| adam                 | plain Adam (no penalty)                          |
-| sgd_coupled_l2       | SGD on g + λw (`wdjax.sgd_l2`, torch SGD wd)     |
-| sgd_coupled_l1       | SGD on g + λ·sign(w) (subgradient: no exact 0s)  |
-| sgdw                 | SGD step − c_t·λ·w (`wdjax.sgdw`)                |
-| adam_l2              | Adam on g + λw (`wdjax.adam_l2`)                 |
-| adamw                | Adam step − η·λ·w (`wdjax.adamw`, torch AdamW)   |
-| proximal_l1          | ISTA: w⁺ = soft(w − ηg, ηλ) (`wdjax.proximal_sgd`)|
-| proximal_elastic_net | ISTA with the elastic-net prox (l1_ratio α)      |
-| proximal_adam_l1     | preconditioned prox Adam (`wdjax.proximal_adam`) |
+`optimizer` is a name from `wdjax.optimizers` (the one registry: the same names as the
+Python presets, e.g. "sgd_l2", "adamw", "sgdw", "proximal_sgd"), a builder
+`wdjax.optimizers.get(name, **static_options)`, or your own function
+`hparams -> optax.GradientTransformation`. The hyperparameters a named optimizer reads
+("learning_rate", "weight_decay", "momentum", ...) are declared by its registry entry, so
+a misspelt or missing one is an error before anything is compiled.
 
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from wdjax import data, models, train
-  >>> ds = data.d2l_synthetic(d=5)
+  >>> ds = data.d2l_synthetic(dim=5)
   >>> fn = train.make_train_fn(models.for_dataset("linear", ds), ds,
-  ...                          optimizer="sgd_coupled_l2", epochs=3, batch_size=5)
+  ...                          optimizer="sgd_l2", epochs=3, batch_size=5)
   >>> fn.hparam_names
   ('learning_rate', 'momentum', 'weight_decay')
   >>> m = jax.jit(fn)({"learning_rate": 0.01, "weight_decay": 1.0}, jax.random.key(0))
@@ -44,9 +34,8 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import inspect
-import types
 from typing import Any, Callable
 
 import jax
@@ -54,171 +43,12 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from wdjax import aliases, masks, penalties, prox, transforms
+from wdjax import masks, optimizers
 from wdjax import data as _data
 from wdjax._validate import positive_int
 
 Builder = Callable[[dict], optax.GradientTransformation]
-
-# ----------------------------------------------------------------------------- optimizers
-
-
-def _lr(h):
-  return h["learning_rate"]
-
-
-def sgd(hparams, *, mask=None):
-  """Plain SGD, no penalty: reads learning_rate and momentum (optional)."""
-  del mask
-  return optax.sgd(_lr(hparams), momentum=hparams.get("momentum"))
-
-
-def adam(hparams, *, mask=None, b1=0.9, b2=0.999, eps=1e-8):
-  """Plain Adam, no penalty: reads learning_rate."""
-  del mask
-  return optax.adam(_lr(hparams), b1=b1, b2=b2, eps=eps)
-
-
-def sgd_coupled_l2(hparams, *, mask=masks.weights_only, nesterov=False):
-  """SGD on g + λw: `wdjax.sgd_l2(learning_rate, weight_decay, momentum=...)`."""
-  return aliases.sgd_l2(_lr(hparams), hparams["weight_decay"], momentum=hparams.get("momentum"),
-                        nesterov=nesterov, mask=mask)
-
-
-def sgd_coupled_l1(hparams, *, mask=masks.weights_only):
-  """SGD on g + λ·sign(w) (the L1 subgradient; weights oscillate near 0, never exactly 0)."""
-  return optax.chain(transforms.coupled(penalties.l1, hparams["weight_decay"], mask=mask),
-                     optax.sgd(_lr(hparams), momentum=hparams.get("momentum")))
-
-
-def sgdw(hparams, *, mask=masks.weights_only, scale_by="schedule"):
-  """SGD with decoupled decay `wdjax.sgdw` (default c_t = s_t: λ is a per-step rate)."""
-  return aliases.sgdw(_lr(hparams), hparams["weight_decay"], momentum=hparams.get("momentum"),
-                      scale_by=scale_by, mask=mask)
-
-
-def adam_l2(hparams, *, mask=masks.weights_only, b1=0.9, b2=0.999, eps=1e-8):
-  """Adam on g + λw: `wdjax.adam_l2` (torch.optim.Adam(weight_decay=λ))."""
-  return aliases.adam_l2(_lr(hparams), hparams["weight_decay"], b1=b1, b2=b2, eps=eps, mask=mask)
-
-
-def adamw(hparams, *, mask=masks.weights_only, scale_by="lr", b1=0.9, b2=0.999, eps=1e-8):
-  """Adam with decoupled decay: `wdjax.adamw` (default c_t = η: torch/optax AdamW)."""
-  return aliases.adamw(_lr(hparams), hparams["weight_decay"], scale_by=scale_by, b1=b1, b2=b2,
-                       eps=eps, mask=mask)
-
-
-def proximal_l1(hparams, *, mask=masks.weights_only):
-  """Proximal SGD with the L1 prox (ISTA): exact zeros, minimizes L + λ‖w‖₁."""
-  return aliases.proximal_sgd(_lr(hparams), prox.l1, hparams["weight_decay"],
-                              momentum=hparams.get("momentum"), mask=mask)
-
-
-def proximal_elastic_net(hparams, *, mask=masks.weights_only):
-  """Proximal SGD with the elastic-net prox; reads l1_ratio (α, default 0.5)."""
-  ratio = hparams.get("l1_ratio", 0.5)
-  op = lambda z, s, t: prox.elastic_net(z, s, t, l1_ratio=ratio)
-  return aliases.proximal_sgd(_lr(hparams), op, hparams["weight_decay"],
-                              momentum=hparams.get("momentum"), mask=mask)
-
-
-def proximal_adam_l1(hparams, *, mask=masks.weights_only, b1=0.9, b2=0.999, eps=1e-8):
-  """Preconditioned proximal Adam with the L1 prox (`wdjax.proximal_adam`)."""
-  return aliases.proximal_adam(_lr(hparams), prox.l1, hparams["weight_decay"], b1=b1, b2=b2,
-                               eps=eps, mask=mask)
-
-
-OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "sgd": sgd,
-    "adam": adam,
-    "sgd_coupled_l2": sgd_coupled_l2,
-    "sgd_coupled_l1": sgd_coupled_l1,
-    "sgdw": sgdw,
-    "adam_l2": adam_l2,
-    "adamw": adamw,
-    "proximal_l1": proximal_l1,
-    "proximal_elastic_net": proximal_elastic_net,
-    "proximal_adam_l1": proximal_adam_l1,
-}
-
-#: The builders as attributes: `train.optimizers.adamw(hparams)`.
-optimizers = types.SimpleNamespace(**OPTIMIZERS)
-
-
-def get_optimizer(name: str, *, mask: masks.Mask | None = masks.weights_only,
-                  **options: Any) -> Builder:
-  """The builder `hparams -> GradientTransformation` registered as `name`, with its options.
-
-  Example:
-    >>> from wdjax import train
-    >>> build = train.get_optimizer("adamw", scale_by="schedule")
-    >>> tx = build({"learning_rate": 1e-3, "weight_decay": 1e-2})
-  """
-  if name not in OPTIMIZERS:
-    raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)} or pass "
-                     "a function hparams -> optax.GradientTransformation.")
-  fn = OPTIMIZERS[name]
-  accepted = set(inspect.signature(fn).parameters) - {"hparams"}
-  bad = sorted(set(options) - accepted)
-  if bad:
-    raise ValueError(f"optimizer {name!r} has no option {bad}; its options: "
-                     f"{sorted(accepted - {'mask'})}.")
-  return functools.partial(fn, mask=mask, **options)
-
-
-class _Probe(dict):
-  """A stand-in hparams dict that records which names an optimizer builder reads."""
-
-  def __init__(self, value):
-    super().__init__()
-    self.value, self.required, self.optional = value, set(), set()
-
-  def __getitem__(self, k):
-    self.required.add(k)
-    return self.value
-
-  def get(self, k, default=None):
-    self.optional.add(k)
-    return self.value
-
-  def __contains__(self, k):
-    self.optional.add(k)
-    return True
-
-  def _dynamic(self, *args):
-    self.dynamic = True
-    return iter(())
-
-  dynamic = False
-  __iter__ = keys = values = items = _dynamic
-
-  def __len__(self):
-    self.dynamic = True
-    return 0
-
-
-def hparam_names(optimizer: Builder) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-  """(required, optional) hyperparameter names that `optimizer(hparams)` reads.
-
-  Found by calling the builder once on a recording dict of traced values. None when the
-  builder iterates over the dict (e.g. `optax.sgd(**hparams)`) or fails on the recording
-  dict: the names are then unknown and not checked.
-  """
-  probe = _Probe(None)
-
-  def run(v):
-    probe.value = v
-    optimizer(probe)
-    return v
-
-  try:
-    jax.eval_shape(run, jax.ShapeDtypeStruct((), jnp.float32))  # tracers: no value checks
-  except Exception:  # noqa: BLE001 -- the real call will raise its own, clearer error
-    return None
-  if probe.dynamic:
-    return None
-  return tuple(sorted(probe.required)), tuple(sorted(probe.optional - probe.required))
-
+_UNSET: Any = object()
 
 # ----------------------------------------------------------------------------- losses
 
@@ -329,11 +159,46 @@ def _tree_stats(leaves: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
   return jnp.sqrt(sq), zeros.astype(sq.dtype) / size
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainFn:
+  """A declared training function: what `make_train_fn` returns.
+
+  Calling it, `train_fn(hparams, key, data=None) -> metrics`, runs `fn`, the pure function
+  that `jax.jit`, `jax.vmap` and `wdjax.sweep.run` transform.
+
+  Attributes:
+    fn: the pure function `(hparams, key, data) -> metrics`.
+    data: the dataset's arrays {"train": (x, y), "val": (x, y)[, "test": (x, y)]}, passed
+      as an argument (not baked into the compiled program as a constant).
+    hparam_names: the hyperparameter names `fn` accepts (None: not declared, e.g. a user's
+      own optimizer function, whose names are then not checked).
+    required_hparams: the names without a default.
+    epochs: number of epochs.
+    steps_per_epoch: optimizer steps per epoch (for schedules).
+    fingerprint: a string that changes with everything that determines the results
+      (optimizer and options, model shapes, data shapes, epochs, batch size, loss, ...);
+      sweep checkpoints refuse chunks of another fingerprint.
+    cache: compiled programs of this function (filled by `wdjax.sweep.run`).
+  """
+  fn: Callable[..., dict]
+  data: dict
+  hparam_names: tuple[str, ...] | None
+  required_hparams: tuple[str, ...]
+  epochs: int
+  steps_per_epoch: int
+  fingerprint: str
+  cache: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  def __call__(self, hparams: dict, key: jax.Array, data: dict | None = None) -> dict:
+    return self.fn(hparams, key, data)
+
+
 def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builder,
                   epochs: int, batch_size: int | None = None,
                   loss: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-                  mask: masks.Mask | None = masks.weights_only, return_params: bool = False,
-                  eval_train: bool = True, shuffle: bool = True) -> Callable[..., dict]:
+                  report_mask: masks.Mask | None = masks.weights_only,
+                  return_params: bool = False, eval_train: bool = True, shuffle: bool = True,
+                  mask: Any = _UNSET) -> TrainFn:
   """Builds the pure training function `train_fn(hparams, key) -> metrics`.
 
   Each epoch shuffles the training set with a key drawn from `key`, takes
@@ -345,34 +210,35 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       `rngs -> nnx.Module` such as `wdjax.models.for_dataset(...)` (each key gets its
       own initialization). Its state must be only `nnx.Param`s.
     dataset: a `wdjax.data.Dataset`.
-    optimizer: a name in `OPTIMIZERS` (built with `mask`), or a function
+    optimizer: a name in `wdjax.optimizers.names()`, a builder
+      `wdjax.optimizers.get(name, mask=..., **options)`, or a function
       `hparams -> optax.GradientTransformation`.
     epochs: number of epochs (> 0).
     batch_size: minibatch size, or None for full batch.
     loss: `(prediction, y) -> scalar batch mean`; default `squared_loss` for regression
       and `cross_entropy` for classification.
-    mask: the leaves whose norm and exact zeros are reported (and, for a named optimizer,
-      the leaves it regularizes).
+    report_mask: the leaves whose norm and exact zeros are reported (default: the
+      weights). Which leaves are *regularized* is the optimizer's `mask` option.
     return_params: also return the final params (a nested dict) as metrics["params"].
     eval_train: report the loss on the whole training set after each epoch (True) or
       the mean of the minibatch losses during the epoch (False, cheaper).
     shuffle: reshuffle the training set every epoch.
 
   Returns:
-    `train_fn(hparams, key, data=None)`: hparams is a dict name -> scalar (traced under
-    vmap), key a PRNG key (typed or raw uint32); `data` defaults to `train_fn.data`, the
-    dataset's arrays {"train": (x, y), "val": (x, y)[, "test": (x, y)]} (`sweep.run`
-    passes it as an argument so that a large dataset is not baked into the compiled
-    program as a constant). It returns a dict of arrays of shape (epochs,):
+    A `TrainFn`, called as `train_fn(hparams, key, data=None)`: hparams is a dict
+    name -> scalar (traced under vmap), key a PRNG key (typed or raw uint32); `data`
+    defaults to `train_fn.data`. It returns a dict of arrays of shape (epochs,):
     train_loss, val_loss, test_loss (with a test split), train_acc/val_acc/test_acc
-    (classification), decayed_norm (‖masked leaves‖₂), zero_fraction (exact zeros among
-    masked leaves); plus "params" with `return_params`. `train_fn.hparam_names` lists
-    the accepted names (None when the optimizer reads them dynamically), `train_fn.required_hparams` the ones without default, and
-    `train_fn.steps_per_epoch` the optimizer steps per epoch (for schedules).
+    (classification), decayed_norm (‖leaves of report_mask‖₂), zero_fraction (exact
+    zeros among them); plus "params" with `return_params`.
 
   Raises:
     ValueError: on bad arguments, and (when called) on unknown or missing hparams.
   """
+  if mask is not _UNSET:
+    raise TypeError("make_train_fn(mask=) was split in two: the leaves the optimizer "
+                    "regularizes are its own option (optimizer=wdjax.optimizers.get(name, "
+                    "mask=...)), the leaves whose norm is reported are report_mask=.")
   _data.check(dataset)
   positive_int("epochs", epochs)
   n = int(dataset.x_train.shape[0])
@@ -381,22 +247,16 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples; use "
                      "batch_size=None for full batch.")
   full_batch = batch_size is None or batch_size == n
-  builder = get_optimizer(optimizer, mask=mask) if isinstance(optimizer, str) else optimizer
-  if not callable(builder):
-    raise TypeError("optimizer must be a name in wdjax.train.OPTIMIZERS or a function "
-                    f"hparams -> optax.GradientTransformation; got {type(optimizer).__name__}.")
-  names = hparam_names(builder)
-  if names is None:
-    required, accepted = (), None
-  else:
-    required, accepted = names[0], tuple(sorted(set(names[0]) | set(names[1])))
+  builder = optimizers.resolve(optimizer)
+  accepted = getattr(builder, "hparam_names", None)
+  required = tuple(getattr(builder, "required_hparams", ()))
   classification = dataset.task == "classification"
   loss_fn = loss or (cross_entropy if classification else squared_loss)
   graphdef, init_params, dropout = _split_model(model)
   apply = _caller(graphdef)
   default_data = {k: tuple(v) for k, v in dataset.splits().items()}
   abstract_params = jax.eval_shape(init_params, jax.random.key(0))
-  metric_mask = masks.resolve(mask, abstract_params, allow_empty=True)
+  metric_mask = masks.resolve(report_mask, abstract_params, allow_empty=True)
   nb = 1 if full_batch else n // batch_size
 
   def objective(params, x, y, rng):
@@ -416,6 +276,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     return out
 
   def train_fn(hparams: dict, key: jax.Array, data: dict | None = None) -> dict:
+    """Trains once from `key` with `hparams`; see `make_train_fn`."""
     _check_hparams(hparams, accepted, required)
     splits = default_data if data is None else data
     x_tr, y_tr = splits["train"]
@@ -459,28 +320,22 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       metrics["params"] = params
     return metrics
 
-  train_fn.hparam_names = accepted
-  train_fn.required_hparams = required
-  train_fn.epochs = epochs
-  train_fn.steps_per_epoch = nb
-  train_fn.data = default_data
-  # What identifies this training setup (sweep checkpoints refuse another one's chunks).
+  # Everything that determines the results (sweep checkpoints refuse another's chunks).
   shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), abstract_params)
-  train_fn.signature = repr((
-      "make_train_fn", _describe(optimizer), epochs, batch_size, _describe(loss_fn), eval_train, shuffle, return_params,
-      metric_mask, dropout, shapes, dataset.task, dataset.num_classes,
+  fingerprint = repr((
+      "make_train_fn", _describe(builder), epochs, batch_size, _describe(loss_fn), eval_train,
+      shuffle, return_params, metric_mask, dropout, shapes, dataset.task, dataset.num_classes,
       jax.tree.map(lambda a: (a.shape, str(a.dtype)), default_data)))
-  return train_fn
+  return TrainFn(fn=train_fn, data=default_data, hparam_names=accepted,
+                 required_hparams=required, epochs=epochs, steps_per_epoch=nb,
+                 fingerprint=fingerprint)
 
 
 def _describe(obj: Any) -> str:
-  """A description of a function that is stable across processes (no memory addresses)."""
-  if isinstance(obj, functools.partial):
-    kw = ", ".join(f"{k}={_describe(v)}" for k, v in sorted(obj.keywords.items()))
-    return f"partial({_describe(obj.func)}, {', '.join(map(_describe, obj.args))}; {kw})"
-  if callable(obj) and hasattr(obj, "__qualname__"):
-    return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
-  return repr(obj)
+  """A description of an optimizer or loss that is stable across processes."""
+  if isinstance(obj, optimizers.Builder):
+    return obj.describe()
+  return optimizers.describe_value(obj)
 
 
 def _check_hparams(hparams: Any, accepted: tuple[str, ...] | None,

@@ -90,7 +90,7 @@ def hypergradient(train_fn: Callable[[dict, jax.Array], dict], hparams: dict, ke
   Example:
     >>> import jax
     >>> from wdjax import data, models, train, tune
-    >>> ds = data.d2l_synthetic(d=5, n_train=10, n_val=10)
+    >>> ds = data.d2l_synthetic(dim=5, n_train=10, n_val=10)
     >>> fn = train.make_train_fn(models.for_dataset("linear", ds), ds,
     ...                          optimizer="sgd_coupled_l2", epochs=3)
     >>> v, g = tune.hypergradient(fn, {"learning_rate": 0.1, "weight_decay": 1.0},
@@ -151,7 +151,7 @@ def search(train_fn: Callable[[dict, jax.Array], dict], hparams: dict, key: jax.
                       {k: np.asarray(v) for k, v in traj.items()})
 
 
-def lasso_hypergradient(X: Any, y: Any, X_val: Any, y_val: Any, lam: float, *,
+def lasso_hypergradient(X: Any, y: Any, X_val: Any, y_val: Any, strength: float, *,
                         tol: float = 1e-14) -> tuple[float, float, np.ndarray]:
   """Validation loss of the lasso solution and its derivative in λ, by implicit differentiation.
 
@@ -172,9 +172,9 @@ def lasso_hypergradient(X: Any, y: Any, X_val: Any, y_val: Any, lam: float, *,
   """
   X, y = np.asarray(X, np.float64), np.asarray(y, np.float64)
   Xv, yv = np.asarray(X_val, np.float64), np.asarray(y_val, np.float64)
-  if not (np.isfinite(lam) and lam > 0):
-    raise ValueError(f"lam must be a finite number > 0, got {lam}.")
-  w = _path.solve_lasso(X, y, float(lam), tol=tol, dtype=np.float64).coef
+  if not (np.isfinite(strength) and strength > 0):
+    raise ValueError(f"strength (λ) must be a finite number > 0, got {strength}.")
+  w = _path.solve_lasso(X, y, float(strength), tol=tol, dtype=np.float64).coef
   n, m = len(y), len(yv)
   r_val = yv - Xv @ w
   v = 0.5 * float(r_val @ r_val) / m

@@ -7,7 +7,7 @@ Like `wdjax.decoupled`, each variant below edits u on the leaves its `mask` sele
 | variant               | update on a decayed leaf                                  | paper           |
 |-----------------------|-----------------------------------------------------------|-----------------|
 | `cautious`            | u ← u − c_t·λ·1[u ⊙ w ≤ 0] ⊙ w                            | Chen et al 2025 |
-| `corrected`, `adamc`  | u ← u − (η_t²/η_max)·λ·w on normalized leaves, else η_t·λ·w | Defazio 2025  |
+| `corrected`, `adamc`  | u ← u − (η_t²/η_peak)·λ·w on normalized leaves, else η_t·λ·w | Defazio 2025  |
 | `adams` (preset)      | u = −η_t m̂/(√v̂+ε) − η_t·λ·w/(√mean(v̂) + ε)               | Xie et al 2023  |
 
 and the λ calculators `weight_decay_from_timescale`, `timescale` (Wang & Aitchison 2024)
@@ -24,10 +24,11 @@ import optax
 
 from wdjax import _validate, aliases, masks
 from wdjax._validate import ScalarOrSchedule
-from wdjax.transforms import (CountState, _init_count, _map_masked, _need_params,
-                              decay_transform)
+from wdjax.leafwise import _real, check_values, leaf_values
+from wdjax.transforms import (DEFAULT_MASK, CountState, _init_count, _map_masked, _need_params,
+                              decay_transform, mark_decay, resolve_mask)
 
-_DEFAULT = masks.weights_only
+_DEFAULT = DEFAULT_MASK
 
 
 def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | None = None,
@@ -44,6 +45,7 @@ def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | No
   i.e. w is decayed where the update and the weight have opposite signs in Optax's sign
   (same sign of d and w in the paper's), and where u = 0 or w = 0 (the paper's ≥). c_t is
   `wdjax.decoupled`'s: "lr" (c_t = η_t, the paper's AdamW+CWD), "schedule" or "constant".
+  On a complex leaf u ⊙ w is the real inner product per coordinate, Re(conj(u)·w).
 
   Args:
     strength: λ >= 0, a float, an array or a schedule.
@@ -69,7 +71,10 @@ def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | No
     Array([-1.5,  1. ], dtype=float32)
   """
   def rule(u, w, k):
-    agree = (u * w.astype(u.dtype) <= 0).astype(w.dtype)  # 1[u ⊙ w ≤ 0]
+    prod = u * w.astype(u.dtype)
+    if jnp.iscomplexobj(prod):
+      prod = jnp.real(jnp.conj(u) * w.astype(u.dtype))  # Re(ū·w), not a complex compare
+    agree = (prod <= 0).astype(w.dtype)  # 1[u ⊙ w ≤ 0]
     return u - (k * agree * w).astype(u.dtype)
 
   return decay_transform("cautious", strength, learning_rate, scale_by, peak_learning_rate,
@@ -77,15 +82,15 @@ def cautious(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule | No
 
 
 def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
-              max_learning_rate: float | None = None, normalized: masks.Mask | None = None,
+              peak_learning_rate: float | None = None, normalized: masks.Mask | None = None,
               mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
-  """AdamC's corrected decay: coefficient η_t²/η_max on leaves followed by a normalization.
+  """AdamC's corrected decay: coefficient η_t²/η_peak on leaves followed by a normalization.
 
   On a decayed leaf,
 
-    u ← u − c_t·λ·w,   c_t = η_t²/η_max if the leaf is normalized, else c_t = η_t,
+    u ← u − c_t·λ·w,   c_t = η_t²/η_peak if the leaf is normalized, else c_t = η_t,
 
-  so `chain(optax.adam(schedule), corrected(λ, learning_rate=schedule, max_learning_rate=η_max))`
+  so `chain(optax.adam(schedule), corrected(λ, learning_rate=schedule, peak_learning_rate=η_peak))`
   is AdamC, and on leaves that are not normalized it is `optax.adamw`. For a weight
   followed by a normalization layer the steady-state ratio ‖g‖/‖w‖ is ∝ √(λ/η_t) under
   AdamW's c_t = η_t, so it grows as the schedule decays η_t (the late-training gradient
@@ -94,7 +99,7 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
   Args:
     strength: λ >= 0, a float, an array or a schedule.
     learning_rate: η_t, a float, an array or a schedule (the optimizer's).
-    max_learning_rate: η_max, the schedule's peak. Needed when `learning_rate` is a
+    peak_learning_rate: η_peak, the schedule's peak. Needed when `learning_rate` is a
       schedule; for a constant η it defaults to η (then c_t = η, plain AdamW).
     normalized: a mask (pytree of bools or function of params) of the leaves whose output
       is normalized (e.g. the kernels of layers followed by LayerNorm/BatchNorm). Default
@@ -111,71 +116,84 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
   Example:
     >>> import jax.numpy as jnp, optax
     >>> from wdjax import variants
-    >>> sched = optax.linear_schedule(1.0, 0.5, 10)  # η_0 = 1 = η_max
-    >>> tx = variants.corrected(0.1, learning_rate=sched, max_learning_rate=1.0, mask=None)
+    >>> sched = optax.linear_schedule(1.0, 0.5, 10)  # η_0 = 1 = η_peak
+    >>> tx = variants.corrected(0.1, learning_rate=sched, peak_learning_rate=1.0, mask=None)
     >>> params = {"w": jnp.array([2.0])}
     >>> updates, _ = tx.update({"w": jnp.zeros(1)}, tx.init(params), params)
     >>> updates["w"]  # -(1²/1)·0.1·2
     Array([-0.2], dtype=float32)
   """
-  _validate.check_strength("strength", strength)
+  check_values("strength", strength)
   _validate.check_positive("learning_rate", learning_rate)
-  if callable(learning_rate) and max_learning_rate is None:
-    raise ValueError("corrected() with a learning-rate schedule needs max_learning_rate= "
-                     "(η_max, the schedule's peak, so that c_t = η_t²/η_max).")
-  if max_learning_rate is not None:
-    _validate.check_positive("max_learning_rate", max_learning_rate)
+  if callable(learning_rate) and peak_learning_rate is None:
+    raise ValueError("corrected() with a learning-rate schedule needs peak_learning_rate= "
+                     "(η_peak, the schedule's peak, so that c_t = η_t²/η_peak).")
+  if peak_learning_rate is not None:
+    _validate.check_positive("peak_learning_rate", peak_learning_rate)
 
   def init_fn(params):
-    masks.resolve(normalized, masks.unwrap(params), allow_empty=True)  # fail at init
+    resolve_mask(normalized, masks.unwrap(params), allow_empty=True)  # fail at init
     return _init_count(mask)(params)
 
-  def update_fn(updates, state, params=None):
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
     params = _need_params("corrected", params)
-    lr = _validate.evaluate(learning_rate, state.count)
-    lr_max = max_learning_rate if max_learning_rate is not None else lr
-    lam = _validate.evaluate(strength, state.count)
+    lr = _real(_validate.evaluate(learning_rate, state.count))
+    lr_max = _real(peak_learning_rate) if peak_learning_rate is not None else lr
+    lams = leaf_values(strength, params, state.count, "strength")
 
-    def decay(u, w, is_norm):
+    def decay(u, w, is_norm, lam):
       out = []
-      for ui, wi, nrm in zip(u, w, is_norm):
+      for ui, wi, nrm, li in zip(u, w, is_norm, lam):
         c = lr * lr / lr_max if nrm else lr
-        out.append(ui - _validate.cast_like(c * lam, wi) * wi)
+        out.append(ui - _validate.cast_like(c * li, wi) * wi)
       return out
 
     updates = _map_masked(decay, updates, params, mask,
-                          masks.resolve(normalized, params, allow_empty=True))
+                          resolve_mask(normalized, params, allow_empty=True), lams)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  return optax.GradientTransformation(init_fn, update_fn)
+  return mark_decay(optax.GradientTransformationExtraArgs(init_fn, update_fn),
+                    "wdjax.corrected")
 
 
-def adamc(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4, *,
-          max_learning_rate: float | None = None, normalized: masks.Mask | None = None,
-          b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-          mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
+def adamc(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-8, eps_root: float = 0.0, mu_dtype: Any = None,
+          weight_decay: ScalarOrSchedule = 1e-4, mask: masks.Mask | None = _DEFAULT, *,
+          nesterov: bool = False, peak_learning_rate: float | None = None,
+          normalized: masks.Mask | None = None) -> optax.GradientTransformation:
   """AdamC: `chain(optax.adam(η_t), corrected(λ, learning_rate=η_t, ...))` (see `corrected`).
 
-  u = −η_t·m̂/(√v̂ + ε) − c_t·λ·w, c_t = η_t²/η_max on `normalized` leaves, η_t elsewhere.
+  u = −η_t·m̂/(√v̂ + ε) − c_t·λ·w, c_t = η_t²/η_peak on `normalized` leaves, η_t elsewhere.
+  Positional arguments as `optax.adamw`; `peak_learning_rate` and `normalized` are
+  keyword-only.
 
   References:
     Defazio, Why Gradients Rapidly Increase Near the End of Training, 2025.
     https://arxiv.org/abs/2506.02285
 
   Example:
-    >>> import optax
+    >>> import jax.numpy as jnp, optax
     >>> from wdjax import variants
-    >>> tx = variants.adamc(optax.cosine_decay_schedule(1e-3, 1000), 0.1, max_learning_rate=1e-3)
+    >>> sched = optax.linear_schedule(1.0, 0.5, 10)   # η_1 = 0.95 after one step
+    >>> tx = variants.adamc(sched, weight_decay=0.1, peak_learning_rate=1.0, mask=None)
+    >>> params, zero = {"w": jnp.array([2.0])}, {"w": jnp.zeros(1)}
+    >>> _, state = tx.update(zero, tx.init(params), params)
+    >>> updates, _ = tx.update(zero, state, params)
+    >>> updates["w"].round(4)  # -(0.95²/1)·0.1·2 (AdamW would give -0.95·0.1·2 = -0.19)
+    Array([-0.1805], dtype=float32)
   """
-  return optax.chain(optax.adam(learning_rate, b1=b1, b2=b2, eps=eps),
+  return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
+                                nesterov=nesterov),
                      corrected(weight_decay, learning_rate=learning_rate,
-                               max_learning_rate=max_learning_rate, normalized=normalized,
+                               peak_learning_rate=peak_learning_rate, normalized=normalized,
                                mask=mask))
 
 
-def adams(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4, *,
-          b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-          mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
+def adams(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-8, eps_root: float = 0.0, mu_dtype: Any = None,
+          weight_decay: ScalarOrSchedule = 1e-4, mask: masks.Mask | None = _DEFAULT, *,
+          nesterov: bool = False) -> optax.GradientTransformation:
   """Adam with stable weight decay (AdamS): the decay is divided by √(mean v̂).
 
   With m̂_t, v̂_t Adam's bias-corrected moments and v̄_t the mean of v̂_t over every
@@ -191,7 +209,7 @@ def adams(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4
   Args:
     learning_rate: η_t, a float, an array or a schedule.
     weight_decay: λ >= 0, a float, an array or a schedule.
-    b1, b2, eps: Adam's.
+    b1, b2, eps, eps_root, mu_dtype, nesterov: Adam's (positions as in `optax.adamw`).
     mask: which leaves to decay (default: weights, not biases or norms).
 
   Returns:
@@ -210,22 +228,51 @@ def adams(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 1e-4
     >>> updates["w"].round(4)  # step -0.1·sign(g), decay -0.1·0.5·w/√4
     Array([-0.125, -0.075], dtype=float32)
   """
-  _validate.check_strength("weight_decay", weight_decay)
+  check_values("weight_decay", weight_decay)
   _validate.check_positive("learning_rate", learning_rate)
 
-  def finish(steps, params, nu_hat, lr, lam):
+  def finish(steps, params, nu_hat, lr, lams):
     # v̄ over every coordinate of every leaf (decayed or not), as in the paper.
     total = sum(jnp.sum(v) for v in nu_hat)
     v_bar = total / sum(int(np.size(v)) for v in nu_hat)
-    coef = lr * lam / (jnp.sqrt(v_bar) + eps)
+    scale = lr / (jnp.sqrt(v_bar) + _real(eps))
 
-    def decay(u, w):
-      return [ui - _validate.cast_like(coef, wi) * wi for ui, wi in zip(u, w)]
+    def decay(u, w, lam):
+      return [ui - _validate.cast_like(scale * li, wi) * wi for ui, wi, li in zip(u, w, lam)]
 
-    return _map_masked(decay, steps, params, mask)
+    return _map_masked(decay, steps, params, mask, lams)
 
   return aliases.adam_then("adams", learning_rate, weight_decay, finish, b1=b1, b2=b2,
-                           eps=eps, mask=mask)
+                           eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov,
+                           mask=mask)
+
+
+def cautious_adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
+                   eps: float = 1e-8, eps_root: float = 0.0, mu_dtype: Any = None,
+                   weight_decay: ScalarOrSchedule = 1e-4, mask: masks.Mask | None = _DEFAULT,
+                   *, nesterov: bool = False, scale_by: str = "lr",
+                   peak_learning_rate: float | None = None) -> optax.GradientTransformation:
+  """AdamW with cautious weight decay: `chain(optax.adam(η), cautious(λ, learning_rate=η))`.
+
+  u = −η_t·m̂/(√v̂ + ε) − c_t·λ·1[u ⊙ w ≤ 0] ⊙ w (see `cautious`); positional arguments as
+  `optax.adamw`.
+
+  References:
+    Chen et al, Cautious Weight Decay, 2025. https://arxiv.org/abs/2510.12402
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from wdjax import variants
+    >>> tx = variants.cautious_adamw(0.1, weight_decay=0.5, mask=None)
+    >>> params = {"w": jnp.array([1.0, 1.0])}
+    >>> updates, _ = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+    >>> updates["w"]  # decayed only where the step moves w toward 0: -0.1 - 0.1·0.5·1
+    Array([-0.15,  0.1 ], dtype=float32)
+  """
+  return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
+                                nesterov=nesterov),
+                     cautious(weight_decay, learning_rate=learning_rate, scale_by=scale_by,
+                              peak_learning_rate=peak_learning_rate, mask=mask))
 
 
 def weight_decay_from_timescale(*, learning_rate: Any, tau_epoch: Any = None,

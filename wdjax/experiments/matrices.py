@@ -19,16 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wdjax import aliases, masks, penalties, prox, transforms
-from wdjax.config import Config, ConfigError, _rng
-from wdjax.experiments import Kind, Outcome, _common, register
+from wdjax import _io, aliases, masks, penalties, prox, transforms
+from wdjax.config import Config, ConfigError, bounds
+from wdjax.experiments import _common
+from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
 class MatricesParams:
   """[params] of matrices."""
-  steps: int = field(default=3000, **_rng(1))
-  rank_tol: float = field(default=1e-6, **_rng(0, strict_lo=True))  # relative to σ_max(W*)
+  steps: int = field(default=3000, **bounds(1))
+  rank_tol: float = field(default=1e-6, **bounds(0, strict_lo=True))  # relative to σ_max(W*)
 
 
 CHECKS = {
@@ -139,8 +140,7 @@ def run(cfg: Config, ctx) -> Outcome:
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   lams = m["lambdas"]
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
   for name in ("nuclear", "frobenius"):
@@ -154,7 +154,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   a2.set_ylabel("validation loss")
   a2.legend(fontsize=8)
   fig.suptitle("nuclear norm vs Frobenius (L2) on a weight matrix")
-  out = [report.save_figure(fig, f"{out_dir}/matrices_rank.png")]
+  out = [_io.save_figure(fig, f"{out_dir}/matrices_rank.png")]
   return out
 
 

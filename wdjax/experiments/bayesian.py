@@ -19,20 +19,22 @@ from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
+from jax.scipy import stats
 import numpy as np
 import optax
 
-from wdjax import aliases, penalties, prox, transforms
-from wdjax.config import Config, ConfigError, _rng
-from wdjax.experiments import Kind, Outcome, _common, register
+from wdjax import _io, aliases, penalties, prox, transforms
+from wdjax.config import Config, ConfigError, bounds
+from wdjax.experiments import _common
+from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
 class BayesParams:
   """[params] of bayesian: prior scales and solver steps."""
-  prior_stds: tuple[float, ...] = field(default=(0.05, 0.2, 1.0), **_rng(0, strict_lo=True))
-  laplace_scales: tuple[float, ...] = field(default=(0.01, 0.05, 0.2), **_rng(0, strict_lo=True))
-  steps: int = field(default=5000, **_rng(1))
+  prior_stds: tuple[float, ...] = field(default=(0.05, 0.2, 1.0), **bounds(0, strict_lo=True))
+  laplace_scales: tuple[float, ...] = field(default=(0.01, 0.05, 0.2), **bounds(0, strict_lo=True))
+  steps: int = field(default=5000, **bounds(1))
 
 
 CHECKS = {
@@ -51,7 +53,6 @@ def _validate(cfg: Config) -> None:
 
 
 def _neg_log_post(w, x, y, sigma, prior):
-  from jax.scipy import stats
   lik = jnp.sum(stats.norm.logpdf(y, x @ w, sigma))
   return -(lik + jnp.sum(prior(w)))
 
@@ -67,8 +68,7 @@ def _fit(q, c, lam, eta, steps, mode):
 
 
 def run(cfg: Config, ctx) -> Outcome:
-  from jax.scipy import stats
-  from sklearn.linear_model import Lasso, Ridge
+  from sklearn.linear_model import Lasso, Ridge  # optional and heavy: the references
   p, d = cfg.params, cfg.data
   n, dim, sigma = d.n_train, d.dim, d.noise
   rng = np.random.default_rng(cfg.seed)
@@ -130,8 +130,7 @@ def run(cfg: Config, ctx) -> Outcome:
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
   idx = np.arange(len(m["w_true"]))
   for ax, prefix, title in ((a1, "gaussian/tau_", "Gaussian prior (ridge)"),
@@ -143,7 +142,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
     ax.set_xlabel("coefficient index")
     ax.legend(fontsize=7)
   a1.set_ylabel("MAP estimate")
-  out = [report.save_figure(fig, f"{out_dir}/bayesian_map.png")]
+  out = [_io.save_figure(fig, f"{out_dir}/bayesian_map.png")]
   return out
 
 

@@ -45,11 +45,10 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from wdjax import data, masks, models, sweep, train, transforms, tune
+from wdjax import _io, data, masks, models, optimizers, sweep, train, tune
 from wdjax.config import Config, ConfigError
-from wdjax.experiments import Kind, Outcome, register
+from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class D2LProblem:
   n_test: int = 2000          # held-out examples, seen by neither method
   dim: int = 200
   noise: float = 0.01
-  lr: float = 0.01
+  learning_rate: float = 0.01
   epochs: int = 10
   batch_size: int = 5
   grid: tuple[float, ...] = (-3.0, 2.0, 26.0)   # log10(λ) start, stop, count
@@ -73,8 +72,8 @@ class DigitsProblem:
   n_train: int = 300          # training examples (a subset, so that λ matters)
   val_fraction: float = 0.2
   test_fraction: float = 0.2
-  hidden: tuple[int, ...] = (64,)
-  lr: float = 3e-3
+  widths: tuple[int, ...] = (64,)
+  learning_rate: float = 3e-3
   epochs: int = 30
   batch_size: int = 32
   eps_root: float = 1e-8      # √(v̂ + eps_root): finite hypergradients through Adam
@@ -143,7 +142,7 @@ def _validate(cfg: Config) -> None:
   for name in ("d2l", "digits"):
     q = getattr(p, name)
     _grid(q.grid, f"params.{name}.grid")
-    for k in ("lr", "start", "n_train", "epochs", "batch_size"):
+    for k in ("learning_rate", "start", "n_train", "epochs", "batch_size"):
       if getattr(q, k) <= 0:
         raise ConfigError(f"params.{name}.{k} = {getattr(q, k)}: must be > 0.")
     if q.batch_size > q.n_train:
@@ -174,9 +173,9 @@ def _d2l(cfg: Config):
   ds = full._replace(x_val=full.x_val[:q.n_val], y_val=full.y_val[:q.n_val],
                      x_test=full.x_val[q.n_val:], y_test=full.y_val[q.n_val:])
   batch = None if q.batch_size >= q.n_train else q.batch_size
-  fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="sgd_coupled_l2",
+  fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="sgd_l2",
                            epochs=q.epochs, batch_size=batch, eval_train=False)
-  return fn, {"learning_rate": q.lr}
+  return fn, {"learning_rate": q.learning_rate}
 
 
 def _digits(cfg: Config):
@@ -188,18 +187,13 @@ def _digits(cfg: Config):
     raise ConfigError(f"params.digits.n_train = {q.n_train}: the training split has only {n} "
                       "examples.")
   ds = ds._replace(x_train=ds.x_train[:q.n_train], y_train=ds.y_train[:q.n_train])
-  eps_root = q.eps_root
-
-  def adamw(h):
-    # Adam, then decoupled decay u ← u − η·λ·w (optax.adamw's c_t = η), biases not decayed.
-    return optax.chain(optax.adam(h["learning_rate"], eps_root=eps_root),
-                       transforms.decoupled(h["weight_decay"], learning_rate=h["learning_rate"],
-                                            scale_by="lr", mask=masks.weights_only))
+  # AdamW as optax has it (c_t = η), biases not decayed; eps_root keeps hypergradients finite.
+  adamw = optimizers.get("adamw", eps_root=q.eps_root, mask=masks.weights_only)
 
   batch = None if q.batch_size >= q.n_train else q.batch_size
-  fn = train.make_train_fn(models.for_dataset("mlp", ds, widths=q.hidden), ds, optimizer=adamw,
+  fn = train.make_train_fn(models.for_dataset("mlp", ds, widths=q.widths), ds, optimizer=adamw,
                            epochs=q.epochs, batch_size=batch, eval_train=False)
-  return fn, {"learning_rate": q.lr}
+  return fn, {"learning_rate": q.learning_rate}
 
 
 def _compare(ctx, cfg: Config, name: str, fn, fixed: dict, grid: np.ndarray, start: float):
@@ -251,7 +245,7 @@ def _compare(ctx, cfg: Config, name: str, fn, fixed: dict, grid: np.ndarray, sta
 
 def _lasso(cfg: Config, ctx):
   """Implicit lasso hypergradient against central FD of exact LassoLars solutions."""
-  from sklearn.linear_model import LassoLars
+  from sklearn.linear_model import LassoLars  # optional and heavy: the reference
   q = cfg.params.lasso
   with jax.enable_x64(True):
     ds = data.sklearn_dataset("diabetes", cfg.seed, val_fraction=q.val_fraction,
@@ -291,7 +285,7 @@ def run(cfg: Config, ctx) -> Outcome:
       metrics.update(arrays)
       values.update({f"{name}_{k}": v for k, v in out.items()})
       label = ("D2L linear, SGD + coupled L2" if name == "d2l" else
-               f"digits MLP {list(q.hidden)}, AdamW, {q.n_train} examples")
+               f"digits MLP {list(q.widths)}, AdamW, {q.n_train} examples")
       table += [
           (f"{label}: λ by gradient search / grid's best λ ({len(metrics[f'{name}/grid'])} "
            "values)", f"{out['lambda_search']:.3g} / {out['lambda_grid']:.3g}"),
@@ -317,8 +311,7 @@ def run(cfg: Config, ctx) -> Outcome:
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
   for ax, name, title in ((axes[0], "d2l", "D2L linear (SGD + L2)"),
                           (axes[1], "digits", "digits MLP (AdamW)")):
@@ -344,7 +337,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   ax.set_ylabel("validation loss")
   ax.set_title("lasso on diabetes: implicit hypergradient", fontsize=9)
   ax.legend(fontsize=7)
-  out = [report.save_figure(fig, f"{out_dir}/tune_lambda.png")]
+  out = [_io.save_figure(fig, f"{out_dir}/tune_lambda.png")]
   return out
 
 
@@ -357,7 +350,7 @@ def shrink(cfg: Config) -> Config:
   return dataclasses.replace(cfg, params=dataclasses.replace(
       p, search_steps=3,
       d2l=dataclasses.replace(p.d2l, grid=grid3(p.d2l.grid), epochs=min(p.d2l.epochs, 2)),
-      digits=dataclasses.replace(p.digits, grid=grid3(p.digits.grid), hidden=(8,),
+      digits=dataclasses.replace(p.digits, grid=grid3(p.digits.grid), widths=(8,),
                                  epochs=min(p.digits.epochs, 2),
                                  n_train=max(p.digits.batch_size, 64)),
       lasso=dataclasses.replace(p.lasso, lambdas=p.lasso.lambdas[:1])))

@@ -8,36 +8,36 @@ sets weights to 0.0 exactly, the subgradient makes them oscillate around 0 and n
 there, L2 shrinks without zeros.
 
 The L1 regularization path (λ from λ_max = ‖Xᵀy‖∞/n down to eps·λ_max, centered data)
-is solved by full-batch proximal gradient built from wdjax's transforms,
-`chain(sgd(1/L), proximal(prox.l1, λ))` on the Gram form, vmapped over λ in float64, and
-compared with `sklearn.linear_model.lasso_path` (coordinate descent at a tight tol).
+is solved by `wdjax.path.lasso_path` in float64 (warm-started FISTA to a duality gap of
+1e-10·‖y‖²/n, see `wdjax.path`) and compared with `sklearn.linear_model.lasso_path`
+(coordinate descent at a tight tol).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from wdjax import aliases, models, path, prox
-from wdjax.config import Config, ConfigError, _rng
-from wdjax.experiments import Kind, Outcome, _common, register
+from wdjax import _io, models, path
+from wdjax.config import Config, ConfigError, bounds
+from wdjax.experiments import _common
+from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
 class L1L2Params:
   """[params] of l1_vs_l2."""
-  path_points: int = field(default=30, **_rng(2))
-  path_eps: float = field(default=1e-3, **_rng(0, 1, strict_lo=True))
-  path_steps: int = field(default=20000, **_rng(1))
+  path_points: int = field(default=30, **bounds(2))
+  path_eps: float = field(default=1e-3, **bounds(0, 1, strict_lo=True))
+  path_max_iter: int = field(default=20000, **bounds(10))   # FISTA iterations allowed per λ
 
 
 CHECKS = {
     "subgradient_zero_fraction": "largest fraction of exact zeros of subgradient L1 over λ",
     "prox_all_zero_above_lambda_max": "fraction of λ ≥ λ_max where proximal L1 gives w = 0",
-    "path_vs_sklearn": "max |lasso path − sklearn lasso_path| over λ and coefficients",
+    "path_vs_sklearn": "max |wdjax.path.lasso_path − sklearn lasso_path| over λ and "
+                       "coefficients",
 }
 
 
@@ -45,29 +45,9 @@ def _validate(cfg: Config) -> None:
   _common.allowed_axes(cfg, ("weight_decay",))
   if "weight_decay" not in cfg.sweep.axes:
     raise ConfigError("sweep.weight_decay: missing; l1_vs_l2 sweeps λ.")
-  if cfg.data.source not in ("sklearn", "npz") or cfg.model.kind != "linear":
+  if cfg.data.source not in ("sklearn", "npz") or cfg.model.name != "linear":
     raise ConfigError("data/model: l1_vs_l2 fits a linear model to a regression dataset "
                       "(data.source = 'sklearn' with name = 'diabetes', or an .npz).")
-  _common.check_decoupled_penalty(cfg)
-
-
-def lasso_path_prox(x: np.ndarray, y: np.ndarray, lams: np.ndarray, steps: int) -> np.ndarray:
-  """Lasso coefficients (len(lams), d) of centered (x, y) by proximal gradient, float64.
-
-  Minimizes 1/(2n)‖y − Xw‖² + λ‖w‖₁ with `optax.sgd(1/L)` then `wdjax.proximal(prox.l1)`
-  on the gradient Qw − c (Q = XᵀX/n, c = Xᵀy/n), one vmapped `lax.scan` over λ.
-  """
-  n = x.shape[0]
-  q, c = x.T @ x / n, x.T @ y / n
-  eta = 1.0 / float(np.linalg.eigvalsh(q).max())
-  with jax.enable_x64(True):
-    qj, cj = jnp.asarray(q), jnp.asarray(c)
-
-    def solve(lam):
-      tx = aliases.proximal_sgd(eta, prox.l1, lam, mask=None)
-      return _common.full_batch(tx, lambda w: qj @ w - cj, jnp.zeros_like(cj), steps)
-
-    return np.asarray(jax.jit(jax.vmap(solve))(jnp.asarray(lams)))
 
 
 def run(cfg: Config, ctx) -> Outcome:
@@ -82,7 +62,7 @@ def run(cfg: Config, ctx) -> Outcome:
   metrics, values, table = {"lambdas": lams}, {"lambda_max": lam_max}, []
   for name, opt in cfg.variants.items():
     res = _common.sweep_variant(ctx, cfg, opt, ds, model,
-                                {"weight_decay": lams, "learning_rate": [opt.lr]}, name)
+                                {"weight_decay": lams, "learning_rate": [opt.learning_rate]}, name)
     zf = np.asarray(res.metrics["zero_fraction"])[:, 0, -1]
     vl = np.asarray(res.metrics["val_loss"])[:, 0, -1]
     metrics[f"{name}/zero_fraction"], metrics[f"{name}/val_loss"] = zf, vl
@@ -97,24 +77,24 @@ def run(cfg: Config, ctx) -> Outcome:
     table.append((f"{name} ({opt.coupling} {opt.penalty}): zeros at λ={lams[len(lams) // 2]:.3g}"
                   f" / best val loss (λ={lams[best]:.3g})",
                   f"{zf[len(lams) // 2]:.0%} / {vl[best]:.4g}"))
-  # The path, against scikit-learn.
+  # The path, against scikit-learn (optional and heavy: imported when it is needed).
   from sklearn.linear_model import lasso_path
   path_lams = path.lambda_grid(lam_max, p.path_points, p.path_eps)
   with ctx.timed("path"):
-    ours = lasso_path_prox(xc, yc, path_lams, p.path_steps)
+    ours = path.lasso_path(xc, yc, lambdas=path_lams, max_iter=p.path_max_iter,
+                           dtype=np.float64).coefs
   with ctx.timed("reference"):
     _, sk, _ = lasso_path(xc, yc, alphas=path_lams, tol=1e-12, max_iter=1_000_000)
   values["path_vs_sklearn"] = float(np.max(np.abs(ours - sk.T)))
   metrics["path/lambdas"], metrics["path/ours"], metrics["path/sklearn"] = path_lams, ours, sk.T
-  table += [(f"λ_max = ‖Xᵀy‖∞/n", f"{lam_max:.4g}"),
-            (f"lasso path ({p.path_points} λ): max |ours − sklearn lasso_path|",
+  table += [("λ_max = ‖Xᵀy‖∞/n", f"{lam_max:.4g}"),
+            (f"lasso path ({p.path_points} λ): max |wdjax.path − sklearn lasso_path|",
              f"{values['path_vs_sklearn']:.2g}")]
   return Outcome(metrics, values, table)
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   lams = m["lambdas"]
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
   for name in cfg.variants:
@@ -127,7 +107,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   a2.set_xlabel("λ")
   a2.set_ylabel("validation loss")
   a2.legend(fontsize=8)
-  out = [report.save_figure(fig, f"{out_dir}/l1_vs_l2.png")]
+  out = [_io.save_figure(fig, f"{out_dir}/l1_vs_l2.png")]
   fig, ax = plt.subplots(figsize=(6, 4))
   pl = m["path/lambdas"]
   for j in range(m["path/ours"].shape[1]):
@@ -136,9 +116,9 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   ax.invert_xaxis()
   ax.set_xlabel("λ")
   ax.set_ylabel("coefficient")
-  ax.set_title(f"lasso path: lines wdjax prox, circles sklearn "
+  ax.set_title(f"lasso path: lines wdjax.path, circles sklearn "
                f"(max gap {values['path_vs_sklearn']:.1g})", fontsize=9)
-  out.append(report.save_figure(fig, f"{out_dir}/lasso_path.png"))
+  out.append(_io.save_figure(fig, f"{out_dir}/lasso_path.png"))
   return out
 
 

@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wdjax import data, models, train
+from wdjax import _io, data, models, optimizers, train
 from wdjax.config import Config, ConfigError
-from wdjax.experiments import Kind, Outcome, _common, register
+from wdjax.experiments import _common
+from wdjax.experiments.registry import Kind, Outcome, register
 
 W_TRUE, B_TRUE = 0.01, 0.05
 
@@ -78,11 +79,11 @@ def _program(cfg: Config):
     ds = data.d2l_synthetic(seed, d.n_train, d.n_val, d.dim, w=W_TRUE, b=B_TRUE, noise=d.noise)
     fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer=build,
                              epochs=cfg.train.epochs, batch_size=batch,
-                             mask=_common.MASKS[opt.mask], return_params=True)
+                             report_mask=optimizers.MASKS[opt.mask], return_params=True)
     key = jax.random.fold_in(jax.random.key(cfg.seed), seed)
 
     def one(lam):
-      m = fn({"learning_rate": jnp.float32(opt.lr), "weight_decay": lam}, key)
+      m = fn({"learning_rate": jnp.float32(opt.learning_rate), "weight_decay": lam}, key)
       p = m.pop("params")["linear"]
       w, b = p["kernel"][:, 0], p["bias"][0]
       m["w"], m["b"] = w, b
@@ -183,7 +184,7 @@ def _analyse(cfg: Config, m: dict, grid: np.ndarray, seeds: np.ndarray):
   ridge_grid_risk, ridge_fine_risk = np.array(ridge_grid_risk), np.array(ridge_fine_risk)
   lam_ridge = fine[np.argmin(ridge_fine_risk, axis=1)]
   # Independent reference for the closed form: scikit-learn's Ridge, alpha = n·λ.
-  from sklearn.linear_model import Ridge
+  from sklearn.linear_model import Ridge  # optional and heavy: the reference
   x0, y0 = m["x_train"][0].astype(np.float64), m["y_train"][0].astype(np.float64)
   probe = grid[[0, len(grid) // 2, -1]]
   w_cf, b_cf = _ridge(x0, y0, probe)
@@ -244,8 +245,7 @@ def _analyse(cfg: Config, m: dict, grid: np.ndarray, seeds: np.ndarray):
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   out = []
   nc = len(cfg.params.compare)
   fig, axes = plt.subplots(1, nc, figsize=(4.2 * nc, 3.2), sharey=True)
@@ -257,7 +257,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
     ax.set_xlabel("epoch")
     ax.legend()
   np.atleast_1d(axes)[0].set_ylabel("loss")
-  out.append(report.save_figure(fig, f"{out_dir}/d2l_curves.png"))
+  out.append(_io.save_figure(fig, f"{out_dir}/d2l_curves.png"))
 
   grid = m["grid"]
   fig, ax = plt.subplots(figsize=(6, 4))
@@ -277,7 +277,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   ax.set_ylabel(f"loss after {m['train_loss'].shape[-1]} epochs (median, IQR)")
   ax.set_title(f"D2L weight decay: {len(grid)} λ x {m['train_loss'].shape[0]} seeds")
   ax.legend(fontsize=7)
-  out.append(report.save_figure(fig, f"{out_dir}/d2l_lambda.png"))
+  out.append(_io.save_figure(fig, f"{out_dir}/d2l_lambda.png"))
   return out
 
 

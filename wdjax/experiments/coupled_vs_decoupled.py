@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wdjax import models
+from wdjax import _io, models
 from wdjax.config import Config, ConfigError
-from wdjax.experiments import Kind, Outcome, _common, register
+from wdjax.experiments import _common
+from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ CHECKS = {
 
 
 def _validate(cfg: Config) -> None:
-  _common.allowed_axes(cfg, ("weight_decay", "lr", "seed"))
-  for ax in ("weight_decay", "lr"):
+  _common.allowed_axes(cfg, ("weight_decay", "learning_rate", "seed"))
+  for ax in ("weight_decay", "learning_rate"):
     if ax not in cfg.sweep.axes:
       raise ConfigError(f"sweep.{ax}: missing; coupled_vs_decoupled sweeps an lr x "
                         "weight_decay grid.")
@@ -57,7 +58,6 @@ def _validate(cfg: Config) -> None:
   if cfg.data.source not in ("sklearn", "npz") or cfg.data.test_fraction <= 0 and cfg.data.source == "sklearn":
     raise ConfigError("data: coupled_vs_decoupled needs a classification dataset with a test "
                       "split (source = 'sklearn', name = 'digits', test_fraction > 0).")
-  _common.check_decoupled_penalty(cfg)
 
 
 def separability(err: np.ndarray) -> float:
@@ -88,13 +88,13 @@ def run(cfg: Config, ctx) -> Outcome:
   if ds.task != "classification" or not ds.has_test:
     raise ConfigError("data: coupled_vs_decoupled needs a classification dataset with a "
                       "test split.")
-  lrs = cfg.sweep.axes["lr"].values()
+  lrs = cfg.sweep.axes["learning_rate"].values()
   wds = cfg.sweep.axes["weight_decay"].values()
   seeds = ({"seed": cfg.sweep.axes["seed"].values().astype(np.int64)}
            if "seed" in cfg.sweep.axes else {})
-  model = models.for_dataset(cfg.model.kind, ds, widths=cfg.model.hidden or (128,),
+  model = models.for_dataset(cfg.model.name, ds, widths=cfg.model.widths or (128,),
                              activation=cfg.model.activation) \
-      if cfg.model.kind == "mlp" else models.for_dataset(cfg.model.kind, ds)
+      if cfg.model.name == "mlp" else models.for_dataset(cfg.model.name, ds)
   # Every variant runs its η x λ points as one zipped axis; the "schedule" variant also
   # runs the points (η, η·λ) of the structural check, in the same compiled program.
   grid_lr, grid_wd = (a.ravel() for a in np.meshgrid(lrs, wds, indexing="ij"))
@@ -138,7 +138,7 @@ def run(cfg: Config, ctx) -> Outcome:
   ref = metrics[f"{_name(cfg, 'lr')}/train_loss"][i_lr, js]
   tl_eq = tail[_name(cfg, "schedule")]
   values["lr_schedule_equivalence"] = float(np.max(np.abs(tl_eq - ref) / np.abs(ref)))
-  table.append((f"AdamW 'lr' at (η, λ) vs 'schedule' at (η, ηλ): max relative train-loss gap",
+  table.append(("AdamW 'lr' at (η, λ) vs 'schedule' at (η, ηλ): max relative train-loss gap",
                 f"{values['lr_schedule_equivalence']:.2g}"))
   table.append(("separability gain, AdamW 'schedule' over Adam+L2",
                 f"{values['separability_gain']:+.2f}"))
@@ -151,8 +151,7 @@ def _name(cfg: Config, scale_by: str) -> str:
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   names = list(cfg.variants)
   fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6))
   lrs, wds = m["lrs"], m["wds"]
@@ -170,7 +169,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
                  fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="test error")
   fig.suptitle("test error over η x λ (cosine schedule)")
-  out = [report.save_figure(fig, f"{out_dir}/adam_decay_heatmaps.png")]
+  out = [_io.save_figure(fig, f"{out_dir}/adam_decay_heatmaps.png")]
   return out
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wdjax import data, models
+from wdjax import _io, data, models
 from wdjax.config import Config, ConfigError
-from wdjax.experiments import Kind, Outcome, _common, register
+from wdjax.experiments import _common
+from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def run(cfg: Config, ctx) -> Outcome:
   gap = 0.0
   for name, opt in cfg.variants.items():
     res = _common.sweep_variant(ctx, cfg, opt, ds, model,
-                                {"weight_decay": lams, "learning_rate": [opt.lr]}, name,
+                                {"weight_decay": lams, "learning_rate": [opt.learning_rate]}, name,
                                 return_params=True, batch_size=0)
     p = res.params["linear"]
     w, b = np.asarray(p["kernel"])[:, 0, :, 0], np.asarray(p["bias"])[:, 0, 0]
@@ -92,8 +93,7 @@ def run(cfg: Config, ctx) -> Outcome:
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
-  import matplotlib.pyplot as plt
-  from wdjax import report
+  import matplotlib.pyplot as plt  # optional and heavy: imported when a plot is drawn
   lams = m["lambdas"]
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
   for name in cfg.variants:
@@ -108,7 +108,7 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   a2.set_ylabel("validation loss")
   a2.legend(fontsize=8)
   fig.suptitle("Should the bias be penalized?")
-  out = [report.save_figure(fig, f"{out_dir}/bias_penalty.png")]
+  out = [_io.save_figure(fig, f"{out_dir}/bias_penalty.png")]
   return out
 
 

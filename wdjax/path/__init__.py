@@ -1,0 +1,261 @@
+"""Regularization paths for least squares: lasso, elastic net and group lasso, full batch.
+
+Objective (sklearn's `Lasso`/`ElasticNet`, DESIGN.md), for each λ of a decreasing grid:
+
+  P_λ(w) = 1/(2n)·‖y − Xw‖² + λ·R(w),
+  R(w) = ‖w‖₁ (lasso),  α‖w‖₁ + (1−α)/2·‖w‖² (elastic net, α = l1_ratio),
+  R(w) = Σ_g ‖w_g‖₂ (group lasso, no √size weights).
+
+λ_max, the smallest λ with w = 0, is max_j |x_jᵀy|/(n·α) (max_g ‖X_gᵀy‖₂/n for groups);
+the default grid is 100 values log-spaced from λ_max down to eps·λ_max (eps = 1e-3), as
+`sklearn.linear_model.lasso_path` and glmnet. With `fit_intercept=True`, X and y are
+centered first and the (unpenalized) intercept is ȳ − x̄ᵀw, as in sklearn's `Lasso`.
+
+The solver is FISTA (accelerated proximal gradient, Beck & Teboulle 2009) with the
+gradient adaptive restart of O'Donoghue & Candès (2015), run on the Gram matrix
+Q = XᵀX/n inside a `lax.while_loop` that stops on the duality gap — the same gap and the
+same tolerance convention as sklearn's coordinate descent, gap ≤ tol·‖y‖²/n — or at
+`max_iter` (then `converged` is False and a `PathConvergenceWarning` is issued). Four
+accelerations, none of which changes the answer (the stopping test is the gap of the full
+problem):
+
+- warm starts: λ_k starts from the solution at λ_{k−1};
+- working sets (l1/elastic net, wide X): FISTA runs on the support of the warm start plus
+  the features that violate the optimality condition |x_jᵀr|/n <= λα there, the most
+  violated first, growing by at most max(32, |support|/2) features a round (the strategy
+  of celer/skglm); the full gap is then checked and violators are added until it is below
+  tol. `screening="strong"` seeds the set with the sequential strong rule of Tibshirani
+  et al (2012) instead, |x_jᵀr|/n >= α(2λ_k − λ_{k−1});
+- support polishing (l1/elastic net): once the support and signs stop changing, the
+  optimality conditions restricted to the support are a linear system,
+  (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly; the candidate is kept
+  only if its signs agree and its gap is smaller;
+- mixed precision (float64, with polishing): the FISTA steps, which only have to find the
+  support and signs, multiply by a float32 copy of Q; gaps and the polishing solve are
+  float64, and the steps go back to float64 after two polishing attempts that did not
+  finish (float32 gradients alone cannot take the gap below ~1e-7·‖y‖²/n).
+
+`method="vmap"` instead solves every λ at once (cold starts, `jax.vmap` over λ), which is
+the form that pays off on an accelerator.
+
+References:
+  Beck & Teboulle, A Fast Iterative Shrinkage-Thresholding Algorithm for Linear Inverse
+  Problems, 2009. https://doi.org/10.1137/080716542
+  O'Donoghue & Candès, Adaptive Restart for Accelerated Gradient Schemes, 2015.
+  https://arxiv.org/abs/1204.3982
+  Tibshirani et al, Strong rules for discarding predictors in lasso-type problems, 2012.
+  https://arxiv.org/abs/1011.2234
+  Friedman, Hastie & Tibshirani, Regularization Paths for Generalized Linear Models via
+  Coordinate Descent (glmnet), 2010. https://doi.org/10.18637/jss.v033.i01
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solution,
+                                _check_eps, _check_lambdas, _default_tol, _float_dtype,
+                                _group_index, _lambda_max_of, _prepare, _x64_scope,
+                                lambda_grid, lambda_max)
+# (_gap, _lipschitz: re-exported for the reference tests, which check them directly)
+from wdjax.path.solver import _gap, _lipschitz, _path_scan, _path_vmap, _solve_full  # noqa: F401
+from wdjax.path.working_set import _path_working_sets
+
+__all__ = ("KINDS", "PathConvergenceWarning", "PathResult", "Solution", "enet_path", "fista",
+           "group_lasso_path", "lambda_grid", "lambda_max", "lasso_path", "solve_lasso")
+
+def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
+          fit_intercept=False, tol=None, max_iter=20_000, method="warm", screening="auto",
+          polish=True, dtype=None, check_every=10):
+  if method not in ("warm", "vmap"):
+    raise ValueError(f"method must be 'warm' (sequential, warm-started) or 'vmap' (all λ at "
+                     f"once), got {method!r}.")
+  _check_eps(eps)
+  dt = _float_dtype(dtype)
+  tol = _default_tol(dt) if tol is None else float(tol)
+  if not tol > 0:
+    raise ValueError(f"tol must be > 0, got {tol}.")
+  if not (isinstance(max_iter, (int, np.integer)) and max_iter >= check_every):
+    raise ValueError(f"max_iter must be an integer >= {check_every}, got {max_iter!r}.")
+  if screening not in ("auto", "kkt", "strong", True, False):
+    raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
+                     f"{screening!r}.")
+  # the arguments are checked before the d x d Gram matrix is built
+  _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
+  d = Q.shape[0]
+  gidx = _group_index(groups, d) if kind == "group_lasso" else None
+  lam_max = _lambda_max_of(b, l1_ratio, gidx)
+  lams = lambda_grid(lam_max, n_lambdas, eps) if lambdas is None else _check_lambdas(lambdas)
+  tol_abs = tol * yy
+  kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
+            polish=bool(polish) and kind != "group_lasso")
+  use_ws = method == "warm" and kind != "group_lasso" and (
+      screening in (True, "kkt", "strong") or (screening == "auto" and d > 64))
+  with _x64_scope(dt):
+    Qj, bj = jnp.asarray(Q, dt), jnp.asarray(b, dt)
+    g = None if gidx is None else jnp.asarray(gidx)
+    if use_ws:
+      coefs, gaps, iters = _path_working_sets(Qj, bj, yy, lams, l1_ratio, lam_max, tol_abs, kw,
+                                              strong_rule=screening == "strong")
+    else:
+      fn = _path_scan if method == "warm" else _path_vmap
+      coefs, gaps, iters = (np.asarray(a) for a in
+                            fn(Qj, bj, yy, jnp.asarray(lams, dt), l1_ratio, g, tol_abs, **kw))
+  coefs = np.asarray(coefs, np.float64)
+  gaps = np.asarray(gaps, np.float64)
+  converged = gaps <= tol_abs
+  if not converged.all():
+    bad = np.flatnonzero(~converged)
+    warnings.warn(
+        f"{bad.size} of {lams.size} λ did not reach gap <= tol·‖y‖²/n = {tol_abs:.3g} within "
+        f"max_iter={max_iter} (first: λ[{bad[0]}] = {lams[bad[0]]:.4g}, gap {gaps[bad[0]]:.3g}). "
+        "Raise max_iter, loosen tol, or use dtype=float64.", PathConvergenceWarning,
+        stacklevel=3)
+  intercepts = ym - coefs @ xm if fit_intercept else np.zeros(lams.size)
+  return PathResult(lams, coefs, intercepts, gaps, np.asarray(iters), converged)
+
+
+_PATH_ARGS = """
+  Args:
+    X: (n, d) design matrix; y: (n,) targets.
+    lambdas: a strictly decreasing grid; default `lambda_grid(lambda_max(X, y), n_lambdas, eps)`.
+    n_lambdas: number of grid values (default 100).
+    eps: the grid ends at eps·λ_max, 0 < eps < 1 (default 1e-3).
+    fit_intercept: center X and y and return an unpenalized intercept (like sklearn's Lasso).
+    tol: stop when the duality gap is <= tol·‖y‖²/n (sklearn's convention); default 1e-10
+      in float64, 1e-5 in float32.
+    max_iter: FISTA iterations allowed per λ (a safety cap; non-convergence warns).
+    method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
+    screening: working sets (method="warm", l1/elastic net): "kkt" or True (grown from the
+      violators of the optimality conditions), "strong" (seeded by the strong rule),
+      False (none), or "auto" ("kkt" when d > 64).
+    polish: try the exact solve on a stable support (l1/elastic net).
+    dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled.
+
+  Returns:
+    A `PathResult(lambdas, coefs, intercepts, gaps, n_iter, converged)` of NumPy arrays.
+"""
+
+
+def lasso_path(X: Any, y: Any, **kwargs: Any) -> PathResult:
+  """Lasso path: argmin 1/(2n)‖y − Xw‖² + λ‖w‖₁ for each λ (sklearn `lasso_path`).
+  {args}
+  Example:
+    >>> import numpy as np
+    >>> from wdjax import path
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 5)); y = X @ np.array([2.0, 0, 0, -1.0, 0])
+    >>> res = path.lasso_path(X, y, n_lambdas=10)
+    >>> res.coefs.shape, bool(res.converged.all())
+    ((10, 5), True)
+    >>> [int(k) for k in (res.coefs != 0).sum(axis=1)[[0, -1]]]  # 0 at λ_max, then the 2 true
+    [0, 2]
+  """
+  return _path(X, y, kind="l1", **kwargs)
+
+
+def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, **kwargs: Any) -> PathResult:
+  """Elastic-net path: 1/(2n)‖y − Xw‖² + λ(α‖w‖₁ + (1−α)/2‖w‖²), α = l1_ratio (sklearn).
+
+  l1_ratio must be in (0, 1] (λ_max is infinite for the ridge); other arguments as
+  `lasso_path`.
+
+  Example:
+    >>> import numpy as np
+    >>> from wdjax import path
+    >>> X = np.eye(3); y = np.array([3.0, 1.0, 0.0])
+    >>> # X = I, n = 3: w = soft(y/3, λα)/(1/3 + λ(1−α)) = (1 − 0.5)/(1/3 + 0.5) = 0.6
+    >>> np.round(path.enet_path(X, y, l1_ratio=0.5, lambdas=[1.0]).coefs, 6)
+    array([[0.6, 0. , 0. ]])
+  """
+  if not 0.0 < float(l1_ratio) <= 1.0:
+    raise ValueError(f"l1_ratio must be in (0, 1], got {l1_ratio}; for l1_ratio=0 (ridge) "
+                     "use a closed form or sklearn.linear_model.Ridge.")
+  return _path(X, y, kind="elastic_net", l1_ratio=float(l1_ratio), **kwargs)
+
+
+def group_lasso_path(X: Any, y: Any, groups: Sequence[int], **kwargs: Any) -> PathResult:
+  """Group-lasso path: 1/(2n)‖y − Xw‖² + λΣ_g‖w_g‖₂; `groups[j]` is feature j's group id.
+
+  λ_max = max_g ‖X_gᵀy‖₂/n. No working sets or polishing (plain warm-started FISTA);
+  other arguments as `lasso_path`.
+
+  Example:
+    >>> import numpy as np
+    >>> from wdjax import path
+    >>> X = np.eye(4); y = np.array([3.0, 4.0, 0.3, 0.4])
+    >>> res = path.group_lasso_path(X, y, [0, 0, 1, 1], lambdas=[0.5])
+    >>> # X = I, n = 4, b = y/4: ‖b_1‖ = 1.25 > λ, ‖b_2‖ = 0.125 < λ; w_1 = 4(1 − λ/1.25)·b_1
+    >>> np.round(res.coefs, 6)
+    array([[1.8, 2.4, 0. , 0. ]])
+  """
+  return _path(X, y, kind="group_lasso", groups=groups, **kwargs)
+
+
+lasso_path.__doc__ = lasso_path.__doc__.replace("{args}", _PATH_ARGS)
+
+
+def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: float = 1.0,
+          groups: Any = None, w0: Any = None, fit_intercept: bool = False, tol: float | None = None,
+          max_iter: int = 20_000, polish: bool = True, dtype: Any = None) -> Solution:
+  """One problem 1/(2n)‖y − Xw‖² + λR(w) by FISTA with adaptive restart, to a gap tolerance.
+
+  penalty "l1" (R = ‖w‖₁), "elastic_net" (α‖w‖₁ + (1−α)/2‖w‖², α = l1_ratio) or
+  "group_lasso" (Σ_g‖w_g‖₂ with `groups`). The accelerated counterpart of `wdjax.proximal_sgd` on a
+  full batch: the same prox operators (`wdjax.prox`), momentum t_{k+1} = (1+√(1+4t_k²))/2,
+  and a restart (t = 1) whenever (z_k − w_{k+1})ᵀ(w_{k+1} − w_k) > 0.
+
+  Args:
+    X, y: the data, (n, d) and (n,).
+    strength: λ > 0.
+    penalty: "l1", "elastic_net" or "group_lasso" (the names of `wdjax.penalties`).
+    l1_ratio: α of the elastic net.
+    groups: one group id per feature, for "group_lasso".
+    w0: a warm start (default 0).
+    fit_intercept: center X and y; the intercept is ȳ − x̄ᵀw.
+    tol: stop when the duality gap is <= tol·‖y‖²/n (default 1e-10 in float64, 1e-5 in
+      float32).
+    max_iter: the iteration cap (non-convergence warns with `PathConvergenceWarning`).
+    polish: try the exact solve on a stable support (l1/elastic net).
+    dtype: float32 or float64.
+
+  Returns:
+    `Solution(coef, intercept, gap, n_iter, converged)`.
+
+  Example:
+    >>> import numpy as np
+    >>> from wdjax import path
+    >>> sol = path.fista(np.eye(2), np.array([2.0, 0.2]), 0.5)  # X = I, n = 2: w = n·soft(y/n, λ)
+    >>> sol.coef, sol.converged
+    (array([1., 0.]), True)
+  """
+  if penalty not in KINDS:
+    raise ValueError(f"penalty must be one of {KINDS}, got {penalty!r}.")
+  lam = float(_check_lambdas([strength])[0])
+  dt = _float_dtype(dtype)
+  _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
+  gidx = _group_index(groups, Q.shape[0]) if penalty == "group_lasso" else None
+  tol = _default_tol(dt) if tol is None else float(tol)
+  w0 = np.zeros(Q.shape[0]) if w0 is None else np.asarray(w0, np.float64)
+  with _x64_scope(dt):
+    w, gap, it = _solve_full(
+        jnp.asarray(Q, dt), jnp.asarray(b, dt), yy, lam, l1_ratio,
+        None if gidx is None else jnp.asarray(gidx), jnp.asarray(w0, dt), tol * yy,
+        kind=penalty, max_iter=int(max_iter), check_every=10,
+        polish=bool(polish) and penalty != "group_lasso")
+  w = np.asarray(w, np.float64)
+  converged = bool(float(gap) <= tol * yy)
+  if not converged:
+    warnings.warn(f"fista stopped at max_iter={max_iter} with gap {float(gap):.3g} > "
+                  f"tol·‖y‖²/n = {tol * yy:.3g}.", PathConvergenceWarning, stacklevel=2)
+  intercept = float(ym - xm @ w) if fit_intercept else 0.0
+  return Solution(w, intercept, float(gap), int(it), converged)
+
+
+def solve_lasso(X: Any, y: Any, strength: float, **kwargs: Any) -> Solution:
+  """`fista(X, y, strength, penalty="l1", ...)`: argmin 1/(2n)‖y − Xw‖² + λ‖w‖₁."""
+  return fista(X, y, strength, penalty="l1", **kwargs)

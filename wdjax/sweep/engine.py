@@ -1,0 +1,331 @@
+"""The sweep engine: one jit+vmap program over a grid, chunked and sharded over devices.
+
+`run(train_fn, grid)` flattens the grid into points, splits them into equal chunks of
+`chunk_size` (the last one padded with copies of the last point, so every chunk reuses the
+same compiled function), shards each chunk's points over the devices of a 1-D mesh
+(`jax.sharding.NamedSharding`, axis "grid"), and gathers the metrics into a `SweepResult`.
+
+One host with several CPU cores: call `use_cpu_cores()` right after `import jax` to give
+each core a device of its own (XLA:CPU runs a sweep's small operations on about one core
+otherwise). Many hosts: start every process with `jax.distributed.initialize(...)` and call
+`run` with the same arguments in each; `jax.devices()` then spans all hosts and every
+process receives the full result. Resuming: with `checkpoint_dir=`, finished chunks go to a
+`wdjax.sweep.store.ChunkStore` and a rerun of the same call skips them.
+
+What `run` reads from the training function, each optional (a plain
+`(hparams, key) -> dict` function has none of them): `data` (passed as a third argument,
+replicated, not compiled in), `hparam_names` / `required_hparams` (the grid's axes are
+checked against them), `fingerprint` (or an older `signature`), `epochs` and `data` (they
+identify the sweep in a checkpoint), and `cache`, a dict in which the compiled programs are
+kept (otherwise they go in the function's `__dict__`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from wdjax import _progress
+from wdjax._validate import positive_int
+from wdjax.sweep import store as _store
+from wdjax.sweep.grid import SEED, Grid
+from wdjax.sweep.result import SweepResult
+
+_MESH_AXIS = "grid"
+
+
+# Each CPU device holds its own copy of the training data and chunks are padded to a
+# multiple of the device count, so the default stops at 8 devices; pass n for more.
+_MAX_DEFAULT_CPU_DEVICES = 8
+
+
+def _usable_cores() -> int:
+  """Cores this process may run on (its CPU affinity, which containers narrow)."""
+  try:
+    return len(os.sched_getaffinity(0)) or 1
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def use_cpu_cores(n: int | None = None) -> int:
+  """Presents this host's CPU cores to JAX as `n` CPU devices, so `run` shards across them.
+
+  XLA:CPU gives one program's many small operations (a sweep's per-run matrix products,
+  optimizer updates and loop bookkeeping) to essentially one core: on 2 cores the digits
+  MLP sweep of `benchmarks/bench_sweep.py` took the same time with one XLA thread as with
+  two. With a device per core, `run` gives each core its own shard of the grid: 1.5-1.7x
+  faster on 2 cores (benchmarks/README.md). A computation on one device still uses every
+  core for its large operations (a 2048x2048 matmul ran at the same rate).
+
+  Sets `jax.config.jax_num_cpu_devices`; call it right after `import jax`, before the
+  first JAX computation (the `wdjax` command does). Only the CPU backend is affected: on a
+  GPU or TPU host `run` shards over the accelerators as before.
+
+  Args:
+    n: number of CPU devices. Default: the count already chosen by the user
+      (`JAX_NUM_CPU_DEVICES`, or `--xla_force_host_platform_device_count` in XLA_FLAGS),
+      which is then kept and nothing is set; otherwise the cores this process may use,
+      at most 8 (each device holds its own copy of the training data, and chunks are
+      padded to a multiple of the device count).
+
+  Returns:
+    The number of CPU devices JAX will create.
+
+  Raises:
+    ValueError: `n` is not a positive int.
+    RuntimeError: JAX has already run a computation (its devices are fixed by then) and
+      a count had to be set.
+  """
+  positive_int("n", n, none_ok=True)
+  if n is None:
+    chosen = jax.config.jax_num_cpu_devices
+    if chosen > 0:
+      return chosen
+    flags = re.findall(r"xla_force_host_platform_device_count=(\d+)",
+                       os.environ.get("XLA_FLAGS", ""))
+    if flags:  # the user's XLA flag decides (the last one, as XLA reads them)
+      return int(flags[-1])
+    n = min(_usable_cores(), _MAX_DEFAULT_CPU_DEVICES)
+  try:
+    jax.config.update("jax_num_cpu_devices", n)
+  except RuntimeError as e:
+    raise RuntimeError(
+        "wdjax.sweep.use_cpu_cores must be called before JAX runs its first computation "
+        "(JAX fixes its devices then): call it right after `import jax`, or set "
+        f"JAX_NUM_CPU_DEVICES={n} in the environment before starting Python.") from e
+  return n
+
+
+_COMPILED: dict[Any, Callable] = {}  # for callables that take no attributes
+_seed_keys = jax.jit(jax.vmap(lambda s: jax.random.key_data(jax.random.key(s))))
+
+
+def _keys(seeds: np.ndarray) -> np.ndarray:
+  """The raw key data of `jax.random.key(seed)` for each seed, shape (n, 2) for threefry."""
+  seeds = seeds.astype(np.uint32)
+  if jax.config.jax_default_prng_impl == "threefry2x32":
+    # threefry's key(s) is [0, s] for a 32-bit seed: built on the host, no device round
+    # trip (which was most of sweep.run's fixed cost). tests/test_sweep.py checks it.
+    return np.stack([np.zeros_like(seeds), seeds], axis=-1)
+  return np.asarray(_seed_keys(seeds))
+
+
+def _program_cache(train_fn: Callable) -> dict:
+  """Where `train_fn`'s compiled programs are kept: its own `cache` dict when it has one (a
+  `wdjax.train.TrainFn`), else its `__dict__` (a plain function), else a module dict."""
+  own = getattr(train_fn, "cache", None)
+  if isinstance(own, dict):
+    return own
+  attrs = getattr(train_fn, "__dict__", None)
+  return _COMPILED if attrs is None else attrs.setdefault("_wdjax_compiled", {})
+
+
+def _compiled(train_fn: Callable, sharding: NamedSharding, replicated: NamedSharding,
+              with_data: bool, shared_key: bool) -> Callable:
+  """jit(vmap(train_fn)) with the grid axis sharded (`sharding`) and the data, when given as
+  a third argument, replicated; cached per (fn, mesh, ...) on the function itself
+  (`_program_cache`), so a compiled program lives as long as its function (a process-wide
+  cache would keep every swept function, and the data it holds, alive).
+
+  With `shared_key` (a grid without a "seed" axis) every run gets the same key, so the key
+  is passed once, unbatched: whatever depends only on it (initial parameters, shuffles,
+  minibatch gathers) is computed once for the whole chunk instead of once per run, and a
+  minibatch shared by all runs meets the runs' stacked weights as one matrix product.
+  Same results, 1.2-2.3x faster on the benchmark sweeps.
+  """
+  cache = _program_cache(train_fn)
+  # train_fn is part of the key: bound methods of different objects share one __dict__, and
+  # functools.wraps copies a wrapped object's attributes (its `cache` too) to the wrapper.
+  try:
+    hash(train_fn)
+    fn_key = train_fn
+  except TypeError:  # e.g. a dataclass: its own cache holds its programs only
+    fn_key = None
+    if cache is _COMPILED:
+      cache = {}  # no place to keep it: compile for this call only
+  key = ("wdjax.sweep.run", fn_key, sharding.mesh, with_data, shared_key)
+  if key not in cache:
+    key_axis, key_sharding = (None, replicated) if shared_key else (0, sharding)
+    in_axes, in_shardings = (0, key_axis), (sharding, key_sharding)
+    if with_data:
+      in_axes, in_shardings = in_axes + (None,), in_shardings + (replicated,)
+    cache[key] = jax.jit(jax.vmap(train_fn, in_axes=in_axes), in_shardings=in_shardings,
+                         out_shardings=sharding)
+  return cache[key]
+
+
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+  """A pytree of host arrays ready to pass to a jitted function with `sharding`: on one
+  host the arrays themselves (jit's C++ dispatch transfers them, ~0.2 ms faster per call
+  than `jax.device_put`); on several hosts each process supplies its own shards from its
+  full host copy."""
+  if jax.process_count() == 1:
+    return tree
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree.map(put, tree)
+
+
+# One slot per mesh: the last training data placed there, as (its host leaves, its tree
+# structure, the placed copy). A new dataset replaces it, so device memory holds one copy
+# per mesh, not one per training function (an experiment builds one function per
+# optimizer, all on one dataset).
+_PLACED: dict[Mesh, tuple[list, Any, Any]] = {}
+
+
+def _placed_data(data: Any, replicated: NamedSharding) -> Any:
+  """The training data on every device of the mesh, transferred when the data (its leaves,
+  by identity) change rather than once per call (a dataset can be hundreds of MB). Arrays
+  modified in place keep their identity: pass new arrays to train on new data."""
+  leaves, treedef = jax.tree.flatten(data)
+  slot = _PLACED.get(replicated.mesh)
+  if (slot is None or slot[1] != treedef or len(slot[0]) != len(leaves)
+      or any(a is not b for a, b in zip(slot[0], leaves))):
+    placed = (jax.device_put(data, replicated) if jax.process_count() == 1
+              else _put(data, replicated))
+    slot = _PLACED[replicated.mesh] = (leaves, treedef, placed)
+  return slot[2]
+
+
+def _get(tree: Any) -> Any:
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils
+  return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def _check_names(train_fn: Callable, grid: Grid) -> None:
+  names = set(grid.names) - {SEED}
+  accepted = getattr(train_fn, "hparam_names", None)
+  if accepted is not None:
+    unknown = sorted(names - set(accepted))
+    if unknown:
+      raise ValueError(f"unknown hyperparameter(s) {unknown} in the grid: the training "
+                       f"function reads {list(accepted)} (plus 'seed').")
+  required = getattr(train_fn, "required_hparams", None)
+  if required is not None:
+    missing = sorted(set(required) - names)
+    if missing:
+      raise ValueError(f"the grid lacks hyperparameter(s) {missing} that the training "
+                       "function needs; add them as axes (a 1-value axis fixes one).")
+
+
+def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
+        chunk_size: int | None = None, progress: bool = True,
+        devices: Sequence[jax.Device] | None = None, seed: int = 0,
+        checkpoint_dir: str | os.PathLike | None = None,
+        on_chunk: Callable[[int, int, dict], None] | None = None) -> SweepResult:
+  """Runs `train_fn` at every grid point as one jit+vmap program; returns a SweepResult.
+
+  Args:
+    train_fn: `(hparams, key) -> dict of arrays` (e.g. from `wdjax.train.make_train_fn`);
+      "params" in its output goes to `SweepResult.params`. When it has a `data`
+      attribute (a pytree of arrays) it is called as `train_fn(hparams, key, data)`,
+      with the data replicated on every device rather than compiled in as a constant.
+    grid: a `Grid` from `grid(...)`.
+    chunk_size: runs per compiled call (bounds memory); None: the whole grid at once.
+      Rounded up to a multiple of the number of devices; the last chunk is padded.
+    progress: print per-chunk progress and time left on stderr once the sweep has run
+      for more than 2 seconds (process 0 only).
+    devices: devices of the 1-D mesh the runs are sharded over (default `jax.devices()`:
+      every local device, and with `jax.distributed` every device of every host).
+    seed: the key of every run when the grid has no "seed" axis.
+    checkpoint_dir: store each finished chunk there atomically and skip chunks already
+      stored by an identical earlier call (same grid, chunk size and seed, and for a
+      function that declares a `fingerprint`, such as `make_train_fn`'s, the same setup
+      and data; other functions are identified by name only). With several processes it
+      must be a shared directory; process 0 writes.
+    on_chunk: called as `on_chunk(index, n_chunks, outputs)` after each computed chunk
+      (not for chunks read back from `checkpoint_dir`), with the chunk's outputs as NumPy
+      arrays (padding included).
+
+  Returns:
+    A `SweepResult` whose metrics have shape `grid.shape + (epochs,)`.
+
+  Raises:
+    ValueError: chunk_size <= 0, hyperparameters the training function does not read
+      (when it has `hparam_names`), or a checkpoint directory of another sweep.
+    wdjax._io.ChecksumError: a chunk stored in `checkpoint_dir` is damaged (the message
+      names its file: delete it to recompute that chunk).
+  """
+  if not isinstance(grid, Grid):
+    raise TypeError(f"grid must be a wdjax.sweep.Grid from sweep.grid(...), got "
+                    f"{type(grid).__name__}.")
+  positive_int("chunk_size", chunk_size, none_ok=True)
+  _check_names(train_fn, grid)
+  devices = list(devices) if devices is not None else jax.devices()
+  if not devices:
+    raise ValueError("devices is empty.")
+  mesh = Mesh(np.array(devices), (_MESH_AXIS,))
+  sharding = NamedSharding(mesh, PartitionSpec(_MESH_AXIS))
+  nd = len(devices)
+  total = grid.size
+  chunk = min(chunk_size or total, total)
+  chunk = -(-chunk // nd) * nd
+  n_chunks = -(-total // chunk)
+
+  pts = grid.points()
+  pad = np.minimum(np.arange(n_chunks * chunk), total - 1)  # pad with the last point
+  float_dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64
+  hp = {k: v[pad].astype(float_dtype) for k, v in pts.items() if k != SEED}
+  shared_key = SEED not in pts
+  keys = _keys(np.asarray([seed]))[0] if shared_key else _keys(pts[SEED][pad])
+  # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
+  # instead of being closed over, so it is not baked into the program as a constant.
+  data = getattr(train_fn, "data", None)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  key_sharding = replicated if shared_key else sharding
+  fn = _compiled(train_fn, sharding, replicated, data is not None, shared_key)
+  extra = () if data is None else (_placed_data(data, replicated),)
+
+  writer = jax.process_index() == 0
+  ckpt = None
+  if checkpoint_dir is not None:
+    ckpt = _store.ChunkStore(
+        checkpoint_dir, _store.fingerprint(grid, chunk, seed, train_fn),
+        {"grid": repr(grid), "chunk_size": chunk, "n_chunks": n_chunks}, writer=writer)
+  bar = _progress.Progress(n_chunks, total, enabled=progress and writer)
+
+  outs: list[Any] = [None] * n_chunks
+  pending: tuple[int, Any] | None = None
+
+  def finish(i: int, out: Any) -> None:
+    with bar.waiting(i):
+      out = _get(out)
+    outs[i] = out
+    if ckpt is not None:
+      ckpt.write(i, out)
+    if on_chunk is not None:
+      on_chunk(i, n_chunks, out)
+    bar.update(i + 1, min((i + 1) * chunk, total))
+
+  for i in range(n_chunks):
+    if ckpt is not None and ckpt.has(i):
+      outs[i] = ckpt.read(i)
+      bar.update(i + 1, min((i + 1) * chunk, total), computed=False)
+      continue
+    sl = slice(i * chunk, (i + 1) * chunk)
+    # Dispatch chunk i before fetching chunk i-1, so the host copy overlaps the compute.
+    out = fn(_put({k: v[sl] for k, v in hp.items()}, sharding),
+             _put(keys if shared_key else keys[sl], key_sharding), *extra)
+    if pending is not None:
+      finish(*pending)
+    pending = (i, out)
+  if pending is not None:
+    finish(*pending)
+
+  merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[:total], *outs)
+  merged = jax.tree.map(lambda a: a.reshape(grid.shape + a.shape[1:]), merged)
+  if not isinstance(merged, dict):
+    raise TypeError(f"train_fn must return a dict of arrays, got {type(merged).__name__}.")
+  params = merged.pop("params", None)
+  return SweepResult(grid.dims, grid.values, merged, params)
