@@ -72,8 +72,11 @@ def test_reproduce_exits_nonzero_on_a_miss(tmp_path, capsys):
 
 def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
   out = tmp_path / "never"
-  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "optimizer.learning_rat=1"]) == 2
-  assert "did you mean 'learning_rate'" in capsys.readouterr().err
+  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "data.n_trian=1"]) == 2
+  assert "did you mean 'n_train'" in capsys.readouterr().err
+  # a table the kind would ignore is refused
+  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "optimizer.learning_rate=1"]) == 2
+  assert "does not read [optimizer]" in capsys.readouterr().err
   assert cli.main(["run", MATRICES, "--out", str(out), "--set",
                    "sweep.weight_decay={values = [-1.0]}"]) == 2
   assert "must be >= 0" in capsys.readouterr().err
@@ -81,14 +84,15 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys):
   assert cli.main(["run", l1, "--out", str(out), "--set", "data.source='npz'", "--set",
                    "data.path='missing.npz'"]) == 2
   assert "data.path = 'missing.npz': no such file" in capsys.readouterr().err
-  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "train.epochs='ten'"]) == 2
-  assert "train.epochs: expected an integer" in capsys.readouterr().err
+  assert cli.main(["run", MATRICES, "--out", str(out), "--set", "params.steps='ten'"]) == 2
+  assert "params.steps: expected an integer" in capsys.readouterr().err
   assert not out.exists()
 
 
-def test_failed_run_leaves_no_result(tmp_path, monkeypatch):
+def test_failed_rerun_keeps_the_finished_result(tmp_path, monkeypatch):
   out = str(tmp_path / "f")
   assert cli.main(["run", MATRICES, "--out", out, "--no-plots", *SMALL]) == 0
+  before = {f: _read(os.path.join(out, f)) for f in ("summary.json", "report.md")}
   kind = experiments.KINDS["matrices"]
 
   def boom(cfg, ctx):
@@ -97,9 +101,23 @@ def test_failed_run_leaves_no_result(tmp_path, monkeypatch):
   monkeypatch.setitem(experiments.KINDS, "matrices", kind.__class__(**{**kind.__dict__, "run": boom}))
   with pytest.raises(RuntimeError, match="simulated crash"):
     cli.main(["run", MATRICES, "--out", out, "--no-plots", *SMALL])
-  # The earlier result is withdrawn, and nothing new pretends to be one.
-  assert not os.path.exists(os.path.join(out, "summary.json"))
-  assert not os.path.exists(os.path.join(out, "report.md"))
+  # The rerun computed elsewhere (its attempt folder): the finished result is untouched.
+  assert {f: _read(os.path.join(out, f)) for f in before} == before
+  cfg, metrics, summary = report.load_run(out)
+  assert summary["passed"] and metrics["nuclear/rank"].shape == (2,)
+
+
+def test_a_run_that_fails_before_finishing_leaves_no_result(tmp_path, monkeypatch):
+  kind = experiments.KINDS["matrices"]
+
+  def boom(cfg, ctx):
+    raise RuntimeError("simulated crash")
+
+  monkeypatch.setitem(experiments.KINDS, "matrices", kind.__class__(**{**kind.__dict__, "run": boom}))
+  out = str(tmp_path / "g")
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    cli.main(["run", MATRICES, "--out", out, "--no-plots", *SMALL])
+  assert not os.path.exists(out)
   with pytest.raises(FileNotFoundError, match="no finished run"):
     report.load_run(out)
 

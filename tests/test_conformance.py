@@ -55,6 +55,9 @@ ENTRIES = {
     "adamc": lambda lam: wdjax.adamc(SCHED, weight_decay=lam, peak_learning_rate=0.1),
     "adams": lambda lam: wdjax.adams(0.1, weight_decay=lam),
     "cautious_adamw": lambda lam: wdjax.cautious_adamw(0.1, weight_decay=lam),
+    "lion": lambda lam: wdjax.lion(0.03, weight_decay=lam),
+    "muon": lambda lam: wdjax.muon(0.1, weight_decay=lam, adam_weight_decay=lam),
+    "schedule_free_adamw": lambda lam: wdjax.schedule_free_adamw(0.1, weight_decay=lam),
 }
 NAMES = sorted(ENTRIES)
 RNG = np.random.default_rng(0)

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "wdjax.tune": 5,
     "wdjax.models": 6,
     "wdjax.data": 6,
+    "wdjax.tracking": 6,
     "wdjax.train": 7,
     "wdjax.sweep": 8,
     "wdjax": 9,                          # the package itself: the library's public names

@@ -97,3 +97,41 @@ def test_bad_strength(bad, match):
 def test_l1_ratio_out_of_range():
   with pytest.raises(ValueError, match="l1_ratio"):
     penalties.elastic_net(jnp.ones(2), 1.0, l1_ratio=1.5)
+
+
+# ---- complex parameters: real values, gradients in the real inner product ---------------
+
+CPLX = {"a": RNG.normal(size=(4, 3)) + 1j * RNG.normal(size=(4, 3)),
+        "b": RNG.normal(size=(3, 5)) + 1j * RNG.normal(size=(3, 5))}
+NP_COMPLEX_VALUE = {  # |w| is the modulus; ‖W‖_* the sum of the singular values
+    "l2": lambda ls, lam: lam / 2 * sum((np.abs(x) ** 2).sum() for x in ls),
+    "l1": lambda ls, lam: lam * sum(np.abs(x).sum() for x in ls),
+    "elastic_net": lambda ls, lam: lam * sum(0.3 * np.abs(x).sum() + 0.35 * (np.abs(x) ** 2).sum()
+                                             for x in ls),
+    "group_lasso": lambda ls, lam: lam * sum(np.sqrt((np.abs(x) ** 2).sum(axis=0)).sum() for x in ls),
+    "nuclear": lambda ls, lam: lam * sum(np.linalg.svd(x, compute_uv=False).sum() for x in ls),
+    "frobenius": lambda ls, lam: lam / 2 * sum(np.linalg.norm(x, "fro") ** 2 for x in ls),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FNS))
+def test_complex_value_is_real_and_matches_numpy(name, x64, strict_dtypes):
+  got = FNS[name](jax.tree.map(jnp.asarray, CPLX), 0.37)
+  assert not jnp.iscomplexobj(got)
+  np.testing.assert_allclose(got, NP_COMPLEX_VALUE[name](list(CPLX.values()), 0.37), rtol=1e-10)
+
+
+def test_complex_gradient_is_the_real_inner_product_one(x64):
+  """conj(jax.grad R) (the update direction optax adds) against closed forms in NumPy:
+  ∇ of (λ/2)|w|² is λw, of λ|w| is λw/|w|, of λ‖w_g‖ is λw/‖w_g‖."""
+  w, lam = CPLX["a"], 0.3
+  grad = lambda f: np.conj(np.asarray(jax.grad(lambda x: f(x, lam))(jnp.asarray(w))))
+  np.testing.assert_allclose(grad(penalties.l2), lam * w, rtol=1e-12)
+  np.testing.assert_allclose(grad(penalties.l1), lam * w / np.abs(w), rtol=1e-12)
+  np.testing.assert_allclose(grad(penalties.group_lasso),
+                             lam * w / np.sqrt((np.abs(w) ** 2).sum(axis=0)), rtol=1e-12)
+  # the directional derivative of R along d equals Re⟨∇R, d⟩ (finite differences)
+  d = RNG.normal(size=w.shape) + 1j * RNG.normal(size=w.shape)
+  for f in (penalties.l2, penalties.l1, penalties.group_lasso, penalties.nuclear):
+    fd = (float(f(jnp.asarray(w + 1e-6 * d), lam)) - float(f(jnp.asarray(w - 1e-6 * d), lam))) / 2e-6
+    np.testing.assert_allclose(np.real(np.vdot(grad(f), d)), fd, rtol=1e-5)

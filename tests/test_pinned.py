@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 from sklearn.linear_model import ElasticNet
 
@@ -299,3 +300,33 @@ def test_config_value_check_with_zero_tolerance(tmp_path):
   rows = report.check_rows({"c": check}, {"c": 1.0})
   assert rows[0].passed
   assert config.Check("value", 0.25, 0.0).passes(0.25)
+
+
+# --------------------------------------------------------------------------- mutation survivors
+
+
+_NAMES = ("elastic_net", "frobenius", "group_lasso", "l1", "l2", "nuclear")
+
+
+def test_by_name_maps_every_name_and_refuses_unknown():
+  """`prox.by_name` and `penalties.by_name`: each name to its function, a callable unchanged,
+  an unknown name refused with the sorted choices (mutmut: no fast test called them)."""
+  for module, what in ((wdjax.prox, "prox"), (wdjax.penalties, "penalty")):
+    for name in _NAMES:
+      assert module.by_name(name) is getattr(module, name)
+    assert sorted(module.BY_NAME) == list(_NAMES)
+    own = lambda *args: None
+    assert module.by_name(own) is own
+    with pytest.raises(ValueError, match=rf"unknown {what} 'l3'; choose one of "
+                       r"\['elastic_net', 'frobenius', 'group_lasso', 'l1', 'l2', 'nuclear'\]"):
+      module.by_name("l3")
+
+
+def test_prox_separable_flags():
+  """`separable` is True exactly for the per-coordinate operators (what `proximal_adam`
+  requires): l1, l2, elastic_net, frobenius (= l2 on matrices); False for group lasso and
+  nuclear (mutmut: `fn.separable = None` survived the fast tests)."""
+  flags = {name: getattr(wdjax.prox, name).separable for name in _NAMES}
+  assert flags == {"elastic_net": True, "frobenius": True, "group_lasso": False, "l1": True,
+                   "l2": True, "nuclear": False}
+  assert all(type(v) is bool for v in flags.values())

@@ -204,3 +204,50 @@ def test_moreau_decomposition(x, lam, t):
     np.testing.assert_allclose(prox.nuclear(z, lam, t) + (u * np.minimum(s, r)) @ vt, x, atol=1e-8)
     # l2: R* = ‖y‖²/(2λ), whose scaled prox gives z·tλ/(1 + tλ).
     np.testing.assert_allclose(prox.l2(z, lam, t) + x * r / (1 + r), x, atol=1e-9)
+
+
+# ---- complex leaves: the prox acts on the modulus ----------------------------------------
+
+def np_complex_soft(z, thr):
+  r = np.abs(z)
+  return z * np.maximum(0.0, 1 - thr / np.where(r > 0, r, 1.0))
+
+
+NP_COMPLEX_REF = {
+    "l2": lambda z, lam, t: z / (1 + t * lam),
+    "l1": lambda z, lam, t: np_complex_soft(z, t * lam),
+    "elastic_net": lambda z, lam, t: np_complex_soft(z, t * lam * 0.3) / (1 + t * lam * 0.7),
+    "group_lasso": lambda z, lam, t: z * np.maximum(
+        0.0, 1 - t * lam / np.sqrt((np.abs(z) ** 2).sum(axis=0, keepdims=True))),
+    "nuclear": lambda z, lam, t: np_nuclear(z, t * lam),
+    "frobenius": lambda z, lam, t: z / (1 + t * lam),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_complex_prox_matches_numpy(name, x64, strict_dtypes):
+  rng = np.random.default_rng(3)
+  z = rng.normal(size=(4, 3)) + 1j * rng.normal(size=(4, 3))
+  z[0, 0] = 0.05 + 0.05j  # below the l1 threshold: an exact zero
+  got = OPS[name][0](jnp.asarray(z), 0.8, 0.5)
+  assert got.dtype == jnp.complex128
+  np.testing.assert_allclose(got, NP_COMPLEX_REF[name](z, 0.8, 0.5), rtol=1e-10, atol=1e-12)
+  if name == "l1":
+    assert got[0, 0] == 0
+
+
+def test_complex_l1_prox_is_the_minimizer(x64):
+  """w = prox(z) satisfies 0 = w − z + tλ·w/|w| where w ≠ 0, and |z| ≤ tλ where w = 0."""
+  rng = np.random.default_rng(4)
+  z = rng.normal(size=50) + 1j * rng.normal(size=50)
+  w = np.asarray(prox.l1(jnp.asarray(z), 0.6, 1.5))
+  nz = w != 0
+  np.testing.assert_allclose(w[nz] - z[nz] + 0.9 * w[nz] / np.abs(w[nz]), 0, atol=1e-12)
+  assert np.all(np.abs(z[~nz]) <= 0.9) and (~nz).any()
+
+
+def test_complex64_prox_keeps_dtype_with_per_coordinate_scaling():
+  z = jnp.asarray([1.0 + 1.0j, -0.1j], jnp.complex64)
+  out = prox.l1(z, 1.0, jnp.asarray([0.5, 0.5], jnp.float32))
+  assert out.dtype == jnp.complex64
+  np.testing.assert_allclose(out, np_complex_soft(np.asarray(z), 0.5), rtol=1e-6)

@@ -67,12 +67,10 @@ def nnx_model():
   return Net(nnx.Rngs(0, dropout=1))
 
 
-@pytest.mark.parametrize("embeddings", [True, False])
-def test_nnx_optimizer_decays_exactly_the_weights(embeddings):
+def test_nnx_optimizer_decays_exactly_the_weights():
   from flax import nnx
   model = nnx_model()
-  mask = masks.weights_only(embeddings=embeddings)
-  optimizer = nnx.Optimizer(model, wdjax.adamw(LR, weight_decay=LAM, mask=mask), wrt=nnx.Param)
+  optimizer = nnx.Optimizer(model, wdjax.adamw(LR, weight_decay=LAM), wrt=nnx.Param)
 
   @nnx.jit
   def train_step(model, optimizer, x, y, scale):
@@ -87,8 +85,8 @@ def test_nnx_optimizer_decays_exactly_the_weights(embeddings):
   before = snapshot(nnx.state(model))
   assert {"bn/mean", "bn/var", "drop/rngs/key", "drop/rngs/count"} <= before.keys()
   train_step(model, optimizer, TOKENS, LABELS, 0.0)
-  expected = {"dense/kernel", "head/kernel"} | ({"embed/embedding"} if embeddings else set())
-  assert_decayed_exactly(before, snapshot(nnx.state(model)), expected, 1 - LR * LAM)
+  assert_decayed_exactly(before, snapshot(nnx.state(model)),
+                         {"embed/embedding", "dense/kernel", "head/kernel"}, 1 - LR * LAM)
 
   model.train()  # then the tutorial's loop trains (batch stats and RNG state move with it)
   losses = [float(train_step(model, optimizer, TOKENS, LABELS, 1.0)) for _ in range(5)]
@@ -178,10 +176,9 @@ def eqx_model():
   return eqx, Net(jax.random.key(0))
 
 
-@pytest.mark.parametrize("embeddings", [True, False])
-def test_equinox_loop_decays_exactly_the_weights(embeddings):
+def test_equinox_loop_decays_exactly_the_weights_embeddings_excluded():
   eqx, model = eqx_model()
-  optim = wdjax.adamw(LR, weight_decay=LAM, mask=masks.weights_only(embeddings=embeddings))
+  optim = wdjax.adamw(LR, weight_decay=LAM, mask=masks.weights_only(embeddings=False))
   opt_state = optim.init(eqx.filter(model, eqx.is_array))
 
   def loss_fn(model, x, y, scale):
@@ -197,13 +194,15 @@ def test_equinox_loop_decays_exactly_the_weights(embeddings):
   before = snapshot(eqx.filter(model, eqx.is_array))
   # Equinox names norm scales `weight` and keeps layers in a list: only types tell.
   assert {"layers/1/weight", "layers/3/weight", "layers/4/weight", "layers/2/negative_slope"} <= before.keys()
-  new, _, _ = make_step(model, opt_state, TOKENS, LABELS, 0.0)
-  expected = {"layers/0/weight", "layers/5/weight"} | ({"embed/weight"} if embeddings else set())
-  assert_decayed_exactly(before, snapshot(eqx.filter(new, eqx.is_array)), expected, 1 - LR * LAM)
+  # filter_jit traces arrays and holds Python floats static: one compile for both scales.
+  zero, one = jnp.float32(0.0), jnp.float32(1.0)
+  new, _, _ = make_step(model, opt_state, TOKENS, LABELS, zero)
+  assert_decayed_exactly(before, snapshot(eqx.filter(new, eqx.is_array)),
+                         {"layers/0/weight", "layers/5/weight"}, 1 - LR * LAM)
 
   losses = []
   for _ in range(5):
-    model, opt_state, loss = make_step(model, opt_state, TOKENS, LABELS, 1.0)
+    model, opt_state, loss = make_step(model, opt_state, TOKENS, LABELS, one)
     losses.append(float(loss))
   assert losses[-1] < losses[0]
 

@@ -220,6 +220,11 @@ def test_short_sweep_prints_nothing(capsys):
     (lambda: sweep.grid(seed=[0.5, 1.0]), "integers"),
     (lambda: sweep.grid(weight_decay=[[0.1, 0.2]]), "1-D"),
     (lambda: sweep.grid(weight_decay=[0.1, float("nan")]), "NaN"),
+    (lambda: sweep.grid(weight_decay=[0.1, float("inf")]), "infinite"),
+    (lambda: sweep.grid(weight_decay=[0.1, -0.1]), "negative"),
+    (lambda: sweep.grid(learning_rate=[-1e-3]), "negative"),
+    (lambda: sweep.grid(seed=[2**32]), r"outside \[0, 2\*\*32\)"),
+    (lambda: sweep.grid(seed=[-1]), r"outside \[0, 2\*\*32\)"),
 ])
 def test_bad_grids(make, match):
   with pytest.raises(ValueError, match=match):
@@ -351,11 +356,15 @@ def test_checkpoint_fingerprint_reads_fingerprint_then_signature():
       g, 1, 0, make(fingerprint="a"))
 
 
-def test_damaged_checkpoint_chunk_is_refused_by_name(tmp_path):
-  from wdjax import _io
+def test_damaged_checkpoint_chunk_is_recomputed_with_a_warning_naming_it(tmp_path):
+  from wdjax.sweep import store
   g = sweep.grid(weight_decay=np.linspace(0, 1, 4), learning_rate=[0.1])
-  sweep.run(_toy, g, chunk_size=2, progress=False, checkpoint_dir=tmp_path)
+  first = sweep.run(_toy, g, chunk_size=2, progress=False, checkpoint_dir=tmp_path)
   chunk = tmp_path / "chunk_00001.npz"
   chunk.write_bytes(chunk.read_bytes()[:-40])  # e.g. a copy cut short
-  with pytest.raises(_io.ChecksumError, match="chunk_00001.npz"):
-    sweep.run(_toy, g, chunk_size=2, progress=False, checkpoint_dir=tmp_path)
+  seen = []
+  with pytest.warns(store.ChunkWarning, match="chunk_00001.npz"):
+    again = sweep.run(_toy, g, chunk_size=2, progress=False, checkpoint_dir=tmp_path,
+                      on_chunk=lambda i, n, out: seen.append(i))
+  assert seen == [1]  # only the damaged chunk was recomputed
+  np.testing.assert_array_equal(again.metrics["train_loss"], first.metrics["train_loss"])

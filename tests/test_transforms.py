@@ -249,3 +249,132 @@ def test_integer_leaf_that_would_be_decayed_is_refused_at_init(make):
   with pytest.raises(TypeError, match=r"\['w'\] has dtype int32.*floating-point.*mask"):
     make(None).init(params)
   make({"w": False, "b": True}).init(params)  # excluded by the mask: fine
+
+
+# ---- λ per leaf and per group ----------------------------------------------------------
+
+P2 = {"embed": {"embedding": jnp.asarray(RNG.normal(size=(5, 3)), jnp.float32)},
+      "dense": {"kernel": jnp.asarray(RNG.normal(size=(3, 2)), jnp.float32),
+                "bias": jnp.asarray(RNG.normal(size=2), jnp.float32)}}
+G2 = [jax.tree.map(lambda x: jnp.asarray(RNG.normal(size=x.shape), jnp.float32), P2)
+      for _ in range(5)]
+LAMS = {"embed": {"embedding": 0.01}, "dense": {"kernel": 0.3, "bias": 0.0}}
+
+
+def test_decoupled_per_leaf_matches_numpy():
+  eta = 0.1
+  tx = optax.chain(optax.sgd(eta), wdjax.decoupled(LAMS, learning_rate=eta, mask=None))
+  got = _run2(tx)
+  w = jax.tree.map(lambda x: np.asarray(x, np.float64), P2)
+  for g in G2:
+    w = jax.tree.map(lambda wi, gi, lam: wi - eta * np.asarray(gi) - eta * lam * wi, w, g, LAMS)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, w)
+
+
+def _run2(tx, steps=5):
+  state, p = tx.init(P2), P2
+  for g in G2[:steps]:
+    u, state = tx.update(g, state, p)
+    p = optax.apply_updates(p, u)
+  return p
+
+
+def test_per_group_resolves_first_match_and_default():
+  lam = wdjax.per_group({"^embed/": 0.01, "kernel": 0.3}, default=0.0)
+  assert lam.resolve(P2) == LAMS
+  assert wdjax.per_group([(masks.weights_only, 1.0)]).resolve(P2)["dense"] == {"kernel": 1.0, "bias": 0.0}
+
+
+PER_LEAF = {  # each takes λ (a value, or one per leaf) and gives a full optimizer
+    "coupled": lambda lam: optax.chain(wdjax.coupled("l2", lam, mask=None), optax.sgd(0.1)),
+    "decoupled": lambda lam: optax.chain(optax.adam(0.1), wdjax.decoupled(lam, learning_rate=0.1, mask=None)),
+    "proximal": lambda lam: optax.chain(optax.sgd(0.1), wdjax.proximal("l1", lam, learning_rate=0.1, mask=None)),
+    "cautious": lambda lam: optax.chain(optax.adam(0.1), wdjax.cautious(lam, learning_rate=0.1, mask=None)),
+    "corrected": lambda lam: optax.chain(optax.adam(0.1), wdjax.corrected(lam, learning_rate=0.1, mask=None)),
+    "adamw": lambda lam: wdjax.adamw(0.1, weight_decay=lam, mask=None),
+    "sgd_l2": lambda lam: wdjax.sgd_l2(0.1, momentum=0.9, weight_decay=lam, mask=None),
+    "sgdw": lambda lam: wdjax.sgdw(0.1, weight_decay=lam, mask=None),
+    "proximal_sgd": lambda lam: wdjax.proximal_sgd(0.1, "l1", lam, mask=None),
+    "proximal_adam": lambda lam: wdjax.proximal_adam(0.1, "l1", lam, mask=None),
+    "adamc": lambda lam: wdjax.adamc(0.1, weight_decay=lam, mask=None),
+    "adams": lambda lam: wdjax.adams(0.1, weight_decay=lam, mask=None),
+    "cautious_adamw": lambda lam: wdjax.cautious_adamw(0.1, weight_decay=lam, mask=None),
+    "lion": lambda lam: wdjax.lion(0.1, weight_decay=lam, mask=None),
+    "muon": lambda lam: wdjax.muon(0.1, weight_decay=lam, mask=None),
+    "schedule_free_adamw": lambda lam: wdjax.schedule_free_adamw(0.1, weight_decay=lam, mask=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PER_LEAF))
+def test_per_leaf_lambda_is_the_scalar_run_leaf_by_leaf(name):
+  """With λ = {embedding: 0.01, kernel: 0.3, bias: 0}, each leaf evolves exactly as in
+  the run with that λ for every leaf (for AdamS too: its v̄ is over all leaves in both)."""
+  got = _run2(PER_LEAF[name](wdjax.per_group({"^embed/": 0.01, "kernel": 0.3})))
+  got_tree = _run2(PER_LEAF[name](LAMS))
+  for path, lam in (("embed", "embedding"), ("dense", "kernel"), ("dense", "bias")):
+    want = _run2(PER_LEAF[name](LAMS[path][lam]))[path][lam]
+    np.testing.assert_allclose(got[path][lam], want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got_tree[path][lam], want, rtol=1e-6, atol=1e-7)
+
+
+def test_per_leaf_lambda_is_traced_and_vmapped():
+  @jax.jit
+  def final(lam_embed, lam_rest):
+    return _run2(wdjax.adamw(0.1, weight_decay=wdjax.per_group({"^embed/": lam_embed},
+                                                               default=lam_rest), mask=None))
+  batched = jax.vmap(final)(jnp.array([0.0, 0.5]), jnp.array([0.2, 0.1]))
+  single = final(jnp.float32(0.5), jnp.float32(0.1))
+  jax.tree.map(lambda b, s: np.testing.assert_allclose(b[1], s, rtol=1e-6), batched, single)
+
+
+def test_per_leaf_lambda_that_misses_a_leaf_is_refused():
+  tx = wdjax.decoupled({"dense": {"kernel": 0.1}}, learning_rate=0.1, mask=None)
+  with pytest.raises(ValueError, match=r"without a value for the params leaves.*embed"):
+    tx.update(G2[0], tx.init(P2), P2)
+  with pytest.raises(ValueError, match=">= 0"):
+    wdjax.decoupled({"w": -1.0}, learning_rate=0.1)
+
+
+# ---- complex parameters ------------------------------------------------------------------
+
+C0 = {"w": jnp.asarray(RNG.normal(size=(3, 2)) + 1j * RNG.normal(size=(3, 2)), jnp.complex64)}
+CG = {"w": jnp.asarray(RNG.normal(size=(3, 2)) + 1j * RNG.normal(size=(3, 2)), jnp.complex64)}
+
+
+def _one(tx, p=C0, g=CG):
+  u, _ = tx.update(g, tx.init(p), p)
+  return np.asarray(u["w"])
+
+
+def test_complex_coupled_decoupled_proximal_cautious_match_numpy():
+  w, g, eta, lam = np.asarray(C0["w"]), np.asarray(CG["w"]), 0.1, 0.3
+  # coupled l2: g + λw (∇ of (λ/2)|w|² in the real inner product), through SGD
+  np.testing.assert_allclose(_one(optax.chain(wdjax.coupled("l2", lam, mask=None), optax.sgd(eta))),
+                             -eta * (g + lam * w), rtol=1e-5)
+  np.testing.assert_allclose(_one(optax.chain(wdjax.coupled("l1", lam, mask=None), optax.sgd(eta))),
+                             -eta * (g + lam * w / np.abs(w)), rtol=1e-5)
+  np.testing.assert_allclose(_one(optax.chain(optax.sgd(eta), wdjax.decoupled(lam, learning_rate=eta, mask=None))),
+                             -eta * g - eta * lam * w, rtol=1e-5)
+  z = w - eta * g
+  thr = eta * 2.0
+  soft = z * np.maximum(0, 1 - thr / np.abs(z))
+  np.testing.assert_allclose(_one(optax.chain(optax.sgd(eta), wdjax.proximal("l1", 2.0, learning_rate=eta, mask=None))),
+                             soft - w, rtol=1e-5, atol=1e-6)
+  # cautious: decay where Re(conj(u)·w) ≤ 0
+  u = -eta * g
+  agree = np.real(np.conj(u) * w) <= 0
+  assert agree.any() and (~agree).any()
+  np.testing.assert_allclose(_one(optax.chain(optax.sgd(eta), wdjax.cautious(lam, learning_rate=eta, mask=None))),
+                             u - eta * lam * agree * w, rtol=1e-5)
+
+
+def test_inject_hyperparams_names_the_fix_for_a_function_mask():
+  tx = optax.inject_hyperparams(wdjax.adamw)(learning_rate=0.1, weight_decay=0.1,
+                                             mask=masks.by_path(include="kernel"))
+  with pytest.raises(ValueError, match=r"inject_hyperparams.*by name.*static_args"):
+    tx.init(P0)
+  tx = optax.inject_hyperparams(wdjax.adamw, static_args=("mask",))(
+      learning_rate=0.1, weight_decay=0.1, mask=masks.by_path(include="kernel"))
+  tx.update(GRADS[0], tx.init(P0), P0)
+  with pytest.raises(TypeError, match=r"prox.l1 called without a strength.*inject_hyperparams"):
+    optax.inject_hyperparams(wdjax.proximal)(prox=prox.l1, strength=0.1, learning_rate=0.1).init(P0)

@@ -207,6 +207,126 @@ def load_npz(path: str | os.PathLike, *, verify: bool = True
   return arrays, meta
 
 
+# --- stable digests of code -------------------------------------------------------------
+
+_SIMPLE = (bool, int, float, complex, str, bytes, type(None))
+
+
+def code_digest(obj: Any, _depth: int = 0) -> str | None:
+  """A SHA-256 (16 hex digits) of what a Python callable computes, stable across processes;
+  None when it cannot be told (then nothing computed with it may be reused).
+
+  Hashed: the bytecode, constants and names of a function (nested code included), its
+  defaults and the values in its closure and the globals it reads, when these are numbers,
+  strings, NumPy arrays, tuples/lists/dicts of them or again functions (described the same
+  way, to a depth of 4; wdjax's own functions too, since a working tree changes without a
+  version); a module or a function of an installed package (site-packages) by its name; a
+  `functools.partial` by its function and arguments; an object with a string
+  `fingerprint` attribute (an explicit opt-in, e.g. for a callable class) by that string.
+  Anything else (a closure over an arbitrary object) gives None.
+
+  Args:
+    obj: a callable or a value.
+
+  Returns:
+    16 hex digits, or None.
+
+  Example:
+    >>> f = lambda hp: hp["learning_rate"] * 2
+    >>> g = lambda hp: hp["learning_rate"] * 3
+    >>> code_digest(f) == code_digest(lambda hp: hp["learning_rate"] * 2), code_digest(f) == code_digest(g)
+    (True, False)
+  """
+  desc = _describe_code(obj, _depth)
+  return None if desc is None else hashlib.sha256(desc.encode()).hexdigest()[:16]
+
+
+def _describe_code(obj: Any, depth: int) -> str | None:
+  import functools
+  import types
+  if depth > 4:
+    return None
+  rec = lambda x: _describe_code(x, depth + 1)
+  if isinstance(obj, _SIMPLE):
+    return repr(obj)
+  if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
+    arr = np.asarray(obj)
+    if arr.dtype == object:
+      return None
+    return f"array{arr.shape}{arr.dtype}:{hashlib.sha256(arr.tobytes()).hexdigest()}"
+  if isinstance(obj, (tuple, list)):
+    parts = [rec(x) for x in obj]
+    return None if None in parts else f"{type(obj).__name__}({','.join(parts)})"
+  if isinstance(obj, dict):
+    items = [(repr(k), rec(v)) for k, v in obj.items()]
+    return None if any(v is None for _, v in items) else "{" + ",".join(
+        f"{k}:{v}" for k, v in sorted(items)) + "}"
+  fp = getattr(obj, "fingerprint", None)
+  if isinstance(fp, str):
+    return f"fingerprint:{fp}"
+  if isinstance(obj, types.ModuleType):
+    return f"module:{obj.__name__}"
+  if isinstance(obj, functools.partial):
+    parts = [rec(obj.func), rec(obj.args), rec(dict(obj.keywords))]
+    return None if None in parts else f"partial({','.join(parts)})"
+  if isinstance(obj, types.MethodType):
+    inner = rec(obj.__func__)
+    owner = rec(obj.__self__)
+    return None if inner is None or owner is None else f"method({inner},{owner})"
+  if isinstance(obj, types.FunctionType):
+    module = getattr(obj, "__module__", "") or ""
+    if _installed(module):  # a library function: its name and version identify it
+      return f"fn:{module}.{obj.__qualname__}"
+    code = _describe_codeobj(obj.__code__)
+    parts = [code, rec(obj.__defaults__), rec(obj.__kwdefaults__)]
+    cells = [rec(c.cell_contents) if _cell_full(c) else "empty"
+             for c in (obj.__closure__ or ())]
+    names = [n for n in sorted(_global_names(obj.__code__))
+             if n in obj.__globals__ and obj.__globals__[n] is not obj]
+    globs = [rec(obj.__globals__[n]) for n in names]
+    if None in parts or None in cells or None in globs:
+      return None
+    globs = [f"{n}={g}" for n, g in zip(names, globs)]
+    return f"fn:{obj.__qualname__}[{';'.join(parts)}|{';'.join(cells)}|{';'.join(globs)}]"
+  if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+    module = getattr(obj, "__module__", "") or ""
+    if _installed(module) or module == "builtins":
+      return f"obj:{module}.{obj.__qualname__}"
+  return None
+
+
+def _cell_full(cell: Any) -> bool:
+  try:
+    cell.cell_contents
+  except ValueError:
+    return False
+  return True
+
+
+def _describe_codeobj(code: Any) -> str:
+  import types
+  consts = [(_describe_codeobj(c) if isinstance(c, types.CodeType) else repr(c))
+            for c in code.co_consts]
+  return f"{hashlib.sha256(code.co_code).hexdigest()}:{consts}:{code.co_names}"
+
+
+def _global_names(code: Any) -> set:
+  import types
+  names = set(code.co_names)
+  for c in code.co_consts:
+    if isinstance(c, types.CodeType):
+      names |= _global_names(c)
+  return names
+
+
+def _installed(module: str) -> bool:
+  """Whether `module` belongs to an installed package (in site-packages), whose functions
+  are identified by name (the package versions are recorded with each run)."""
+  mod = sys.modules.get(module.split(".")[0])
+  path = getattr(mod, "__file__", None) or ""
+  return module == "builtins" or "site-packages" in path or "dist-packages" in path
+
+
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 100) -> str:
   """Lays out a matplotlib figure, writes it atomically to `path` as a PNG and closes it.
 

@@ -28,6 +28,10 @@ def check_strength(name: str, value: Any) -> None:
   """Raises ValueError unless a concrete `value` is finite and >= 0 everywhere."""
   if value is None:
     raise ValueError(f"`{name}` is None; pass a non-negative number (0 turns it off).")
+  # np.asarray would turn "0.1" into 0.1 and True into 1.0: refuse them by type.
+  if isinstance(value, (str, bytes, bool)):
+    raise TypeError(f"`{name}` must be a number, an array or a schedule (count -> value); "
+                    f"got {type(value).__name__} {value!r:.40}.")
   if not is_concrete(value):
     return
   try:
@@ -55,9 +59,53 @@ def check_positive(name: str, value: Any) -> None:
     raise ValueError(f"`{name}` must be > 0, got {value}.")
 
 
-def evaluate(value: ScalarOrSchedule, count: jax.Array) -> jax.Array:
-  """The value of a float, array or schedule at step `count`."""
-  return value(count) if callable(value) else value
+def evaluate(value: ScalarOrSchedule, count: jax.Array, name: str = "schedule") -> jax.Array:
+  """The value of a float, array or schedule at step `count`; a schedule's value checked.
+
+  A float or array was checked when the transform was built (`check_strength`); a
+  schedule can only be checked where it is evaluated, and its value (a learning rate or
+  a strength) must be finite and >= 0:
+
+  - outside a trace (eager updates, a concrete `count`), a bad value raises ValueError
+    naming `name` and the step;
+  - inside `jit`/`vmap`/`scan` the value cannot be inspected without a host sync, so the
+    rule is explicit and NaN-safe instead: a negative, NaN or infinite real value becomes
+    NaN. The update, then the params and the loss, become NaN, which
+    `wdjax.sweep.SweepResult.diverged` marks, instead of a silent step of gradient
+    ascent or a decay with the wrong sign. Complex values are passed through.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> evaluate(lambda c: 0.1 - 0.05 * c, jnp.asarray(1))
+    Array(0.05, dtype=float32, weak_type=True)
+    >>> evaluate(lambda c: 0.1 - 0.05 * c, jnp.asarray(3), "learning_rate")
+    Traceback (most recent call last):
+    ...
+    ValueError: `learning_rate` (a schedule) at step 3 must be >= 0, ...
+    >>> float(jax.jit(lambda c: evaluate(lambda c: 0.1 - 0.05 * c, c))(3))
+    nan
+  """
+  if not callable(value):
+    return value
+  out = value(count)
+  if isinstance(out, jax.core.Tracer) or isinstance(count, jax.core.Tracer):
+    out = jnp.asarray(out)
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+      return out
+    ok = jnp.isfinite(out) & (out >= 0)
+    return jnp.where(ok, out, jnp.asarray(jnp.nan, out.dtype))
+  arr = np.asarray(out)
+  if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
+    return out
+  step = int(np.asarray(count).max()) if np.size(count) else 0
+  if np.isnan(arr).any() or np.isinf(arr).any():
+    raise ValueError(f"`{name}` (a schedule) at step {step} is {arr.ravel()[0] if arr.size == 1 else arr}; "
+                     "a schedule must return finite values >= 0.")
+  if (arr < 0).any():
+    raise ValueError(f"`{name}` (a schedule) at step {step} must be >= 0, got "
+                     f"{arr.ravel()[0] if arr.size == 1 else arr}; a negative value reverses "
+                     "the step (gradient ascent, or growth instead of decay).")
+  return out
 
 
 def positive_int(name: str, value: Any, *, none_ok: bool = False) -> Any:

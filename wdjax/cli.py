@@ -5,22 +5,28 @@ config), `wdjax.runner` (run it), `wdjax.report` (print it) and `wdjax.plots`.
   wdjax reproduce experiments/d2l_weight_decay.toml [--quick]   # exit 1 on any failed check
   wdjax plot runs/d2l_weight_decay-<hash>
   wdjax list
+
+A fault the user can fix (a bad config, a damaged file, a full disk, a read-only or
+unwritable --out, a bad environment variable) is one line on stderr, `error: ...`, naming
+the path or key and the fix, with exit status 2; `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import glob
+import json
 import os
 import sys
 import time
-import tomllib
+import warnings
 from typing import Sequence
 
 import jax
 
-from wdjax import experiments, plots, report, runner, sweep
-from wdjax.config import ConfigError
+from wdjax import _io, experiments, plots, report, runner, sweep
+from wdjax.config import ConfigError, read_toml
 
 _T0 = time.perf_counter()
 
@@ -28,6 +34,8 @@ _T0 = time.perf_counter()
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="wdjax", description="Reproduce weight-decay experiments "
                               "from config files.")
+  debug = dict(action="store_true", help="on an error, show the full traceback")
+  p.add_argument("--debug", **debug)
   sub = p.add_subparsers(dest="command", required=True)
   for name, help_ in (("run", "run a config into a run directory"),
                       ("reproduce", "run a config and check its expected numbers "
@@ -39,10 +47,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set optimizer.learning_rate=0.1 (repeatable)")
     s.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
     s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    s.add_argument("--debug", **debug, default=argparse.SUPPRESS)
   s = sub.add_parser("plot", help="(re)draw the plots of a finished run directory")
   s.add_argument("run_dir")
+  s.add_argument("--debug", **debug, default=argparse.SUPPRESS)
   s = sub.add_parser("list", help="the experiments and what each reproduces")
   s.add_argument("--dir", default=None, help="folder of configs (default ./experiments)")
+  s.add_argument("--debug", **debug, default=argparse.SUPPRESS)
   return p
 
 
@@ -54,11 +65,15 @@ def experiments_dir() -> str:
 
 
 def list_experiments(folder: str | None = None) -> list[tuple[str, str, str]]:
-  """(path, kind, description) of every config in `folder`."""
+  """(path, kind, description) of every config in `folder`; a file that is not a readable
+  TOML config gets kind "invalid" and the error as its description."""
   out = []
   for path in sorted(glob.glob(os.path.join(folder or experiments_dir(), "*.toml"))):
-    with open(path, "rb") as f:
-      raw = tomllib.load(f)
+    try:
+      raw = read_toml(path)
+    except ConfigError as e:
+      out.append((path, "invalid", str(e)))
+      continue
     out.append((path, str(raw.get("kind", "?")), " ".join(str(raw.get("description", "")).split())))
   return out
 
@@ -133,26 +148,71 @@ def main(argv: Sequence[str] | None = None) -> int:
   return code
 
 
+# What an OS error means for a run, and the fix, by errno.
+_OS_HINTS = {
+    errno.EACCES: "permission denied: choose a --out you may write to, or fix the permissions",
+    errno.EPERM: "operation not permitted: choose another --out",
+    errno.EROFS: "read-only file system: choose a --out on a writable file system",
+    errno.ENOSPC: "no space left on the device: free some space or choose a --out elsewhere "
+                  "(finished chunks are kept: the same command resumes)",
+    errno.EDQUOT: "disk quota exceeded: free some space or choose a --out elsewhere",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another --out",
+    errno.EISDIR: "is a directory, where a file was expected",
+    errno.ENOENT: "no such file or directory",
+    errno.ENAMETOOLONG: "file name too long: choose a shorter --out",
+}
+
+
+def describe_error(e: BaseException) -> str | None:
+  """The one-line message of an error the user can fix (a config, a file, the file system,
+  the environment), or None for anything else (a bug: shown with its traceback)."""
+  if isinstance(e, (ConfigError, _io.ChecksumError)):
+    return str(e)
+  if isinstance(e, OSError):
+    where = e.filename if e.filename is not None else ""
+    hint = _OS_HINTS.get(e.errno or -1, e.strerror or str(e))
+    return f"{where}: {hint}" if where else hint
+  if isinstance(e, (UnicodeDecodeError, json.JSONDecodeError)):
+    return f"a file wdjax reads is damaged or not what it expects ({e})"
+  if isinstance(e, ValueError) and "JAX flag" in str(e):  # e.g. JAX_NUM_CPU_DEVICES=abc
+    return f"{e}: fix or unset that environment variable (JAX_..., XLA_FLAGS)"
+  return None
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+  """Warnings as `warning: <message>` lines (a damaged chunk being recomputed, ...)."""
+  print(f"warning: {message}", file=file or sys.stderr)
+
+
 def _main(argv: Sequence[str] | None) -> int:
   args = _parser().parse_args(argv)
   try:
-    if args.command in ("run", "reproduce"):
-      return _run(args, check=args.command == "reproduce")
-    if args.command == "plot":
-      cfg, metrics, summary = report.load_run(args.run_dir)
-      for png in plots.make_plots(cfg, metrics, summary["values"], args.run_dir):
-        print(f"plot: {png}")
-      return 0
-    rows = list_experiments(args.dir)
-    if not rows:
-      print("no experiments found (looked for experiments/*.toml)", file=sys.stderr)
-      return 1
-    for path, kind, desc in rows:
-      print(f"{path}\n  [{kind}] {desc}")
-    return 0
-  except (ConfigError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    with warnings.catch_warnings():
+      warnings.showwarning = _one_line_warnings
+      return _command(args)
+  except Exception as e:  # noqa: BLE001 - user-fixable faults become one line, exit 2
+    message = describe_error(e)
+    if message is None or args.debug:
+      raise
+    print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def _command(args: argparse.Namespace) -> int:
+  if args.command in ("run", "reproduce"):
+    return _run(args, check=args.command == "reproduce")
+  if args.command == "plot":
+    cfg, metrics, summary = report.load_run(args.run_dir)
+    for png in plots.make_plots(cfg, metrics, summary["values"], args.run_dir):
+      print(f"plot: {png}")
+    return 0
+  rows = list_experiments(args.dir)
+  if not rows:
+    print("no experiments found (looked for experiments/*.toml)", file=sys.stderr)
+    return 1
+  for path, kind, desc in rows:
+    print(f"{path}\n  [{kind}] {desc}")
+  return 2 if any(kind == "invalid" for _, kind, _ in rows) else 0
 
 
 if __name__ == "__main__":

@@ -16,23 +16,26 @@ axes). A PyTorch `Linear` weight is (out, in): `neuron_axis=0`. A 1-D leaf with
 
 Symbols: w = weights before the step, Δ = update, w' = w + Δ; η the learning rate, λ the
 weight decay and s the decay per step (w ← (1 − s)w + ...): s = ηλ for the optax/PyTorch
-convention (`scale_by="lr"`, c_t = η) and for coupled L2, s = λ for `scale_by="constant"`.
+convention (`scale_by="lr"`, c_t = η) and for coupled L2, s = λ for `scale_by="constant"`
+(also `wdjax.sgdw`'s default c_t = s_t at a constant learning rate, where s_t = 1).
 Quantities are computed in at least float32 (bf16 leaves are upcast).
 
-| function               | value                                                     |
-|------------------------|-----------------------------------------------------------|
-| weight_norm            | ‖w‖                                                       |
-| update_norm            | ‖Δ‖                                                       |
-| relative_update        | ‖Δ‖ / ‖w‖                                                 |
-| angular_update         | ∠(w, w') = arccos(⟨w, w'⟩ / (‖w‖‖w'‖)), computed by atan2   |
-| radial_tangential      | (⟨Δ, ŵ⟩, ‖Δ − ⟨Δ, ŵ⟩ŵ‖), ŵ = w/‖w‖                          |
-| effective_learning_rate| η/‖w‖² (SGD) or η/‖w‖ (Adam-type)                           |
-| timescale              | τ_iter = 1/s, τ_epoch = τ_iter·B/N                          |
-| equilibrium_angle/norm | predicted θ* and ‖w*‖ (AdamW, SGD-L2, SGDW, Lion)           |
-| singular_values etc.   | σ_max, stable rank ‖W‖_F²/‖W‖₂², effective rank             |
-| linf_bound             | λ‖w‖∞ (≤ 1 at AdamW's and Lion's limit points)              |
-| distance_to_init       | ‖w − w₀‖ (or / ‖w₀‖)                                        |
-| zero_fraction          | fraction of exact zeros                                   |
+| function                   | value                                                     |
+|----------------------------|-----------------------------------------------------------|
+| weight_norm                | ‖w‖                                                       |
+| update_norm                | ‖Δ‖                                                       |
+| relative_update            | ‖Δ‖ / ‖w‖                                                 |
+| angular_update             | ∠(w, w') = arccos(⟨w, w'⟩ / (‖w‖‖w'‖)), computed by atan2 |
+| radial_tangential          | (⟨Δ, ŵ⟩, ‖Δ − ⟨Δ, ŵ⟩ŵ‖), ŵ = w/‖w‖                        |
+| effective_learning_rate    | η/‖w‖² (SGD) or η/‖w‖ (Adam-type)                         |
+| timescale                  | τ_iter = 1/s, τ_epoch = τ_iter·B/N                        |
+| equilibrium_angle, _norm   | predicted θ* and ‖w*‖ (AdamW, SGD + L2, SGDW, Lion)       |
+| spectral_norm, stable_rank | σ_max, ‖W‖_F²/‖W‖₂²                                       |
+| effective_rank             | exp(entropy of σ/Σσ)                                      |
+| linf_bound                 | λ‖w‖∞ (≤ 1 at AdamW's and Lion's limit points)            |
+| distance_to_init           | ‖w − w₀‖ (or / ‖w₀‖)                                      |
+| zero_fraction              | fraction of exact zeros                                   |
+| per_leaf                   | any of these over a pytree: {leaf name: value}            |
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import jax.numpy as jnp
 from wdjax import _validate
 
 __all__ = (
+    "OPTIMIZERS",
     "RadialTangential",
     "angular_update",
     "distance_to_init",
@@ -304,8 +308,10 @@ def effective_learning_rate(w: Any, learning_rate: Any, *, optimizer: str = "sgd
     >>> import jax.numpy as jnp
     >>> from wdjax import dynamics
     >>> w = jnp.array([3.0, 4.0])
-    >>> dynamics.effective_learning_rate(w, 0.5), dynamics.effective_learning_rate(w, 0.5, optimizer="adam")
-    (Array(0.02, dtype=float32), Array(0.1, dtype=float32))
+    >>> dynamics.effective_learning_rate(w, 0.5)                    # η/‖w‖²
+    Array(0.02, dtype=float32)
+    >>> dynamics.effective_learning_rate(w, 0.5, optimizer="adam")  # η/‖w‖
+    Array(0.1, dtype=float32)
   """
   powers = {"sgd": 2, "adam": 1}
   if optimizer not in powers:
@@ -684,8 +690,10 @@ def distance_to_init(init: Any, w: Any, *, neuron_axis: int | None = None,
     >>> import jax.numpy as jnp
     >>> from wdjax import dynamics
     >>> w0 = jnp.array([3.0, 4.0])
-    >>> dynamics.distance_to_init(w0, jnp.zeros(2)), dynamics.distance_to_init(w0, w0 / 2, relative=True)
-    (Array(5., dtype=float32), Array(0.5, dtype=float32))
+    >>> dynamics.distance_to_init(w0, jnp.zeros(2))
+    Array(5., dtype=float32)
+    >>> dynamics.distance_to_init(w0, w0 / 2, relative=True)
+    Array(0.5, dtype=float32)
   """
   if relative:
     return relative_update(init, w, neuron_axis=neuron_axis)
@@ -694,6 +702,9 @@ def distance_to_init(init: Any, w: Any, *, neuron_axis: int | None = None,
 
 def zero_fraction(w: Any) -> jax.Array:
   """The fraction of exactly zero entries (what proximal L1 produces and decay does not).
+
+  XLA flushes subnormal numbers to zero on CPU and GPU, so entries below the smallest
+  normal number (1.2e-38 in float32) count as zeros, unlike in NumPy.
 
   Args:
     w: a leaf.

@@ -47,10 +47,18 @@ class PerLeaf:
     chosen: list[Any] = [None] * len(jax.tree.leaves(params))
     for selector, value in self.rules:
       sel = masks.by_path(include=selector) if isinstance(selector, str) else selector
+      if getattr(sel, "shape_only", False):
+        # a rule on shapes alone (wdjax.modern.muon_leaves) is valid on optax.flatten's
+        # single vector, where masks.resolve refuses rules that need names
+        sel = sel(params)
       for i, b in enumerate(masks.resolve(sel, params, allow_empty=True)):
         if b and chosen[i] is None:
           chosen[i] = (value,)
     vals = [c[0] if c is not None else self.default for c in chosen]
+    nested: dict[int, list[Any]] = {}  # a value that is itself per leaf gives its leaf's
+    for i, v in enumerate(vals):
+      if not is_single(v):
+        vals[i] = nested.setdefault(id(v), raw_leaf_values(v, params, "value"))[i]
     return jax.tree.unflatten(jax.tree.structure(params), vals)
 
   def __repr__(self) -> str:
@@ -105,11 +113,18 @@ def leaf_values(value: Any, params: Any, count: jax.Array, name: str) -> list[An
   A single value is repeated (the same object, so callers can tell); a pytree is matched
   to the params leaf by leaf, by path.
   """
+  if is_single(value):
+    return [_real(_validate.evaluate(value, count))] * len(jax.tree.leaves(params))
+  return [_real(_validate.evaluate(v, count)) for v in raw_leaf_values(value, params, name)]
+
+
+def raw_leaf_values(value: Any, params: Any, name: str) -> list[Any]:
+  """`value` (single, pytree or `PerLeaf`) as one entry per leaf of `params`, unevaluated."""
   leaves = jax.tree.leaves(params)
   if isinstance(value, PerLeaf):
     value = value.resolve(params)
   if is_single(value):
-    return [_real(_validate.evaluate(value, count))] * len(leaves)
+    return [value] * len(leaves)
   tree = masks.unwrap(value)
   if jax.tree.structure(tree) == jax.tree.structure(params):
     vals = jax.tree.leaves(tree)
@@ -123,7 +138,7 @@ def leaf_values(value: Any, params: Any, count: jax.Array, name: str) -> list[An
           "a single value, one per leaf (jax.tree.map(lambda _: lam, params)) or "
           "wdjax.per_group({...}, default=...).")
     vals = [by_path[p] for p in want]
-  return [_real(_validate.evaluate(v, count)) for v in vals]
+  return vals
 
 
 def check_values(name: str, value: Any, *, positive: bool = False) -> None:

@@ -148,6 +148,11 @@ def _leaves(params: Any, types: dict[str, tuple[type, ...]]) -> list[_Leaf]:
   return out
 
 
+def _is_bias(name: str) -> bool:
+  # `bias_ih`, `bias_n` (recurrent cells: eqx.nn.GRUCell) are biases too.
+  return name in _BIAS_NAMES or name.startswith("bias_")
+
+
 def _kind(leaf: _Leaf, types: dict[str, tuple[type, ...]]) -> str:
   """One of KINDS for `leaf`: state first, then the owning module's type, then names."""
   v = leaf.value
@@ -175,12 +180,12 @@ def _kind(leaf: _Leaf, types: dict[str, tuple[type, ...]]) -> str:
   # through to the name rules.
   if owner is not None and owner.__module__.split(".")[0] in ("flax", "equinox"):
     if issubclass(owner, types["norm"]):
-      return "bias" if name in _BIAS_NAMES else "batch stats" if name in _STAT_NAMES else "norm scale"
+      return "bias" if _is_bias(name) else "batch stats" if name in _STAT_NAMES else "norm scale"
     for kind in ("embedding", "prelu slope"):
       if issubclass(owner, types[kind]):
         return kind
-    return "bias" if name in _BIAS_NAMES else "weight"
-  if name in _BIAS_NAMES:
+    return "bias" if _is_bias(name) else "weight"
+  if _is_bias(name):
     return "bias"
   if name == "kernel":  # no normalization layer has a kernel (`norm_proj/kernel` is a weight)
     return "weight"

@@ -148,7 +148,10 @@ def muon_leaves(weight_dimension_numbers: Any = None) -> Callable[[Any], Any]:
   """The mask of the leaves `optax.contrib.muon` orthogonalizes: matrices (ndim 2), or the
   leaves whose `weight_dimension_numbers` entry is not None."""
   if weight_dimension_numbers is None:
-    return lambda params: jax.tree.map(lambda x: np.ndim(x) == 2, params)
+    def matrices(params):
+      return jax.tree.map(lambda x: np.ndim(x) == 2, params)
+    matrices.shape_only = True  # valid inside optax.flatten, as optax's own rule
+    return matrices
 
   def mask(params):
     dims = (weight_dimension_numbers(params) if callable(weight_dimension_numbers)

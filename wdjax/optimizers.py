@@ -230,7 +230,7 @@ def compose(base: optax.GradientTransformation, weight_decay: Any = 0.0, *,
             learning_rate: Any = None, penalty: str | None = None,
             coupling: str | None = None, scale_by: str = "lr",
             peak_learning_rate: Any = None, decay: str = "decoupled", l1_ratio: Any = None,
-            mask: masks.Mask | None = masks.weights_only,
+            mask: masks.Mask | None = transforms.DEFAULT_MASK,
             adam_preconditioned: Callable[..., optax.GradientTransformation] | None = None,
             ) -> optax.GradientTransformation:
   """A base optimizer × a penalty × where it enters (the grammar of configs).
@@ -289,7 +289,7 @@ def sgd(learning_rate: Any, momentum: Any = None, nesterov: bool = False,
         accumulator_dtype: Any = None, weight_decay: Any = 0.0, *, penalty: str = "l2",
         coupling: str | None = None, scale_by: str = "lr", peak_learning_rate: Any = None,
         decay: str = "decoupled", l1_ratio: Any = None,
-        mask: masks.Mask | None = masks.weights_only) -> optax.GradientTransformation:
+        mask: masks.Mask | None = transforms.DEFAULT_MASK) -> optax.GradientTransformation:
   """`optax.sgd` (same positional arguments), optionally with a penalty placed by `compose`.
 
   With coupling="proximal" and momentum β the prox uses η_t/(1 − β) (see
@@ -315,7 +315,7 @@ def adam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
          nesterov: bool = False, penalty: str = "l2", coupling: str | None = None,
          scale_by: str = "lr", peak_learning_rate: Any = None, decay: str = "decoupled",
          l1_ratio: Any = None,
-         mask: masks.Mask | None = masks.weights_only) -> optax.GradientTransformation:
+         mask: masks.Mask | None = transforms.DEFAULT_MASK) -> optax.GradientTransformation:
   """`optax.adam` (same positional arguments), optionally with a penalty placed by `compose`.
 
   coupling="proximal" is the preconditioned prox (`wdjax.proximal_adam`).
@@ -380,3 +380,14 @@ ALIASES.update({
     "proximal_elastic_net": ("proximal_sgd", {"prox": "elastic_net"}),
     "proximal_adam_l1": ("proximal_adam", {"prox": "l1"}),
 })
+
+# ------------------------------------------------ decay toward a reference; constraints
+# (issue 13: L2-SP / SPD in wdjax.reference, CPR in wdjax.constrained)
+from wdjax import constrained, reference  # noqa: E402  (kept with the block it serves)
+
+register("adamw_sp", reference.adamw_sp,
+         hparams=("learning_rate", "b1", "b2", "eps", "weight_decay"))
+register("adam_spd", reference.adam_spd,
+         hparams=("learning_rate", "b1", "b2", "eps", "weight_decay"))
+register("adamcpr", constrained.adamcpr,
+         hparams=("learning_rate", "b1", "b2", "eps", "lagmul_rate", "kappa_init_param"))

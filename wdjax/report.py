@@ -109,14 +109,28 @@ def markdown_report(cfg: _config.Config, h: str, table: Sequence[tuple[str, str]
 
 
 def load_run(run_dir: str) -> tuple[_config.Config, dict[str, np.ndarray], dict]:
-  """(config, metrics, summary) of a finished run directory (`wdjax.runner.run`'s)."""
+  """(config, metrics, summary) of a finished run directory (`wdjax.runner.run`'s).
+
+  Raises:
+    FileNotFoundError: no finished run there.
+    wdjax.config.ConfigError: a file of the run is damaged (named in the message).
+  """
   summary_path = os.path.join(run_dir, "summary.json")
   if not os.path.exists(summary_path):
     raise FileNotFoundError(f"{run_dir} holds no finished run (no summary.json); run it "
                             "with `wdjax run CONFIG --out DIR` first.")
-  with open(os.path.join(run_dir, "config.json")) as f:
-    cfg = experiments.from_resolved(json.load(f)["config"])
-  with open(summary_path) as f:
-    summary = json.load(f)
-  metrics, _ = _io.load_npz(os.path.join(run_dir, "metrics.npz"))
+  cfg_path = os.path.join(run_dir, "config.json")
+  try:
+    with open(cfg_path, encoding="utf-8") as f:
+      cfg = experiments.from_resolved(json.load(f)["config"])
+    with open(summary_path, encoding="utf-8") as f:
+      summary = json.load(f)
+    summary["values"]  # noqa: B018 - a summary without values is damaged
+  except (ValueError, KeyError, TypeError) as e:  # JSON, UTF-8, missing entries
+    raise _config.ConfigError(f"{run_dir}: config.json or summary.json is damaged ({e!r:.200}); "
+                              "run the config again.") from None
+  try:
+    metrics, _ = _io.load_npz(os.path.join(run_dir, "metrics.npz"))
+  except _io.ChecksumError as e:
+    raise _config.ConfigError(f"{e} (run the config again)") from None
   return cfg, metrics, summary

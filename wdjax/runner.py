@@ -13,9 +13,12 @@ run directory (default `runs/<name>-<hash>`), which holds
 | report.md     | the result table, the checks and the plots (`wdjax.report`)         |
 | summary.json  | named numbers, checks, timings; written last, only on success       |
 
-Every file is written atomically (`wdjax._io`), so an interrupted run never leaves a
-half-written file; `summary.json` exists only for a run that finished, so a failed run
-leaves nothing that pretends to be a result.
+Every file is written atomically (`wdjax._io`), and the whole directory too: a run
+computes in an attempt folder beside it (`.NAME.wdjax-attempt`, where an interrupted run
+of the same config resumes) and replaces the run directory only once finished. So a run
+directory always holds one whole finished result or none, a failed or interrupted rerun
+leaves the earlier result intact, and `summary.json` exists only for a finished run. A
+directory wdjax did not write is never written into nor deleted.
 
 Example:
   >>> import os, tempfile
@@ -31,6 +34,8 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import platform
@@ -73,12 +78,127 @@ def default_run_dir(cfg: _config.Config, root: str = "runs") -> str:
   return os.path.join(root, f"{cfg.name}{'-quick' if cfg.is_quick else ''}-{cfg.hash()}")
 
 
+class RunDirError(_config.ConfigError):
+  """A run directory that wdjax may not use: another config's run, not a wdjax run
+  directory, a file, or a damaged config.json; the message names the path and the fix."""
+
+
+ATTEMPT_SUFFIX = ".wdjax-attempt"   # sibling folder where a run computes
+OLD_SUFFIX = ".wdjax-old"           # sibling folder of a result being replaced
+
+
+def _siblings(run_dir: str) -> tuple[str, str]:
+  """(attempt folder, old-result folder) beside `run_dir`: `.NAME.wdjax-attempt`, ..."""
+  parent, base = os.path.split(os.path.abspath(run_dir))
+  return (os.path.join(parent, f".{base}{ATTEMPT_SUFFIX}"),
+          os.path.join(parent, f".{base}{OLD_SUFFIX}"))
+
+
+def _stored_hash(path: str) -> str | None:
+  """The "hash" of a config.json; None when it is missing or unreadable."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      value = json.load(f).get("hash")
+  except (OSError, ValueError, AttributeError):
+    return None
+  return value if isinstance(value, str) else None
+
+
+def _check_run_dir(run_dir: str, h: str) -> bool:
+  """Whether `run_dir` holds a finished run of this config; raises `RunDirError` when it
+  is not a place wdjax may replace (never deleting anything in it)."""
+  if not os.path.lexists(run_dir):
+    return False
+  if not os.path.isdir(run_dir) or os.path.islink(run_dir):
+    raise RunDirError(f"{run_dir}: exists and is not a directory; choose another --out.")
+  if not os.listdir(run_dir):
+    return False
+  cfg_path = os.path.join(run_dir, "config.json")
+  if not os.path.exists(cfg_path):
+    raise RunDirError(f"{run_dir} is not empty and is not a wdjax run directory (no "
+                      "config.json); wdjax writes nothing there and deletes nothing. Choose "
+                      "another --out (a new or empty directory).")
+  old = _stored_hash(cfg_path)
+  if old is None:
+    raise RunDirError(f"{cfg_path}: unreadable (damaged or edited); wdjax will not replace "
+                      "this directory. Remove it or choose another --out.")
+  if old != h:
+    raise RunDirError(f"{run_dir} holds a run of another config (hash {old}, this one {h}); "
+                      "choose another --out or remove it.")
+  return os.path.exists(os.path.join(run_dir, "summary.json"))
+
+
+def _recover(run_dir: str, old: str) -> None:
+  """Completes a replacement that was interrupted between its two renames."""
+  if os.path.isdir(old):
+    if not os.path.lexists(run_dir):
+      os.rename(old, run_dir)       # the old result goes back where it was
+    else:
+      shutil.rmtree(old)            # the new result is in place: the old one is spare
+
+
+def _exchange(a: str, b: str) -> bool:
+  """Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the OS or
+  the file system cannot."""
+  if not sys.platform.startswith("linux"):
+    return False
+  try:
+    fn = ctypes.CDLL(None, use_errno=True).renameat2
+  except (OSError, AttributeError):
+    return False
+  fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+  at_fdcwd, rename_exchange = -100, 2
+  if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+    return True
+  err = ctypes.get_errno()
+  if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+    return False
+  raise OSError(err, os.strerror(err), b)
+
+
+def _publish(attempt: str, run_dir: str, old: str) -> None:
+  """Puts the finished `attempt` in place of `run_dir`: one atomic exchange where the OS
+  allows, else two renames (an interruption between them is repaired by `_recover`)."""
+  if not os.path.lexists(run_dir):
+    os.rename(attempt, run_dir)
+  elif _exchange(attempt, run_dir):
+    shutil.rmtree(attempt)          # now the previous result
+  else:
+    os.rename(run_dir, old)
+    os.rename(attempt, run_dir)
+    shutil.rmtree(old)
+
+
+def _prepare_attempt(attempt: str, run_dir: str, h: str, finished: bool) -> bool:
+  """The attempt folder for this run: an unfinished attempt of the same config is resumed
+  (its chunks), anything else there is replaced; returns whether it resumes."""
+  if os.path.lexists(attempt):
+    if os.path.isdir(attempt) and not os.path.islink(attempt) and _stored_hash(
+        os.path.join(attempt, "config.json")) == h:
+      return True
+    if os.path.isdir(attempt) and not os.path.islink(attempt):
+      shutil.rmtree(attempt)        # wdjax's own folder: another config's or damaged
+    else:
+      os.remove(attempt)
+  if not finished and os.path.isdir(run_dir) and os.listdir(run_dir):
+    # An unfinished run left in place by an older wdjax: resume from its chunks.
+    os.rename(run_dir, attempt)
+    return True
+  os.makedirs(attempt)
+  return False
+
+
 def run(cfg: _config.Config, out_dir: str | None = None, *,
         log: Callable[[str], None] | None = print, plots: bool = True) -> RunRecord:
   """Runs a config into its run directory and writes the results (see the module doc).
 
-  A directory that already holds a run of the same config resumes from its finished
-  chunks; one that holds another config is an error (pick another `--out`).
+  The run computes in a fresh attempt folder beside the run directory
+  (`.NAME.wdjax-attempt`) and replaces the run directory with it only when it has
+  finished, so an earlier result stays whole until a new one takes its place; a run that
+  is interrupted or fails leaves the earlier result as it was, and the next run of the
+  same config resumes from the attempt's finished chunks. A directory that holds another
+  config's run, or that is not empty and not a wdjax run directory, is refused
+  (`RunDirError`) and nothing in it is touched.
 
   Args:
     cfg: a validated config (`wdjax.experiments.load`).
@@ -88,51 +208,48 @@ def run(cfg: _config.Config, out_dir: str | None = None, *,
 
   Returns:
     A `RunRecord`.
+
+  Raises:
+    RunDirError: the run directory cannot be used (see above).
+    OSError: the file system refused (permissions, no space, ...); the earlier result is
+      intact.
   """
   t_start = time.perf_counter()
   log = log or (lambda s: None)
   h = cfg.hash()
   run_dir = out_dir or default_run_dir(cfg)
-  cfg_path = os.path.join(run_dir, "config.json")
-  if os.path.exists(cfg_path):
-    with open(cfg_path) as f:
-      old = json.load(f).get("hash")
-    if old != h:
-      raise _config.ConfigError(
-          f"{run_dir} holds a run of another config (hash {old}, this one {h}); choose "
-          "another --out or remove it.")
-  os.makedirs(run_dir, exist_ok=True)
-  # A finished earlier run is recomputed from scratch (the code may have changed since);
-  # only an unfinished one (no summary.json) resumes from its chunks.
-  if os.path.exists(os.path.join(run_dir, "summary.json")):
-    shutil.rmtree(os.path.join(run_dir, "chunks"), ignore_errors=True)
-  # Results of an earlier attempt are withdrawn first: only this run may write them again.
-  for stale in ("summary.json", "report.md"):
-    if os.path.exists(os.path.join(run_dir, stale)):
-      os.remove(os.path.join(run_dir, stale))
-  _io.write_json(cfg_path, {"hash": h, "config": _config.to_dict(cfg)})
+  attempt, old = _siblings(run_dir)
+  _recover(run_dir, old)
+  finished = _check_run_dir(run_dir, h)
+  os.makedirs(os.path.dirname(os.path.abspath(run_dir)), exist_ok=True)
+  resumed = _prepare_attempt(attempt, run_dir, h, finished)
+  if not resumed:
+    _io.write_json(os.path.join(attempt, "config.json"),
+                   {"hash": h, "config": _config.to_dict(cfg)})
   kind = experiments.KINDS[cfg.kind]
-  ctx = experiments.Context(run_dir, log)
+  ctx = experiments.Context(attempt, log, fingerprint=h)
   with ctx.timed("environment"):   # includes JAX's backend start and the sklearn import
-    _io.write_json(os.path.join(run_dir, "env.json"), environment())
+    _io.write_json(os.path.join(attempt, "env.json"), environment())
   log(f"{cfg.name} [{h}]{' (quick)' if cfg.is_quick else ''}: {cfg.description}")
   outcome = kind.run(cfg, ctx)
-  _io.write_npz(os.path.join(run_dir, "metrics.npz"), outcome.metrics)
+  _io.write_npz(os.path.join(attempt, "metrics.npz"), outcome.metrics)
   pngs: list[str] = []
   if plots:
     with ctx.timed("plots"):
-      pngs = _plots.make_plots(cfg, outcome.metrics, outcome.values, run_dir)
+      pngs = _plots.make_plots(cfg, outcome.metrics, outcome.values, attempt)
   rows = report.check_rows(cfg.expected, outcome.values)
   ctx.timings["total_in_process"] = time.perf_counter() - t_start
-  _io.write_text(os.path.join(run_dir, "report.md"),
+  _io.write_text(os.path.join(attempt, "report.md"),
                  report.markdown_report(cfg, h, outcome.table, rows, pngs, ctx.timings))
-  record = RunRecord(run_dir, h, outcome.values, rows, outcome.table, pngs, ctx.timings)
-  _io.write_json(os.path.join(run_dir, "summary.json"), {
+  passed = all(r.passed for r in rows)
+  _io.write_json(os.path.join(attempt, "summary.json"), {
       "name": cfg.name, "hash": h, "quick": cfg.is_quick, "values": outcome.values,
       "table": outcome.table, "checks": [r._asdict() for r in rows],
-      "passed": record.passed, "plots": [os.path.basename(p) for p in pngs],
+      "passed": passed, "plots": [os.path.basename(p) for p in pngs],
       "timings_s": ctx.timings, "resumed_chunks": ctx.resumed})
-  return record
+  _publish(attempt, run_dir, old)
+  pngs = [os.path.join(run_dir, os.path.basename(p)) for p in pngs]
+  return RunRecord(run_dir, h, outcome.values, rows, outcome.table, pngs, ctx.timings)
 
 
 # --- provenance -------------------------------------------------------------------------

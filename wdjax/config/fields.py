@@ -11,7 +11,8 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from wdjax.config.schema import AXIS_KINDS, AXIS_RANGES, Axis, Check, ConfigError, SweepConfig
+from wdjax.config.schema import (AXIS_KINDS, AXIS_RANGES, MAX_AXIS_VALUES, MAX_GRID_POINTS,
+                                 MAX_LOG10, Axis, Check, ConfigError, SweepConfig)
 
 
 def _unknown(key: str, valid: typing.Iterable[str], path: str) -> ConfigError:
@@ -30,6 +31,8 @@ def _check_range(x: float, meta: Mapping[str, Any], path: str) -> None:
   lo, hi, strict = meta.get("lo"), meta.get("hi"), meta.get("strict_lo", False)
   if isinstance(x, float) and math.isnan(x):
     raise ConfigError(f"{path}: NaN is not allowed; give a finite number.")
+  if isinstance(x, float) and math.isinf(x):
+    raise ConfigError(f"{path} = {x}: must be a finite number.")
   if lo is not None and (x < lo or (strict and x <= lo)):
     op = ">" if strict else ">="
     raise ConfigError(f"{path} = {x}: must be {op} {lo}.")
@@ -37,18 +40,30 @@ def _check_range(x: float, meta: Mapping[str, Any], path: str) -> None:
     raise ConfigError(f"{path} = {x}: must be <= {hi}.")
 
 
+_INT_MAX = 2**31 - 1
+
+
+def _finite(a: int | float) -> bool:
+  """A finite number that converts to float64 (a huge TOML int does not)."""
+  return abs(a) <= 1e300 if isinstance(a, int) else math.isfinite(a)
+
+
 def _convert(value: Any, hint: Any, path: str, meta: Mapping[str, Any]) -> Any:
   origin = typing.get_origin(hint)
   if hint is float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
       raise ConfigError(f"{path}: expected a number, got {_type_name(value)} ({value!r}).")
+    if isinstance(value, int) and abs(value) > 1e300:
+      raise ConfigError(f"{path} = {value:.3g}: must be a finite number of a sane size.")
     value = float(value)
     _check_range(value, meta, path)
     return value
   if hint is int:
     if isinstance(value, bool) or not isinstance(value, int):
       raise ConfigError(f"{path}: expected an integer, got {_type_name(value)} ({value!r}).")
-    _check_range(value, meta, path)
+    # An int field without its own upper bound is a count, size or seed: int32 at most.
+    _check_range(value, {**meta, "hi": _INT_MAX if meta.get("hi") is None else meta["hi"]},
+                 path)
     return value
   if hint is bool:
     if not isinstance(value, bool):
@@ -94,6 +109,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 
 def _axis(name: str, raw: Any, path: str) -> Axis:
+  """One sweep axis, checked without materializing more than `MAX_AXIS_VALUES` values."""
   if name not in AXIS_RANGES:
     raise _unknown(name, [*AXIS_RANGES, "chunk_size"], "sweep.")
   if not isinstance(raw, Mapping) or len(raw) != 1:
@@ -102,28 +118,49 @@ def _axis(name: str, raw: Any, path: str) -> Axis:
   ((kind, args),) = raw.items()
   if kind not in AXIS_KINDS:
     raise _unknown(kind, AXIS_KINDS, path + ".")
+  too_many = lambda n: ConfigError(
+      f"{path}.{kind}: {n:,} values; an axis may have at most {MAX_AXIS_VALUES:,}.")
   if kind == "range":
     if isinstance(args, bool) or not isinstance(args, int) or args < 1:
       raise ConfigError(f"{path}.range = {args!r}: expected a positive integer (the count).")
+    if args > MAX_AXIS_VALUES:
+      raise too_many(args)
     axis = Axis("range", (args,))
   else:
     if not isinstance(args, list) or not all(
         isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
-      raise ConfigError(f"{path}.{kind}: expected a list of numbers, got {args!r}.")
+      raise ConfigError(f"{path}.{kind}: expected a list of numbers, got {args!r:.200}.")
+    if len(args) > MAX_AXIS_VALUES:
+      raise too_many(len(args))
+    for i, a in enumerate(args):
+      if not _finite(a):
+        raise ConfigError(f"{path}.{kind}[{i}] = {a!r:.20}: must be a finite number.")
     if kind in ("logspace", "linspace"):
       if len(args) != 3 or int(args[2]) != args[2] or args[2] < 1:
         raise ConfigError(f"{path}.{kind} = {args!r}: expected [start, stop, count] with a "
                           "positive integer count (logspace: exponents of 10).")
+      if args[2] > MAX_AXIS_VALUES:
+        raise too_many(int(args[2]))
+      if kind == "logspace" and max(abs(args[0]), abs(args[1])) > MAX_LOG10:
+        raise ConfigError(f"{path}.logspace = {args!r}: exponents must lie in "
+                          f"[-{MAX_LOG10:g}, {MAX_LOG10:g}] (10**x finite and non-zero).")
     elif not args:
       raise ConfigError(f"{path}.values: empty list; give at least one value.")
     axis = Axis(kind, tuple(float(a) for a in args))
   lo, hi, strict = AXIS_RANGES[name]
-  vals = axis.values()
-  for v in vals:
-    _check_range(float(v), {"lo": lo, "hi": hi, "strict_lo": strict}, f"{path} value")
+  vals = axis.values()  # at most MAX_AXIS_VALUES: checked vectorized, not per value
+  bad = ~np.isfinite(vals) | (vals < lo) | (vals > hi) | ((vals <= lo) if strict else False)
+  if np.any(bad):  # the first offending value, with the message of a scalar field
+    _check_range(float(vals[np.argmax(bad)]), {"lo": lo, "hi": hi, "strict_lo": strict},
+                 f"{path} value")
   if name == "seed" and not np.all(vals == np.round(vals)):
-    raise ConfigError(f"{path}: seeds must be integers, got {vals.tolist()}.")
+    raise ConfigError(f"{path}: seeds must be integers, got {vals[vals != np.round(vals)][:5].tolist()}.")
   return axis
+
+
+def _axis_len(axis: Axis) -> int:
+  return int(axis.args[0] if axis.kind == "range" else
+             axis.args[2] if axis.kind in ("logspace", "linspace") else len(axis.args))
 
 
 def _sweep(raw: Any) -> SweepConfig:
@@ -133,9 +170,15 @@ def _sweep(raw: Any) -> SweepConfig:
   chunk = 0
   for name, spec in raw.items():
     if name == "chunk_size":
-      chunk = _convert(spec, int, "sweep.chunk_size", {"lo": 0})
+      chunk = _convert(spec, int, "sweep.chunk_size", {"lo": 0, "hi": MAX_GRID_POINTS})
     else:
       axes[name] = _axis(name, spec, f"sweep.{name}")
+  sizes = {k: _axis_len(a) for k, a in axes.items()}
+  total = math.prod(sizes.values())
+  if total > MAX_GRID_POINTS:
+    shape = " x ".join(f"{k} {n:,}" for k, n in sizes.items())
+    raise ConfigError(f"sweep: the grid has {total:,} points ({shape}), more than the limit "
+                      f"of {MAX_GRID_POINTS:,}; use fewer values.")
   return SweepConfig(axes=axes, chunk_size=chunk)
 
 

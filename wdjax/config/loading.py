@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import typing
 from typing import Any, Mapping
@@ -13,8 +14,9 @@ from typing import Any, Mapping
 from wdjax.data import SKLEARN_DATASETS
 from wdjax.config.fields import _build, _check, _sweep, _type_name, _unknown
 from wdjax.config.optimizer import _optimizer
-from wdjax.config.schema import (_TOP_KEYS, AXIS_KINDS, Config, ConfigError, DataConfig,
-                                 KindSchema, ModelConfig, TrainConfig, _Top)
+from wdjax.config.schema import (_TOP_KEYS, AXIS_KINDS, NAME_PATTERN, SECTIONS, Config,
+                                 ConfigError, DataConfig, KindSchema, ModelConfig, TrainConfig,
+                                 _Top)
 
 
 def _is_axis_spec(x: Any) -> bool:
@@ -75,20 +77,15 @@ def from_dict(raw: Mapping[str, Any], *, quick: bool = False,
   Raises:
     ConfigError: naming the offending key path and what would be valid.
   """
+  if not isinstance(raw, Mapping):
+    raise ConfigError(f"config: expected a table, got {_type_name(raw)}.")
   raw = dict(raw)
   for key in raw:
     if key not in _TOP_KEYS:
-      raise _unknown(key, _TOP_KEYS, "")
+      raise _unknown(str(key), _TOP_KEYS, "")
   quick_table = raw.get("quick", {})
   if not isinstance(quick_table, Mapping):
     raise ConfigError(f"quick: expected a table of overrides, got {_type_name(quick_table)}.")
-  for name in ("name", "kind", "description"):
-    if name not in raw:
-      raise ConfigError(f"{name}: missing; every config needs name, kind and description.")
-  kind = raw["kind"]
-  if kinds is not None and kind not in kinds:
-    raise _unknown(str(kind), kinds, "kind = ")
-  spec = None if kinds is None else kinds[kind]
   # The [quick] table must always apply cleanly, so a quick run cannot drift from the config.
   layers = [quick_table] if quick else []
   layers += [parse_override(o) if isinstance(o, str) else o for o in overrides]
@@ -96,10 +93,22 @@ def from_dict(raw: Mapping[str, Any], *, quick: bool = False,
   for layer in layers:
     for key in layer:
       if key in ("quick",) or key not in _TOP_KEYS:
-        raise _unknown(key, [k for k in _TOP_KEYS if k != "quick"], "override ")
+        raise _unknown(str(key), [k for k in _TOP_KEYS if k != "quick"], "override ")
     resolved = merge(resolved, layer)
+  for name in ("name", "kind", "description"):
+    if name not in resolved:
+      raise ConfigError(f"{name}: missing; every config needs name, kind and description.")
+  # The kind is read after the overrides: `--set kind=...` selects another kind (or fails).
+  kind = resolved["kind"]
+  if not isinstance(kind, str):
+    raise ConfigError(f"kind: expected a string (an experiment kind), got "
+                      f"{_type_name(kind)} ({kind!r:.60}).")
+  if kinds is not None and kind not in kinds:
+    raise _unknown(kind, kinds, "kind = ")
+  spec = None if kinds is None else kinds[kind]
+  _check_sections(spec, kind, resolved, quick_table)
   if not quick and quick_table:
-    from_dict(raw, quick=True, source=source, kinds=kinds)  # validates [quick] too
+    from_dict(raw, quick=True, overrides=overrides, source=source, kinds=kinds)  # [quick] too
   top = {k: v for k, v in resolved.items() if k in ("name", "kind", "description", "seed")}
   cfg_top = _build(_Top, top, "")
   optimizer = _optimizer(resolved.get("optimizer", {}), "optimizer.")
@@ -142,12 +151,40 @@ def from_dict(raw: Mapping[str, Any], *, quick: bool = False,
       expected={k: _check(k, v, None if spec is None else spec.checks)
                 for k, v in expected_raw.items()},
       quick=dict(quick_table), source=source, is_quick=quick)
-  if cfg.name != os.path.basename(cfg.name) or not cfg.name:
-    raise ConfigError(f"name = {cfg.name!r}: must be a plain non-empty file name (it names "
-                      "the run directory).")
+  if not re.fullmatch(NAME_PATTERN, cfg.name):
+    raise ConfigError(f"name = {cfg.name!r:.60}: must be a plain file name of 1-100 letters, "
+                      "digits, '.', '_' or '-', starting with a letter or digit (it names the "
+                      "run directory).")
+  for vname in variants:
+    if not re.fullmatch(NAME_PATTERN, vname):
+      raise ConfigError(f"variants.{vname!r:.60}: a variant's name must be 1-100 letters, "
+                        "digits, '.', '_' or '-', starting with a letter or digit (it names "
+                        "a folder of the run).")
+  if (cfg.data.source in ("d2l", "lowrank")
+      and cfg.train.batch_size > cfg.data.n_train):
+    raise ConfigError(f"train.batch_size = {cfg.train.batch_size} exceeds data.n_train = "
+                      f"{cfg.data.n_train}; use 0 (or n_train) for full batch.")
+  if cfg.data.source == "sklearn" and cfg.data.val_fraction + cfg.data.test_fraction >= 1:
+    raise ConfigError(f"data.val_fraction + data.test_fraction = "
+                      f"{cfg.data.val_fraction + cfg.data.test_fraction:g}: must be < 1 (some "
+                      "data must be left to train on).")
   if spec is not None:
     spec.validate(cfg)
   return cfg
+
+
+def _check_sections(spec: KindSchema | None, kind: str, resolved: Mapping[str, Any],
+                    quick_table: Mapping[str, Any]) -> None:
+  """A table the kind does not read (`Kind.sections`) is an error, not silently ignored."""
+  reads = getattr(spec, "sections", None)
+  if reads is None:
+    return
+  for where, table in (("", resolved), ("quick.", quick_table)):
+    for key in table:
+      if key in SECTIONS and key not in reads:
+        raise ConfigError(
+            f"{where}{key}: experiment kind {kind!r} does not read [{key}] (it reads "
+            f"{', '.join(f'[{k}]' for k in (*reads, 'params', 'expected'))}); remove it.")
 
 
 def _params(spec: KindSchema | None, raw: Any) -> Any:
@@ -164,11 +201,20 @@ def read_toml(path: str | os.PathLike) -> dict:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise ConfigError(f"{path}: no such config file. `wdjax list` shows the experiments.")
-  with open(path, "rb") as f:
-    try:
-      return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-      raise ConfigError(f"{path}: not valid TOML: {e}") from None
+  try:
+    with open(path, "rb") as f:
+      blob = f.read()
+  except OSError as e:
+    raise ConfigError(f"{path}: cannot read it ({e.strerror or e}).") from None
+  try:
+    text = blob.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {blob[e.start:e.start + 1]!r})"
+                      "; a config is a UTF-8 TOML file.") from None
+  try:
+    return tomllib.loads(text)
+  except tomllib.TOMLDecodeError as e:
+    raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
 def load(path: str | os.PathLike, *, quick: bool = False,
@@ -191,6 +237,12 @@ def from_resolved(table: Mapping[str, Any],
   as in `from_dict`."""
   table = dict(table)
   source, is_quick = table.pop("source", ""), table.pop("is_quick", False)
+  # to_dict writes every table, with defaults; those the kind does not read are dropped
+  # here (the config's hash is computed from the resolved Config, so it is unchanged).
+  spec = (kinds or {}).get(table.get("kind")) if isinstance(table.get("kind"), str) else None
+  reads = getattr(spec, "sections", None)
+  if reads is not None:
+    table = {k: v for k, v in table.items() if k not in SECTIONS or k in reads}
   # Variants were stored fully resolved; merging them over the optimizer again is a no-op.
   cfg = from_dict(table, source="", kinds=kinds)
   return dataclasses.replace(cfg, source=source, is_quick=is_quick)

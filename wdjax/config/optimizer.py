@@ -41,14 +41,15 @@ def _optimizer(raw: Any, prefix: str) -> OptimizerConfig:
     if not isinstance(value, (bool, int, float, str)):
       raise ConfigError(f"{prefix}{key}: expected a number, string or boolean, got "
                         f"{_type_name(value)} ({value!r}).")
-    if isinstance(value, float) and not math.isfinite(value):
-      raise ConfigError(f"{prefix}{key} = {value}: must be a finite number.")
+    if isinstance(value, float) and not math.isfinite(value) or (
+        isinstance(value, int) and abs(value) > 2**53):
+      raise ConfigError(f"{prefix}{key} = {value}: must be a finite number of a sane size.")
   cfg = dataclasses.replace(_build(OptimizerConfig, fields, prefix), options=dict(extras))
   try:
     build = build_optimizer(cfg, total_steps=1)
     trial = {"learning_rate": cfg.learning_rate, "weight_decay": cfg.weight_decay}
     build({k: v for k, v in trial.items() if k in build.hparam_names})
-  except (TypeError, ValueError) as e:
+  except (TypeError, ValueError, ArithmeticError) as e:
     raise ConfigError(f"{where} (name = {name!r}): {e}") from None
   return cfg
 

@@ -27,6 +27,7 @@ class KindSchema(typing.Protocol):
   params: type                        # a frozen dataclass: the [params] table
   checks: Mapping[str, str]           # names the [expected] table may bound
   validate: typing.Callable[[Any], None]   # raises ConfigError on a bad Config
+  sections: tuple[str, ...] | None    # the tables of SECTIONS it reads (None: all)
 
 
 def bounds(lo: float | None = None, hi: float | None = None, *, strict_lo: bool = False) -> dict:
@@ -42,13 +43,13 @@ class DataConfig:
   source: Literal["d2l", "sklearn", "npz", "lowrank"] = "d2l"
   name: str = ""            # sklearn dataset: digits, diabetes, breast_cancer
   path: str = ""            # .npz file (x_train, y_train, x_val, y_val[, x_test, y_test])
-  n_train: int = field(default=20, **bounds(1))
-  n_val: int = field(default=100, **bounds(1))
-  n_heldout: int = field(default=10000, **bounds(0))
-  dim: int = field(default=200, **bounds(1))
-  outputs: int = field(default=1, **bounds(1))
-  rank: int = field(default=2, **bounds(1))
-  noise: float = field(default=0.01, **bounds(0))
+  n_train: int = field(default=20, **bounds(1, 10**7))
+  n_val: int = field(default=100, **bounds(1, 10**7))
+  n_heldout: int = field(default=10000, **bounds(0, 10**7))
+  dim: int = field(default=200, **bounds(1, 10**5))
+  outputs: int = field(default=1, **bounds(1, 10**4))
+  rank: int = field(default=2, **bounds(1, 10**4))
+  noise: float = field(default=0.01, **bounds(0, 1e6))
   val_fraction: float = field(default=0.2, **bounds(0, 0.9, strict_lo=True))
   test_fraction: float = field(default=0.0, **bounds(0, 0.9))
   standardize_target: bool = False
@@ -58,7 +59,7 @@ class DataConfig:
 class ModelConfig:
   """Which model (see `wdjax.models`)."""
   name: Literal["linear", "softmax", "mlp", "cnn"] = "linear"   # a key of wdjax.models.MODELS
-  widths: tuple[int, ...] = ()
+  widths: tuple[int, ...] = field(default=(), **bounds(1, 10**5))
   activation: Literal["relu", "tanh", "gelu"] = "relu"
 
 
@@ -101,8 +102,8 @@ class OptimizerConfig:
 @dataclass(frozen=True)
 class TrainConfig:
   """Epochs and minibatches (`batch_size = 0` is full batch)."""
-  epochs: int = field(default=10, **bounds(1))
-  batch_size: int = field(default=5, **bounds(0))
+  epochs: int = field(default=10, **bounds(1, 10**6))
+  batch_size: int = field(default=5, **bounds(0, 10**7))
   x64: bool = False
   # XLA's CPU backend at optimization level 0: these small sweeps are compile-bound
   # (D2L: 6.8 s -> 2.0 s to compile, the same run time); false for compute-bound ones.
@@ -113,10 +114,19 @@ class TrainConfig:
 AXIS_RANGES: dict[str, tuple[float, float, bool]] = {
     "weight_decay": (0.0, math.inf, False),
     "learning_rate": (0.0, math.inf, True),
-    "seed": (0.0, 2.0**31, False),
+    "seed": (0.0, 2.0**31 - 1, False),
     "momentum": (0.0, 1.0, False),
 }
 AXIS_KINDS = ("values", "logspace", "linspace", "range")
+# Limits checked before any axis is materialized: values per axis, points per grid (the
+# product of every axis), and |exponent| of a logspace (10**±300 is still finite in float64).
+MAX_AXIS_VALUES = 100_000
+MAX_GRID_POINTS = 1_000_000
+MAX_LOG10 = 300.0
+# A name that becomes a file or folder name (the run directory, a variant's chunks).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+# The tables a kind may declare it reads (`Kind.sections`); [params] and [expected] always.
+SECTIONS = ("data", "model", "optimizer", "train", "sweep", "variants")
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,7 @@ class _Top:
   name: str
   kind: str
   description: str
-  seed: int = field(default=0, **bounds(0))
+  seed: int = field(default=0, **bounds(0, 2**31 - 1))
 
 
 def to_dict(cfg: Config) -> dict:

@@ -93,7 +93,11 @@ def sweep_variant(ctx: Any, cfg: Config, opt: OptimizerConfig, dataset: Any, mod
   """
   bs = cfg.train.batch_size if batch_size is None else batch_size
   n = int(dataset.x_train.shape[0])
-  bs = None if (bs == 0 or bs >= n) else bs
+  # One rule for every kind: 0 (or n) is full batch, more than n examples is an error.
+  if bs > n:
+    raise ConfigError(f"train.batch_size = {bs} exceeds the {n} training examples of the "
+                      "data; use 0 (or at most the number of examples).")
+  bs = None if bs in (0, n) else bs
   steps = cfg.train.epochs * (1 if bs is None else n // bs)
   # The norm is reported over the leaves the optimizer regularizes, unless overridden.
   options = {"report_mask": optimizers.MASKS[opt.mask], "return_params": return_params,

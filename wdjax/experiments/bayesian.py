@@ -32,9 +32,10 @@ from wdjax.experiments.registry import Kind, Outcome, register
 @dataclass(frozen=True)
 class BayesParams:
   """[params] of bayesian: prior scales and solver steps."""
-  prior_stds: tuple[float, ...] = field(default=(0.05, 0.2, 1.0), **bounds(0, strict_lo=True))
-  laplace_scales: tuple[float, ...] = field(default=(0.01, 0.05, 0.2), **bounds(0, strict_lo=True))
-  steps: int = field(default=5000, **bounds(1))
+  prior_stds: tuple[float, ...] = field(default=(0.05, 0.2, 1.0), **bounds(0, 1e6, strict_lo=True))
+  laplace_scales: tuple[float, ...] = field(default=(0.01, 0.05, 0.2),
+                                            **bounds(0, 1e6, strict_lo=True))
+  steps: int = field(default=5000, **bounds(1, 10**7))
 
 
 CHECKS = {
@@ -146,4 +147,4 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("bayesian", BayesParams, CHECKS, run, plot, _validate))
+KIND = register(Kind("bayesian", BayesParams, CHECKS, run, plot, _validate, sections=("data",)))

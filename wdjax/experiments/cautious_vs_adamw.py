@@ -16,12 +16,12 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wdjax import _io
-from wdjax.config import Config, ConfigError
+from wdjax.config import Config, ConfigError, bounds
 from wdjax.experiments import _common, _digits
 from wdjax.experiments.registry import Kind, Outcome, register
 
@@ -29,7 +29,8 @@ from wdjax.experiments.registry import Kind, Outcome, register
 @dataclass(frozen=True)
 class CautiousParams:
   """[params] of cautious_vs_adamw."""
-  noise_factor: float = 2.0   # a gap smaller than this many standard errors is "no difference"
+  # a gap smaller than this many standard errors is "no difference"
+  noise_factor: float = field(default=2.0, **bounds(0, 1e6, strict_lo=True))
 
 
 CHECKS = {
@@ -132,4 +133,5 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("cautious_vs_adamw", CautiousParams, CHECKS, run, plot, _validate))
+KIND = register(Kind("cautious_vs_adamw", CautiousParams, CHECKS, run, plot, _validate,
+                     sections=("data", "model", "optimizer", "train", "sweep")))

@@ -20,12 +20,12 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wdjax import _io, models
-from wdjax.config import Config, ConfigError
+from wdjax.config import Config, ConfigError, bounds
 from wdjax.experiments import _common
 from wdjax.experiments.registry import Kind, Outcome, register
 
@@ -33,7 +33,8 @@ from wdjax.experiments.registry import Kind, Outcome, register
 @dataclass(frozen=True)
 class AdamParams:
   """[params] of coupled_vs_decoupled."""
-  equivalence_points: int = 3     # (η, λ) pairs of the lr/schedule equivalence check
+  # (η, λ) pairs of the lr/schedule equivalence check
+  equivalence_points: int = field(default=3, **bounds(1, 1000))
 
 
 CHECKS = {
@@ -173,4 +174,5 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("coupled_vs_decoupled", AdamParams, CHECKS, run, plot, _validate))
+KIND = register(Kind("coupled_vs_decoupled", AdamParams, CHECKS, run, plot, _validate,
+                     sections=("data", "model", "optimizer", "variants", "train", "sweep")))

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wdjax import _io, data, models, optimizers, train
-from wdjax.config import Config, ConfigError
+from wdjax.config import Config, ConfigError, bounds
 from wdjax.experiments import _common
 from wdjax.experiments.registry import Kind, Outcome, register
 
@@ -35,9 +35,9 @@ W_TRUE, B_TRUE = 0.01, 0.05
 @dataclass(frozen=True)
 class D2LParams:
   """[params] of d2l_weight_decay."""
-  compare: tuple[float, ...] = (0.0, 3.0)   # the λ values of D2L's figure
-  heldout_seed: int = 10_000                # key of the large held-out set
-  ridge_points: int = field(default=801)    # fine λ grid for the exact ridge optimum
+  compare: tuple[float, ...] = field(default=(0.0, 3.0), **bounds(0, 1e6))  # D2L's figure's λ
+  heldout_seed: int = field(default=10_000, **bounds(0, 2**31 - 1))  # the held-out set's key
+  ridge_points: int = field(default=801, **bounds(2, 10**6))  # λ grid of the exact optimum
 
 
 CHECKS = {
@@ -281,4 +281,5 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("d2l_weight_decay", D2LParams, CHECKS, run, plot, _validate))
+KIND = register(Kind("d2l_weight_decay", D2LParams, CHECKS, run, plot, _validate,
+                     sections=("data", "optimizer", "train", "sweep")))

@@ -28,9 +28,9 @@ from wdjax.experiments.registry import Kind, Outcome, register
 @dataclass(frozen=True)
 class L1L2Params:
   """[params] of l1_vs_l2."""
-  path_points: int = field(default=30, **bounds(2))
+  path_points: int = field(default=30, **bounds(2, 10**4))
   path_eps: float = field(default=1e-3, **bounds(0, 1, strict_lo=True))
-  path_max_iter: int = field(default=20000, **bounds(10))   # FISTA iterations allowed per λ
+  path_max_iter: int = field(default=20000, **bounds(10, 10**8))   # FISTA iterations allowed per λ
 
 
 CHECKS = {
@@ -122,4 +122,5 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("l1_vs_l2", L1L2Params, CHECKS, run, plot, _validate))
+KIND = register(Kind("l1_vs_l2", L1L2Params, CHECKS, run, plot, _validate,
+                     sections=("data", "model", "optimizer", "variants", "train", "sweep")))

@@ -28,8 +28,8 @@ from wdjax.experiments.registry import Kind, Outcome, register
 @dataclass(frozen=True)
 class MatricesParams:
   """[params] of matrices."""
-  steps: int = field(default=3000, **bounds(1))
-  rank_tol: float = field(default=1e-6, **bounds(0, strict_lo=True))  # relative to σ_max(W*)
+  steps: int = field(default=3000, **bounds(1, 10**7))
+  rank_tol: float = field(default=1e-6, **bounds(0, 1, strict_lo=True))  # relative to σ_max(W*)
 
 
 CHECKS = {
@@ -158,4 +158,5 @@ def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   return out
 
 
-KIND = register(Kind("matrices", MatricesParams, CHECKS, run, plot, _validate))
+KIND = register(Kind("matrices", MatricesParams, CHECKS, run, plot, _validate,
+                     sections=("data", "sweep")))

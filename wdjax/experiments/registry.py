@@ -24,6 +24,7 @@ import dataclasses
 import os
 import time
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from wdjax import _io
 from wdjax import config as _config
+from wdjax.sweep.store import ChunkWarning
 
 
 class Outcome(NamedTuple):
@@ -49,7 +51,10 @@ class Kind:
     measures), each checked against an independent reference or a structural fact,
   - `run(cfg, ctx) -> Outcome` and `plot(cfg, metrics, values, out_dir) -> [png paths]`,
   - `validate(cfg)`: raises `ConfigError` on what the generic schema cannot see,
-  - `shrink(cfg)`: a smaller config for smoke tests (see `shrink`).
+  - `shrink(cfg)`: a smaller config for smoke tests (see `shrink`),
+  - `sections`: the config tables its run reads, among "data", "model", "optimizer",
+    "train", "sweep", "variants" ("params" and "expected" always are); a config that sets
+    another one is refused (it would be ignored). None: every table.
   """
   name: str
   params: type
@@ -58,6 +63,7 @@ class Kind:
   plot: Callable[..., list[str]]
   validate: Callable[[Any], None] = lambda cfg: None
   shrink: Callable[[Any], Any] | None = None
+  sections: tuple[str, ...] | None = None
 
 
 KINDS: dict[str, Kind] = {}
@@ -76,13 +82,17 @@ class Context:
   """Per-run services for an experiment: logging, timings and resumable pieces.
 
   `ctx.cached(name, fn)` returns the dict of arrays `fn()` computes, saved atomically
-  under `<run_dir>/chunks/<name>.npz`; a rerun of the same config (same hash) loads
-  finished pieces instead of recomputing them, so an interrupted run resumes.
+  under `<run_dir>/chunks/<name>.npz` with a checksum and the run's config hash
+  (`fingerprint`); a rerun of the same config loads finished pieces instead of
+  recomputing them, so an interrupted run resumes. A piece that is damaged or holds
+  another fingerprint is recomputed, with a `ChunkWarning` naming its file.
   """
 
-  def __init__(self, run_dir: str | None = None, log: Callable[[str], None] | None = print):
+  def __init__(self, run_dir: str | None = None, log: Callable[[str], None] | None = print,
+               fingerprint: str = ""):
     self.run_dir = run_dir
     self.log = log or (lambda s: None)
+    self.fingerprint = fingerprint
     self.timings: dict[str, float] = {}
     self.resumed: list[str] = []
 
@@ -104,14 +114,23 @@ class Context:
   def cached(self, name: str, fn: Callable[[], Mapping[str, Any]]) -> dict[str, np.ndarray]:
     d = self.chunk_dir()
     path = os.path.join(d, f"{name}.npz") if d else None
+    meta_want = {"fingerprint": self.fingerprint, "name": name}
     if path and os.path.exists(path):
-      out, _ = _io.load_npz(path)
-      self.resumed.append(name)
-      self.log(f"  resumed {name} from {path}")
-      return out
+      try:
+        out, meta = _io.load_npz(path)
+      except (OSError, ValueError) as e:  # _io.ChecksumError is a ValueError
+        warnings.warn(f"{path}: damaged chunk, recomputing it ({e})", ChunkWarning,
+                      stacklevel=2)
+      else:
+        if meta == meta_want:
+          self.resumed.append(name)
+          self.log(f"  resumed {name} from {path}")
+          return out
+        warnings.warn(f"{path}: a chunk of another run ({meta}); recomputing it.",
+                      ChunkWarning, stacklevel=2)
     out = {k: np.asarray(v) for k, v in fn().items()}
     if path:
-      _io.write_npz(path, out)
+      _io.write_npz(path, out, meta=meta_want)
     return out
 
 

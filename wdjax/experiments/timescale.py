@@ -17,12 +17,12 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wdjax import _io, variants
-from wdjax.config import Config, ConfigError, OptimizerConfig
+from wdjax.config import Config, ConfigError, OptimizerConfig, bounds
 from wdjax.experiments import _common, _digits
 from wdjax.experiments.registry import Kind, Outcome, register
 
@@ -30,8 +30,10 @@ from wdjax.experiments.registry import Kind, Outcome, register
 @dataclass(frozen=True)
 class TimescaleParams:
   """[params] of timescale."""
-  sizes: tuple[int, ...] = (128, 256, 512, 1024)   # training-set sizes (subsets)
-  reference_size: int = 1024   # τ_epoch of the grid's best λ at this size defines the rule
+  # training-set sizes (subsets)
+  sizes: tuple[int, ...] = field(default=(128, 256, 512, 1024), **bounds(1, 10**6))
+  # τ_epoch of the grid's best λ at this size defines the rule
+  reference_size: int = field(default=1024, **bounds(1, 10**6))
   check_variant: str = ""      # the variant the [expected] checks read ("" = the first)
 
 
@@ -190,4 +192,5 @@ def shrink(cfg: Config) -> Config:
 
 
 KIND = register(Kind("timescale", TimescaleParams, CHECKS, run, plot, _validate,
-                     shrink=shrink))
+                     shrink=shrink,
+                     sections=("data", "model", "optimizer", "variants", "train", "sweep")))

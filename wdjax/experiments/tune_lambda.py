@@ -47,45 +47,48 @@ import jax.numpy as jnp
 import numpy as np
 
 from wdjax import _io, data, masks, models, optimizers, sweep, train, tune
-from wdjax.config import Config, ConfigError
+from wdjax.config import Config, ConfigError, bounds
 from wdjax.experiments.registry import Kind, Outcome, register
 
 
 @dataclass(frozen=True)
 class D2LProblem:
   """[params.d2l]: D2L's linear model, SGD with coupled L2 (D2L's defaults)."""
-  n_train: int = 20
-  n_val: int = 100
-  n_test: int = 2000          # held-out examples, seen by neither method
-  dim: int = 200
-  noise: float = 0.01
-  learning_rate: float = 0.01
-  epochs: int = 10
-  batch_size: int = 5
+  n_train: int = field(default=20, **bounds(1, 10**6))
+  n_val: int = field(default=100, **bounds(1, 10**6))
+  n_test: int = field(default=2000, **bounds(1, 10**6))  # held out, seen by neither method
+  dim: int = field(default=200, **bounds(1, 10**5))
+  noise: float = field(default=0.01, **bounds(0, 1e6))
+  learning_rate: float = field(default=0.01, **bounds(0, strict_lo=True))
+  epochs: int = field(default=10, **bounds(1, 10**6))
+  batch_size: int = field(default=5, **bounds(1, 10**6))
   grid: tuple[float, ...] = (-3.0, 2.0, 26.0)   # log10(λ) start, stop, count
-  start: float = 0.1         # where the gradient search starts
+  start: float = field(default=0.1, **bounds(0, strict_lo=True))  # the search's first λ
 
 
 @dataclass(frozen=True)
 class DigitsProblem:
   """[params.digits]: an MLP on a digits subset, AdamW (c_t = η)."""
-  n_train: int = 300          # training examples (a subset, so that λ matters)
-  val_fraction: float = 0.2
-  test_fraction: float = 0.2
-  widths: tuple[int, ...] = (64,)
-  learning_rate: float = 3e-3
-  epochs: int = 30
-  batch_size: int = 32
-  eps_root: float = 1e-8      # √(v̂ + eps_root): finite hypergradients through Adam
+  # training examples (a subset, so that λ matters)
+  n_train: int = field(default=300, **bounds(1, 10**6))
+  val_fraction: float = field(default=0.2, **bounds(0, 0.9))
+  test_fraction: float = field(default=0.2, **bounds(0, 0.9))
+  widths: tuple[int, ...] = field(default=(64,), **bounds(1, 10**5))
+  learning_rate: float = field(default=3e-3, **bounds(0, strict_lo=True))
+  epochs: int = field(default=30, **bounds(1, 10**6))
+  batch_size: int = field(default=32, **bounds(1, 10**6))
+  # √(v̂ + eps_root): finite hypergradients through Adam
+  eps_root: float = field(default=1e-8, **bounds(0))
   grid: tuple[float, ...] = (-3.0, 1.0, 17.0)
-  start: float = 1e-2
+  start: float = field(default=1e-2, **bounds(0, strict_lo=True))
 
 
 @dataclass(frozen=True)
 class LassoProblem:
   """[params.lasso]: full-batch lasso on diabetes, implicit hypergradient vs exact FD."""
-  lambdas: tuple[float, ...] = (0.005, 0.02, 0.05, 0.2)
-  val_fraction: float = 0.3
+  lambdas: tuple[float, ...] = field(default=(0.005, 0.02, 0.05, 0.2),
+                                     **bounds(0, strict_lo=True))
+  val_fraction: float = field(default=0.3, **bounds(0, 0.9, strict_lo=True))
   fd_step: float = 1e-3       # relative step of the central difference in λ
 
 
@@ -95,7 +98,7 @@ class TuneParams:
   d2l: D2LProblem = field(default_factory=D2LProblem)
   digits: DigitsProblem = field(default_factory=DigitsProblem)
   lasso: LassoProblem = field(default_factory=LassoProblem)
-  search_steps: int = 30      # Adam steps on log λ
+  search_steps: int = field(default=30, **bounds(1, 10**5))  # Adam steps on log λ
   search_lr: float = 0.5      # Adam's step size in log λ
   # central-difference step in log λ. Small: with ReLU, V(λ) is only piecewise smooth
   # (each kink is an activation changing sign somewhere in training), so a wide step
@@ -127,9 +130,11 @@ CHECKS = {
 
 
 def _grid(spec: tuple[float, ...], path: str) -> np.ndarray:
-  if len(spec) != 3 or spec[2] != int(spec[2]) or spec[2] < 2 or spec[0] >= spec[1]:
+  if (len(spec) != 3 or spec[2] != int(spec[2]) or not 2 <= spec[2] <= 10**4
+      or spec[0] >= spec[1] or max(abs(spec[0]), abs(spec[1])) > 300):
     raise ConfigError(f"{path} = {list(spec)}: expected [log10 start, log10 stop, count] "
-                      "with start < stop and an integer count >= 2, e.g. [-3, 2, 26].")
+                      "with -300 <= start < stop <= 300 and an integer count in [2, 10000], "
+                      "e.g. [-3, 2, 26].")
   return np.logspace(spec[0], spec[1], int(spec[2]))
 
 
@@ -356,4 +361,5 @@ def shrink(cfg: Config) -> Config:
       lasso=dataclasses.replace(p.lasso, lambdas=p.lasso.lambdas[:1])))
 
 
-KIND = register(Kind("tune_lambda", TuneParams, CHECKS, run, plot, _validate, shrink=shrink))
+KIND = register(Kind("tune_lambda", TuneParams, CHECKS, run, plot, _validate, shrink=shrink,
+                     sections=("train",)))

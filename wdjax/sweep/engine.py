@@ -1,8 +1,9 @@
 """The sweep engine: one jit+vmap program over a grid, chunked and sharded over devices.
 
-`run(train_fn, grid)` flattens the grid into points, splits them into equal chunks of
-`chunk_size` (the last one padded with copies of the last point, so every chunk reuses the
-same compiled function), shards each chunk's points over the devices of a 1-D mesh
+`run(train_fn, grid)` flattens the grid into points, splits them into chunks of
+`chunk_size` points, pads each chunk to one size, a multiple of the device count (with
+copies of its last point, so every chunk reuses the same compiled function; the padding is
+dropped again), shards each chunk's points over the devices of a 1-D mesh
 (`jax.sharding.NamedSharding`, axis "grid"), and gathers the metrics into a `SweepResult`.
 
 One host with several CPU cores: call `use_cpu_cores()` right after `import jax` to give
@@ -232,8 +233,9 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
       attribute (a pytree of arrays) it is called as `train_fn(hparams, key, data)`,
       with the data replicated on every device rather than compiled in as a constant.
     grid: a `Grid` from `grid(...)`.
-    chunk_size: runs per compiled call (bounds memory); None: the whole grid at once.
-      Rounded up to a multiple of the number of devices; the last chunk is padded.
+    chunk_size: grid points per chunk (bounds memory); None: the whole grid at once.
+      Each compiled call is padded to a multiple of the number of devices, so the chunks
+      (and a checkpoint of them) do not depend on the device count.
     progress: print per-chunk progress and time left on stderr once the sweep has run
       for more than 2 seconds (process 0 only).
     devices: devices of the 1-D mesh the runs are sharded over (default `jax.devices()`:
@@ -242,11 +244,14 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
     checkpoint_dir: store each finished chunk there atomically and skip chunks already
       stored by an identical earlier call (same grid, chunk size and seed, and for a
       function that declares a `fingerprint`, such as `make_train_fn`'s, the same setup
-      and data; other functions are identified by name only). With several processes it
-      must be a shared directory; process 0 writes.
+      and data; other functions by a digest of their code, see
+      `wdjax.sweep.store.fingerprint`). Each chunk file carries a checksum and the sweep's
+      fingerprint; a damaged chunk, or one of another sweep, is recomputed with a
+      `wdjax.sweep.store.ChunkWarning` naming its file. With several processes it must be
+      a shared directory; process 0 writes.
     on_chunk: called as `on_chunk(index, n_chunks, outputs)` after each computed chunk
       (not for chunks read back from `checkpoint_dir`), with the chunk's outputs as NumPy
-      arrays (padding included).
+      arrays (its grid points only, no padding).
 
   Returns:
     A `SweepResult` whose metrics have shape `grid.shape + (epochs,)`.
@@ -254,13 +259,14 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   Raises:
     ValueError: chunk_size <= 0, hyperparameters the training function does not read
       (when it has `hparam_names`), or a checkpoint directory of another sweep.
-    wdjax._io.ChecksumError: a chunk stored in `checkpoint_dir` is damaged (the message
-      names its file: delete it to recompute that chunk).
   """
   if not isinstance(grid, Grid):
     raise TypeError(f"grid must be a wdjax.sweep.Grid from sweep.grid(...), got "
                     f"{type(grid).__name__}.")
   positive_int("chunk_size", chunk_size, none_ok=True)
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+    raise ValueError(f"seed must be an int in [0, 2**32) (a PRNG key's 32-bit seed), got "
+                     f"{seed!r}.")
   _check_names(train_fn, grid)
   devices = list(devices) if devices is not None else jax.devices()
   if not devices:
@@ -269,16 +275,19 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   sharding = NamedSharding(mesh, PartitionSpec(_MESH_AXIS))
   nd = len(devices)
   total = grid.size
+  # The chunk layout (which grid points each stored chunk holds) depends on the grid and
+  # chunk_size only, so a run resumes on another number of devices; each call is padded
+  # to a multiple of the device count (with copies of the chunk's last point) and the
+  # padding dropped again before the chunk is stored.
   chunk = min(chunk_size or total, total)
-  chunk = -(-chunk // nd) * nd
   n_chunks = -(-total // chunk)
+  per_call = -(-chunk // nd) * nd
 
   pts = grid.points()
-  pad = np.minimum(np.arange(n_chunks * chunk), total - 1)  # pad with the last point
   float_dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64
-  hp = {k: v[pad].astype(float_dtype) for k, v in pts.items() if k != SEED}
+  hp_all = {k: v.astype(float_dtype) for k, v in pts.items() if k != SEED}
   shared_key = SEED not in pts
-  keys = _keys(np.asarray([seed]))[0] if shared_key else _keys(pts[SEED][pad])
+  keys_all = _keys(np.asarray([seed]))[0] if shared_key else _keys(pts[SEED])
   # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
   # instead of being closed over, so it is not baked into the program as a constant.
   data = getattr(train_fn, "data", None)
@@ -298,9 +307,13 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   outs: list[Any] = [None] * n_chunks
   pending: tuple[int, Any] | None = None
 
+  def size(i: int) -> int:
+    return min(chunk, total - i * chunk)
+
   def finish(i: int, out: Any) -> None:
     with bar.waiting(i):
       out = _get(out)
+    out = jax.tree.map(lambda a: np.asarray(a)[:size(i)], out)
     outs[i] = out
     if ckpt is not None:
       ckpt.write(i, out)
@@ -309,21 +322,22 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
     bar.update(i + 1, min((i + 1) * chunk, total))
 
   for i in range(n_chunks):
-    if ckpt is not None and ckpt.has(i):
-      outs[i] = ckpt.read(i)
+    stored = ckpt.read(i) if ckpt is not None else None
+    if stored is not None:
+      outs[i] = stored
       bar.update(i + 1, min((i + 1) * chunk, total), computed=False)
       continue
-    sl = slice(i * chunk, (i + 1) * chunk)
+    idx = i * chunk + np.minimum(np.arange(per_call), size(i) - 1)
     # Dispatch chunk i before fetching chunk i-1, so the host copy overlaps the compute.
-    out = fn(_put({k: v[sl] for k, v in hp.items()}, sharding),
-             _put(keys if shared_key else keys[sl], key_sharding), *extra)
+    out = fn(_put({k: v[idx] for k, v in hp_all.items()}, sharding),
+             _put(keys_all if shared_key else keys_all[idx], key_sharding), *extra)
     if pending is not None:
       finish(*pending)
     pending = (i, out)
   if pending is not None:
     finish(*pending)
 
-  merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0)[:total], *outs)
+  merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outs)
   merged = jax.tree.map(lambda a: a.reshape(grid.shape + a.shape[1:]), merged)
   if not isinstance(merged, dict):
     raise TypeError(f"train_fn must return a dict of arrays, got {type(merged).__name__}.")

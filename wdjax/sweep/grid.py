@@ -4,8 +4,8 @@
 
 has one dimension per product axis and one for the zipped group (its axes vary together),
 in that order; its points are the C-order flattening of those dimensions. "seed" is an
-int axis (each value becomes the PRNG key `jax.random.key(seed)` of its run); every other
-axis is a float hyperparameter.
+int axis in [0, 2³²) (each value becomes the PRNG key `jax.random.key(seed)` of its run);
+every other axis is a float hyperparameter, finite and >= 0.
 
 Example:
   >>> from wdjax import sweep
@@ -80,12 +80,21 @@ def _axis_values(name: str, values: Any) -> np.ndarray:
     if not (np.issubdtype(arr.dtype, np.integer)
             or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
       raise ValueError(f"axis 'seed' must hold integers, got {arr.tolist()[:5]}.")
+    # Compared before any cast: 2**32 must not wrap to seed 0, nor -1 to 2**32 - 1.
+    if np.any(arr < 0) or np.any(arr >= 2**32):
+      bad = arr[(arr < 0) | (arr >= 2**32)][0]
+      raise ValueError(f"axis 'seed': {bad} is outside [0, 2**32) (a PRNG key's 32-bit seed).")
     return arr.astype(np.int64)
-  if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-    raise ValueError(f"axis {name!r}: values must be numbers, got dtype {arr.dtype}.")
+  if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    raise ValueError(f"axis {name!r}: values must be real numbers, got dtype {arr.dtype}.")
   arr = arr.astype(np.float64)
   if np.isnan(arr).any():
     raise ValueError(f"axis {name!r} contains NaN.")
+  if np.isinf(arr).any():
+    raise ValueError(f"axis {name!r} contains an infinite value; give finite values.")
+  if (arr < 0).any():
+    raise ValueError(f"axis {name!r}: {arr[arr < 0][0]} is negative; hyperparameters swept "
+                     "here (λ, learning rates, momentum, ...) are >= 0.")
   return arr
 
 
@@ -104,7 +113,8 @@ def grid(product: Mapping[str, Any] | None = None, zip: Mapping[str, Any] | None
 
   Raises:
     ValueError: no axes, an empty axis, zipped axes of different lengths, a name given
-      twice, non-1-D or non-numeric values.
+      twice, non-1-D or non-numeric values, NaN, infinite or negative values, seeds
+      outside [0, 2**32).
 
   Example:
     >>> from wdjax import sweep

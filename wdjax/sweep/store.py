@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
+import warnings
 from typing import Any, Callable, Mapping
 
 import jax
@@ -83,32 +85,48 @@ def load_tree(path: str | os.PathLike) -> tuple[dict, dict]:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _setup_fingerprint(train_fn: Callable) -> str | None:
-  """What the training function declares identifies its results: its `fingerprint`
-  (a `wdjax.train.TrainFn`), else a `signature` (older closures), else None."""
+class ChunkWarning(UserWarning):
+  """A stored chunk could not be used (damaged, or of another sweep) and is recomputed."""
+
+
+def _setup_fingerprint(train_fn: Callable) -> str:
+  """What identifies the training function's results: its declared `fingerprint` (a
+  `wdjax.train.TrainFn`), else an older `signature`, else a digest of its code and the
+  values it closes over (`wdjax._io.code_digest`). A function whose closure cannot be
+  hashed gets a fresh random token: its chunks are never reused (give it a string
+  `fingerprint` attribute to opt in)."""
   for attr in ("fingerprint", "signature"):
     value = getattr(train_fn, attr, None)
     if value is not None:
       return str(value)
-  return None
+  digest = _io.code_digest(train_fn)
+  return f"code:{digest}" if digest is not None else f"unhashable:{uuid.uuid4().hex}"
 
 
 def fingerprint(grid: Grid, chunk: int, seed: int, train_fn: Callable) -> str:
-  """A 16-hex-digit hash of everything that determines a sweep's chunks: the grid's axes
-  and values, the chunk size, the seed, the training function's name, declared fingerprint,
-  hyperparameter names and epochs, and the bytes of its `data` (the same model on other
-  data is another sweep). A plain function is identified by its qualified name only."""
+  """A 16-hex-digit hash of everything that determines a sweep's chunks.
+
+  Covered: the grid's axes and values, the chunk size (in grid points, independent of the
+  device count), the seed, the float width (x64) and PRNG implementation, the training
+  function's qualified name, hyperparameter names and epochs, its declared fingerprint
+  (`make_train_fn`'s covers the optimizer and its options, the model definition, the loss,
+  batch size and shapes) or else a digest of its code (`_setup_fingerprint`), and the bytes
+  of its `data` (the same model on other data is another sweep)."""
   h = hashlib.sha256()
   h.update(json.dumps({"dims": grid.dims, "chunk": chunk, "seed": seed,
                        "fn": getattr(train_fn, "__qualname__", repr(type(train_fn))),
                        "fingerprint": _setup_fingerprint(train_fn),
                        "hparams": list(getattr(train_fn, "hparam_names", None) or ()),
-                       "epochs": getattr(train_fn, "epochs", None)}).encode())
+                       "epochs": getattr(train_fn, "epochs", None),
+                       "x64": bool(jax.config.jax_enable_x64),
+                       "prng": str(jax.config.jax_default_prng_impl)}).encode())
   for n in grid.names:
     h.update(n.encode())
     h.update(np.ascontiguousarray(grid.values[n]).tobytes())
   for leaf in jax.tree.leaves(getattr(train_fn, "data", None)):
-    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    leaf = np.asarray(leaf)
+    h.update(f"{leaf.shape}{leaf.dtype}".encode())
+    h.update(np.ascontiguousarray(leaf).tobytes())
   return h.hexdigest()[:16]
 
 
@@ -116,7 +134,12 @@ class ChunkStore:
   """The finished chunks of one sweep in a folder, for resuming an interrupted run.
 
   Opening checks the folder's `sweep.json` against `fingerprint` (and writes it when the
-  folder is new and `writer`); chunks are then read and written by index.
+  folder is new, or when it is unreadable, and `writer`). Each chunk file carries the
+  fingerprint and its index in its metadata and a SHA-256 of its content
+  (`wdjax._io.write_npz`); `read` returns None, with a `ChunkWarning` naming the file,
+  for a chunk that is damaged or not this sweep's, so the caller recomputes it. A chunk
+  is thus reused only when it provably belongs to this sweep, whatever happened to
+  `sweep.json`.
 
   Args:
     folder: the checkpoint folder (created when needed).
@@ -126,16 +149,27 @@ class ChunkStore:
       read, so the folder must be shared between hosts.
 
   Raises:
-    ValueError: the folder holds another sweep.
+    ValueError: the folder holds another sweep (its `sweep.json` names another
+      fingerprint).
   """
 
   def __init__(self, folder: str | os.PathLike, fingerprint: str, info: Mapping[str, Any],
                writer: bool = True):
-    self.folder, self.writer = os.fspath(folder), writer
+    self.folder, self.writer, self.fingerprint = os.fspath(folder), writer, fingerprint
     manifest = os.path.join(self.folder, MANIFEST)
+    old = None
     if os.path.exists(manifest):
-      with open(manifest) as f:
-        old = json.load(f)
+      try:
+        with open(manifest, encoding="utf-8") as f:
+          old = json.load(f)
+        if not isinstance(old, dict):
+          raise ValueError("not a JSON object")
+      except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError included
+        warnings.warn(f"{manifest}: unreadable ({e}); rewriting it. Each chunk is checked "
+                      "against this sweep's fingerprint on its own.", ChunkWarning,
+                      stacklevel=3)
+        old = None
+    if old is not None:
       if old.get("fingerprint") != fingerprint:
         raise ValueError(f"checkpoint_dir {self.folder!r} holds another sweep "
                          f"({old.get('grid')}, chunk_size {old.get('chunk_size')}); use a new "
@@ -151,11 +185,26 @@ class ChunkStore:
     """Whether chunk `i` is stored."""
     return os.path.exists(self.path(i))
 
-  def read(self, i: int) -> dict:
-    """Chunk `i`'s outputs (nested dicts of arrays)."""
-    return load_tree(self.path(i))[0]
+  def read(self, i: int) -> dict | None:
+    """Chunk `i`'s outputs (nested dicts of arrays), or None with a `ChunkWarning` when
+    the file is missing, damaged (checksum) or holds another sweep's chunk."""
+    path = self.path(i)
+    if not os.path.exists(path):
+      return None
+    try:
+      tree, meta = load_tree(path)
+    except (OSError, ValueError) as e:  # _io.ChecksumError is a ValueError
+      warnings.warn(f"{path}: damaged chunk, recomputing it ({e})", ChunkWarning, stacklevel=3)
+      return None
+    if meta.get("fingerprint") != self.fingerprint or meta.get("index") != i:
+      warnings.warn(f"{path}: chunk of another sweep or position (fingerprint "
+                    f"{meta.get('fingerprint')}, index {meta.get('index')}; this sweep: "
+                    f"{self.fingerprint}, {i}); recomputing it.", ChunkWarning, stacklevel=3)
+      return None
+    return tree
 
   def write(self, i: int, outputs: Any) -> None:
-    """Stores chunk `i`'s outputs atomically (nothing on a non-writer process)."""
+    """Stores chunk `i`'s outputs atomically, with the fingerprint and index (nothing on a
+    non-writer process)."""
     if self.writer:
-      save_tree(self.path(i), outputs)
+      save_tree(self.path(i), outputs, meta={"fingerprint": self.fingerprint, "index": i})
