@@ -58,7 +58,17 @@ ENTRIES = {
     "lion": lambda lam: wdjax.lion(0.03, weight_decay=lam),
     "muon": lambda lam: wdjax.muon(0.1, weight_decay=lam, adam_weight_decay=lam),
     "schedule_free_adamw": lambda lam: wdjax.schedule_free_adamw(0.1, weight_decay=lam),
+    # issue 13. SPD's w₀ sits 0.5% of the way from the init toward the minimizer: the first
+    # step (−g toward w₀) overshoots it, the one case where SPD decays on this quadratic.
+    # CPR: κ = 0.3/λ (λ = 0: no bound; a small λ: a loose one).
+    "toward_reference": lambda lam: optax.chain(optax.adam(0.1), wdjax.reference.toward_reference(lam, learning_rate=0.1)),
+    "adamw_sp": lambda lam: wdjax.reference.adamw_sp(0.1, weight_decay=lam),
+    "selective_projection": lambda lam: wdjax.reference.selective_projection(optax.sgd(0.1), lam, reference=_NEAR_INIT()),
+    "adam_spd": lambda lam: wdjax.reference.adam_spd(0.1, weight_decay=lam, reference=_NEAR_INIT()),
+    "cpr_dependent": lambda lam: optax.chain(optax.adam(0.1), wdjax.constrained.cpr("dependent", 0.3 / lam)),
+    "adamcpr": lambda lam: wdjax.constrained.adamcpr(0.1, kappa_init_method="uniform", kappa_init_param=0.3 / lam),
 }
+_NEAR_INIT = lambda: jax.tree.map(lambda p, a: 0.995 * p + 0.005 * np.asarray(a, np.float64), PARAMS, TARGET)  # noqa: E731
 NAMES = sorted(ENTRIES)
 RNG = np.random.default_rng(0)
 PARAMS = {"dense": {"kernel": RNG.normal(size=(3, 4)), "bias": RNG.normal(size=4)},

@@ -160,10 +160,15 @@ def test_registered_and_nameable_from_a_config():
   got, _ = run(tx, 6)
   want, _, _ = cpr_np("dependent", 2.0, 0.5, 6)
   np.testing.assert_allclose(got[2], want[2], rtol=2e-5, atol=2e-5)
-  cfg = wdjax.experiments.from_dict({
-      "name": "cpr_demo", "kind": "d2l_weight_decay", "description": "AdamCPR, Kappa-kI0",
-      "optimizer": {"name": "adamcpr", "learning_rate": 1e-2,
-                    "kappa_init_method": "dependent", "kappa_init_param": 2.0},
-      "sweep": {"learning_rate": {"values": [1e-2, 1e-1]}}})
+  # the generic schema (no experiment kind sweeps a CPR bound yet): the table is checked
+  # against adamcpr's arguments and trial-built, so a bad method fails at load time
+  table = {"name": "adamcpr", "learning_rate": 1e-2, "kappa_init_method": "dependent",
+           "kappa_init_param": 2.0}
+  cfg = wdjax.config.from_dict({"name": "cpr_demo", "kind": "any", "description": "Kappa-kI0",
+                                "optimizer": table,
+                                "sweep": {"learning_rate": {"values": [1e-2, 1e-1]}}})
   assert cfg.optimizer.name == "adamcpr"
   assert cfg.optimizer.options == {"kappa_init_method": "dependent", "kappa_init_param": 2.0}
+  with pytest.raises(wdjax.config.ConfigError, match="kappa_init_method"):
+    wdjax.config.from_dict({"name": "c", "kind": "any", "description": "d",
+                            "optimizer": {**table, "kappa_init_method": "init"}})

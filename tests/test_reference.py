@@ -112,7 +112,8 @@ def spd_np(lam, steps, lr, w_ref, inner="adam"):
   """The paper's Algorithm (Adam + SPD), per leaf, NumPy; also counts decayed steps."""
   p = jax.tree.map(np.copy, P0)
   leaves_ref = jax.tree.leaves(w_ref)
-  m, v = [np.zeros_like(x) for x in jax.tree.leaves(P0)], [np.zeros_like(x) for x in jax.tree.leaves(P0)]
+  m = [np.zeros_like(x) for x in jax.tree.leaves(P0)]
+  v = [np.zeros_like(x) for x in jax.tree.leaves(P0)]
   decayed = kept = 0
   for k in range(steps):
     g = jax.tree.leaves(grad_np(p, k))

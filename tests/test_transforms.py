@@ -264,17 +264,19 @@ LAMS = {"embed": {"embedding": 0.01}, "dense": {"kernel": 0.3, "bias": 0.0}}
 def test_decoupled_per_leaf_matches_numpy():
   eta = 0.1
   tx = optax.chain(optax.sgd(eta), wdjax.decoupled(LAMS, learning_rate=eta, mask=None))
-  got = _run2(tx)
+  got = _run2(tx, steps=5)
   w = jax.tree.map(lambda x: np.asarray(x, np.float64), P2)
   for g in G2:
     w = jax.tree.map(lambda wi, gi, lam: wi - eta * np.asarray(gi) - eta * lam * wi, w, g, LAMS)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, w)
 
 
-def _run2(tx, steps=5):
+def _run2(tx, steps=3, jit=False):
+  # eager: a compilation per run costs more than these few small steps
+  update = jax.jit(tx.update) if jit else tx.update
   state, p = tx.init(P2), P2
   for g in G2[:steps]:
-    u, state = tx.update(g, state, p)
+    u, state = update(g, state, p)
     p = optax.apply_updates(p, u)
   return p
 
@@ -309,10 +311,11 @@ PER_LEAF = {  # each takes λ (a value, or one per leaf) and gives a full optimi
 def test_per_leaf_lambda_is_the_scalar_run_leaf_by_leaf(name):
   """With λ = {embedding: 0.01, kernel: 0.3, bias: 0}, each leaf evolves exactly as in
   the run with that λ for every leaf (for AdamS too: its v̄ is over all leaves in both)."""
-  got = _run2(PER_LEAF[name](wdjax.per_group({"^embed/": 0.01, "kernel": 0.3})))
-  got_tree = _run2(PER_LEAF[name](LAMS))
+  jit = name == "muon"  # Newton-Schulz iterations op by op are slow
+  got = _run2(PER_LEAF[name](wdjax.per_group({"^embed/": 0.01, "kernel": 0.3})), jit=jit)
+  got_tree = _run2(PER_LEAF[name](LAMS), jit=jit)
   for path, lam in (("embed", "embedding"), ("dense", "kernel"), ("dense", "bias")):
-    want = _run2(PER_LEAF[name](LAMS[path][lam]))[path][lam]
+    want = _run2(PER_LEAF[name](LAMS[path][lam]), jit=jit)[path][lam]
     np.testing.assert_allclose(got[path][lam], want, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(got_tree[path][lam], want, rtol=1e-6, atol=1e-7)
 

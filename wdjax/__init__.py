@@ -17,6 +17,7 @@ bring in flax, scikit-learn or matplotlib are imported when first used (`wdjax.t
 
 import importlib as _importlib
 
+from wdjax import dynamics
 from wdjax import masks
 from wdjax import optimizers
 from wdjax import penalties
@@ -45,8 +46,8 @@ from wdjax.variants import corrected
 __version__ = "0.1.0"
 
 # Submodules with heavy dependencies (flax, scikit-learn, matplotlib), loaded on first use.
-_LAZY = ("config", "data", "experiments", "models", "path", "plots", "report", "runner",
-         "sweep", "train", "tune")
+_LAZY = ("config", "data", "dynamics_plots", "experiments", "models", "path", "plots",
+         "report", "runner", "sweep", "tracking", "train", "tune")
 
 
 def __getattr__(name: str):
@@ -87,6 +88,7 @@ __all__ = (
     "sgd_l2",
     "sgdw",
     "sweep",
+    "tracking",
     "train",
     "tune",
     "variants",

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any, NamedTuple
 
 import jax
@@ -206,6 +207,43 @@ def sklearn_dataset(name: str, seed: int = 0, *, val_fraction: float = 0.2,
   return check(ds)
 
 
+def _read_npz_arrays(path: str) -> dict[str, np.ndarray]:
+  """Every array of an .npz (no pickle), each error naming the file and the entry."""
+  key = None
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      if not hasattr(f, "files"):
+        raise ValueError("it holds a single .npy array, not an .npz archive")
+      arrays = {}
+      for key in f.files:
+        arrays[key] = f[key]
+  except ValueError as e:
+    where = f" entry {key!r}" if key else ""
+    if "allow_pickle" in str(e) or "Object arrays" in str(e):
+      raise ValueError(f"{path!r}{where}: holds Python objects (an object array); store "
+                       "numbers only (float or int arrays).") from None
+    raise ValueError(f"{path!r}{where}: not a readable .npz of arrays ({e}).") from None
+  except (OSError, EOFError, zipfile.BadZipFile) as e:
+    where = f" entry {key!r}" if key else ""
+    raise ValueError(f"{path!r}{where}: not a readable .npz archive (damaged or cut short: "
+                     f"{e}). Write it again with np.savez.") from None
+  return arrays
+
+
+def _check_npz_array(path: str, key: str, a: np.ndarray) -> None:
+  """Numbers only, real and finite: NaN, inf, complex, string or object data is refused."""
+  if a.dtype == object or a.dtype.kind in "USVMm":
+    raise ValueError(f"{path!r} entry {key!r}: dtype {a.dtype} is not numeric; store float or "
+                     "int arrays.")
+  if np.iscomplexobj(a):
+    raise ValueError(f"{path!r} entry {key!r}: complex data; wdjax's datasets are real. Store "
+                     "the real and imaginary parts as separate features if both matter.")
+  if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+    n = int(np.sum(~np.isfinite(a)))
+    raise ValueError(f"{path!r} entry {key!r}: {n} NaN or infinite value(s); clean or impute "
+                     "them first.")
+
+
 def load_npz(path: str | os.PathLike, *, task: str | None = None,
              num_classes: int | None = None, dtype: Any = None) -> Dataset:
   """A dataset from a `.npz` file with x_train, y_train, x_val, y_val (and x_test, y_test).
@@ -216,8 +254,10 @@ def load_npz(path: str | os.PathLike, *, task: str | None = None,
 
   Raises:
     FileNotFoundError: the file does not exist.
-    ValueError: a required key is missing, only one of x_test/y_test is present, or the
-      shapes do not match (x and y lengths, feature shapes across splits).
+    ValueError: the file is a directory, damaged or not an .npz; an entry holds objects,
+      strings, complex, NaN or infinite values; a required key is missing, only one of
+      x_test/y_test is present, or the shapes do not match (x and y lengths, feature shapes
+      across splits), or a split is empty. Every message names the file and the entry.
 
   Example:
     >>> import numpy as np, os, tempfile
@@ -233,8 +273,9 @@ def load_npz(path: str | os.PathLike, *, task: str | None = None,
   if not os.path.exists(path):
     raise FileNotFoundError(f"no such .npz file: {path!r}. Save one with np.savez(path, "
                             "x_train=..., y_train=..., x_val=..., y_val=...).")
-  with np.load(path, allow_pickle=False) as f:
-    arrays = {k: f[k] for k in f.files}
+  if os.path.isdir(path):
+    raise ValueError(f"{path!r} is a directory; give the path of a .npz file.")
+  arrays = _read_npz_arrays(path)
   required = ("x_train", "y_train", "x_val", "y_val")
   missing = [k for k in required if k not in arrays]
   if missing:
@@ -242,6 +283,8 @@ def load_npz(path: str | os.PathLike, *, task: str | None = None,
                      f"needs {list(required)} and optionally x_test, y_test.")
   if ("x_test" in arrays) != ("y_test" in arrays):
     raise ValueError(f"{path!r} has only one of x_test/y_test; give both or neither.")
+  for k, a in arrays.items():
+    _check_npz_array(path, k, a)
   if task is None:
     task = "classification" if np.issubdtype(arrays["y_train"].dtype, np.integer) else "regression"
   if task not in TASKS:
@@ -252,8 +295,11 @@ def load_npz(path: str | os.PathLike, *, task: str | None = None,
       if y is not None and not (np.issubdtype(y.dtype, np.integer)
                                 or np.all(np.equal(np.mod(y, 1), 0))):
         raise ValueError(f"{k} in {path!r} has non-integer labels; classification needs ints.")
+      if y is not None and y.size and np.min(y) < 0:
+        raise ValueError(f"{k} in {path!r} has negative labels; classes are 0, 1, ...")
     if num_classes is None:
-      num_classes = int(max(int(np.max(y)) for y in ys if y is not None)) + 1
+      num_classes = int(max((int(np.max(y)) for y in ys if y is not None and y.size),
+                            default=0)) + 1
   dt = _float(dtype)
   cx = lambda k: jnp.asarray(arrays[k], dt) if k in arrays else None
   cy = lambda k: (None if k not in arrays else

@@ -306,8 +306,8 @@ def by_ndim(min_ndim: int = 2) -> Callable[[Any], Any]:
       f"by_ndim({min_ndim})")
 
 
-for _f in (weights_only, everything):
-  _sees_variables(_f)
+_sees_variables(weights_only)
+_sees_variables(everything)
 
 
 def _as_list(x: str | Iterable[str] | None) -> list[str]:

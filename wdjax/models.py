@@ -12,16 +12,35 @@ LayerNorm parameter:
   >>> model = models.MLP(4, (8,), 3, layernorm=True, rngs=nnx.Rngs(0))
   >>> params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   >>> _ = masks.describe(masks.weights_only, params)
-    -------  layers/0/bias  (8,)  8
-    decayed  layers/0/kernel  (4, 8)  32
-    -------  layers/1/bias  (3,)  3
-    decayed  layers/1/kernel  (8, 3)  24
-    -------  norms/0/bias  (8,)  8
-    -------  norms/0/scale  (8,)  8
-  decayed: 2 leaves, 56 parameters; not decayed: 4 leaves, 27 parameters
+    -------  layers/0/bias  (8,)  8  bias
+    decayed  layers/0/kernel  (4, 8)  32  weight
+    -------  layers/1/bias  (3,)  3  bias
+    decayed  layers/1/kernel  (8, 3)  24  weight
+    -------  norms/0/bias  (8,)  8  bias
+    -------  norms/0/scale  (8,)  8  norm scale
+  decayed: 2 leaves, 56 parameters; not decayed: 4 leaves, 27 parameters (bias: 3, norm scale: 1)
 
 `param_dtype=None` (the default) means JAX's default float: float32, or float64 inside
 `jax.enable_x64(True)` (what exact comparisons with scikit-learn need).
+
+Scale-invariant models. `MLP(..., normalize=...)` and `CNN(..., normalize=...)` place a
+normalization so that the hidden weights are scale-invariant: the loss does not change
+when they are multiplied by c > 0, their gradient is orthogonal to them, and weight decay
+then sets their norm and the angle each step rotates them, not the function (the
+setting of `wdjax.dynamics.equilibrium_angle`). Which leaves are scale-invariant:
+
+| normalize | hidden layer                                   | scale-invariant leaves          |
+|-----------|------------------------------------------------|---------------------------------|
+| None      | Linear/Conv with bias (→ LayerNorm if asked)   | none                            |
+| "layer"   | Linear/Conv without bias → LayerNorm without   | each hidden kernel as a whole   |
+|           | scale or bias (no parameters)                  | (not each neuron)               |
+| "neuron"  | x·(w_j/‖w_j‖) + b_j: each neuron's weight      | each neuron (column) of each    |
+|           | vector normalized in the forward pass          | hidden kernel, hence the kernel |
+
+The head (the last Linear) is never scale-invariant: the size of the logits matters.
+Biases are not either, and are not decayed. "neuron" is weight normalization without its
+gain (Salimans & Kingma 2016): the per-neuron angles and norms of `wdjax.tracking` then
+follow the per-neuron predictions exactly; with "layer" only the whole kernel's do.
 
 `MODELS` maps a name ("linear", "softmax", "mlp", "cnn") to its class, for configs.
 """
@@ -63,6 +82,78 @@ def _activation(activation: str | Callable[[jax.Array], jax.Array]) -> Callable:
 
 def _flat(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1)
+
+
+#: The values of `normalize` (see the module docstring's table).
+NORMALIZE = (None, "layer", "neuron")
+
+
+def _check_normalize(normalize: Any) -> None:
+  if normalize not in NORMALIZE:
+    raise ValueError(f"normalize must be one of {NORMALIZE} (None: no scale-invariant "
+                     f"weights), got {normalize!r}.")
+
+
+def _unit_columns(kernel: jax.Array) -> jax.Array:
+  """The kernel with each neuron's weights (the last axis indexes neurons) scaled to unit
+  norm: w_j/‖w_j‖. `tiny` keeps a zero neuron finite; it never is one in training."""
+  sq = jnp.sum(jnp.square(kernel), axis=tuple(range(kernel.ndim - 1)), keepdims=True)
+  return kernel * jax.lax.rsqrt(sq + jnp.finfo(kernel.dtype).tiny)
+
+
+class NormalizedLinear(nnx.Module):
+  """A dense layer with per-neuron normalized weights: y_j = ⟨x, w_j/‖w_j‖⟩ + b_j.
+
+  The output does not change when a column w_j of `kernel` (in, out) is scaled by c > 0,
+  so ∇_{w_j}L ⊥ w_j: every neuron is scale-invariant. Parameters are named `kernel` and
+  `bias` like `nnx.Linear`'s, so `wdjax.masks.weights_only` decays the kernel only.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from wdjax import models
+    >>> layer = models.NormalizedLinear(3, 2, rngs=nnx.Rngs(0))
+    >>> x = jnp.ones((4, 3))
+    >>> y = layer(x)
+    >>> layer.kernel.value = layer.kernel.value * jnp.array([2.0, 5.0])  # scale each neuron
+    >>> bool(jnp.allclose(layer(x), y, atol=1e-6))
+    True
+  """
+
+  def __init__(self, in_features: int, out_features: int, *, param_dtype: Any = None,
+               rngs: nnx.Rngs):
+    dt = _dtype(param_dtype)
+    init = nnx.initializers.lecun_normal()
+    self.kernel = nnx.Param(init(rngs.params(), (in_features, out_features), dt))
+    self.bias = nnx.Param(jnp.zeros((out_features,), dt))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return x @ _unit_columns(self.kernel.value) + self.bias.value
+
+
+class NormalizedConv(nnx.Module):
+  """A 3x3 "SAME" convolution with per-output-channel normalized kernels (unit norm over
+  (kh, kw, in)) and a bias: each output channel's weights are scale-invariant.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from wdjax import models
+    >>> models.NormalizedConv(1, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 8, 8, 1))).shape
+    (2, 8, 8, 4)
+  """
+
+  def __init__(self, in_features: int, out_features: int, *, param_dtype: Any = None,
+               rngs: nnx.Rngs):
+    dt = _dtype(param_dtype)
+    init = nnx.initializers.lecun_normal()
+    self.kernel = nnx.Param(init(rngs.params(), (3, 3, in_features, out_features), dt))
+    self.bias = nnx.Param(jnp.zeros((out_features,), dt))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = jax.lax.conv_general_dilated(x, _unit_columns(self.kernel.value), (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + self.bias.value
 
 
 class _Affine(nnx.Module):
@@ -132,6 +223,10 @@ class MLP(nnx.Module):
     activation: a name in `ACTIVATIONS` or a function.
     layernorm: apply LayerNorm after each hidden Linear (its scale/bias are not decayed).
     dropout: dropout rate after each hidden activation, active only with `train=True`.
+    normalize: None, "layer" (hidden Linear without bias → LayerNorm without scale or
+      bias: each hidden kernel is scale-invariant as a whole) or "neuron"
+      (`NormalizedLinear`: each neuron of each hidden kernel is scale-invariant); see the
+      module docstring. Not combined with `layernorm`.
     param_dtype: dtype of the parameters (None: JAX's default float).
     rngs: `nnx.Rngs` for the initialization.
 
@@ -142,12 +237,15 @@ class MLP(nnx.Module):
     >>> m = models.MLP(64, (16,), 10, dropout=0.5, rngs=nnx.Rngs(0))
     >>> m(jnp.ones((2, 64)), train=True, rngs=jax.random.key(1)).shape
     (2, 10)
+    >>> si = models.MLP(64, (16,), 10, normalize="neuron", rngs=nnx.Rngs(0))
+    >>> sorted(nnx.to_pure_dict(nnx.state(si, nnx.Param))["layers"][0])
+    ['bias', 'kernel']
   """
 
   def __init__(self, in_features: int, widths: Sequence[int], out_features: int, *,
                activation: str | Callable[[jax.Array], jax.Array] = "relu",
-               layernorm: bool = False, dropout: float = 0.0, param_dtype: Any = None,
-               rngs: nnx.Rngs):
+               layernorm: bool = False, dropout: float = 0.0,
+               normalize: str | None = None, param_dtype: Any = None, rngs: nnx.Rngs):
     _positive_int("in_features", in_features)
     _positive_int("out_features", out_features)
     widths = tuple(widths)
@@ -155,20 +253,34 @@ class MLP(nnx.Module):
       _positive_int("each of widths", w)
     if not 0.0 <= dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    _check_normalize(normalize)
+    if normalize and layernorm:
+      raise ValueError("normalize= places its own normalization; drop layernorm=True (its "
+                       "learnable scale and the Linear's bias would undo the invariance).")
     dt = _dtype(param_dtype)
     sizes = (in_features,) + widths + (out_features,)
     self.activation = _activation(activation)
-    self.layers = nnx.List([nnx.Linear(a, b, param_dtype=dt, rngs=rngs)
-                            for a, b in zip(sizes[:-1], sizes[1:])])
-    self.norms = nnx.List([nnx.LayerNorm(w, param_dtype=dt, rngs=rngs) for w in widths]
-                          if layernorm else [])
+    hidden = list(zip(sizes[:-2], sizes[1:-1]))
+    if normalize == "neuron":
+      layers = [NormalizedLinear(a, b, param_dtype=dt, rngs=rngs) for a, b in hidden]
+    else:  # "layer": no bias, or a bias would not scale with the kernel
+      layers = [nnx.Linear(a, b, use_bias=normalize is None, param_dtype=dt, rngs=rngs)
+                for a, b in hidden]
+    self.layers = nnx.List(layers + [nnx.Linear(sizes[-2], sizes[-1], param_dtype=dt,
+                                                rngs=rngs)])
+    if normalize == "layer":
+      norms = [nnx.LayerNorm(w, use_scale=False, use_bias=False, param_dtype=dt, rngs=rngs)
+               for w in widths]
+    else:
+      norms = [nnx.LayerNorm(w, param_dtype=dt, rngs=rngs) for w in widths] if layernorm else []
+    self.norms = nnx.List(norms)
     self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
 
   def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
     h = _flat(x)
     for i, layer in enumerate(self.layers[:-1]):
       h = layer(h)
-      if len(self.norms):
+      if len(self.norms):  # layernorm=True, or normalize="layer" (LayerNorm, no parameters)
         h = self.norms[i](h)
       h = self.activation(h)
       if self.dropout is not None:
@@ -197,6 +309,10 @@ class CNN(nnx.Module):
     num_classes: number of output classes.
     features: channels of each conv layer; each layer halves H and W (rounded up).
     dense: width of a hidden dense layer before the head (0: none).
+    normalize: None, "layer" (conv/dense without bias → LayerNorm over channels without
+      scale or bias: each hidden kernel scale-invariant as a whole) or "neuron"
+      (`NormalizedConv`/`NormalizedLinear`: each output channel's weights
+      scale-invariant); the head is not. See the module docstring.
     param_dtype: dtype of the parameters (None: JAX's default float).
     rngs: `nnx.Rngs` for the initialization.
 
@@ -206,13 +322,15 @@ class CNN(nnx.Module):
     >>> from wdjax import models
     >>> models.CNN((8, 8), 10, rngs=nnx.Rngs(0))(jnp.ones((2, 64))).shape
     (2, 10)
+    >>> models.CNN((8, 8), 10, normalize="layer", rngs=nnx.Rngs(0))(jnp.ones((2, 64))).shape
+    (2, 10)
     >>> models.CNN((28, 28, 1), 10, rngs=nnx.Rngs(0))(jnp.ones((2, 28, 28))).shape
     (2, 10)
   """
 
   def __init__(self, image_shape: Sequence[int], num_classes: int, *,
-               features: Sequence[int] = (8, 16), dense: int = 0, param_dtype: Any = None,
-               rngs: nnx.Rngs):
+               features: Sequence[int] = (8, 16), dense: int = 0,
+               normalize: str | None = None, param_dtype: Any = None, rngs: nnx.Rngs):
     image_shape = tuple(image_shape)
     if len(image_shape) == 2:
       image_shape = image_shape + (1,)
@@ -221,28 +339,50 @@ class CNN(nnx.Module):
     for s in image_shape:
       _positive_int("each of image_shape", s)
     _positive_int("num_classes", num_classes)
+    _check_normalize(normalize)
     dt = _dtype(param_dtype)
     self.image_shape = image_shape
+    self.normalize = normalize
     chans = (image_shape[2],) + tuple(features)
-    self.convs = nnx.List([nnx.Conv(a, b, kernel_size=(3, 3), padding="SAME", param_dtype=dt,
-                                    rngs=rngs) for a, b in zip(chans[:-1], chans[1:])])
+    pairs = list(zip(chans[:-1], chans[1:]))
+    if normalize == "neuron":
+      self.convs = nnx.List([NormalizedConv(a, b, param_dtype=dt, rngs=rngs) for a, b in pairs])
+    else:
+      self.convs = nnx.List([nnx.Conv(a, b, kernel_size=(3, 3), padding="SAME",
+                                      use_bias=normalize is None, param_dtype=dt, rngs=rngs)
+                             for a, b in pairs])
     h, w = image_shape[:2]
     for _ in features:
       h, w = math.ceil(h / 2), math.ceil(w / 2)
     flat = h * w * chans[-1]
-    self.hidden = nnx.Linear(flat, dense, param_dtype=dt, rngs=rngs) if dense else None
+    if not dense:
+      self.hidden = None
+    elif normalize == "neuron":
+      self.hidden = NormalizedLinear(flat, dense, param_dtype=dt, rngs=rngs)
+    else:
+      self.hidden = nnx.Linear(flat, dense, use_bias=normalize is None, param_dtype=dt,
+                               rngs=rngs)
     self.head = nnx.Linear(dense or flat, num_classes, param_dtype=dt, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, train: bool = False, rngs: Any = None) -> jax.Array:
     del train, rngs
     h = x.reshape((x.shape[0],) + self.image_shape)
     for conv in self.convs:
-      h = jax.nn.relu(conv(h))
+      h = jax.nn.relu(self._norm(conv(h)))
       h = nnx.avg_pool(h, window_shape=(2, 2), strides=(2, 2), padding="SAME")
     h = _flat(h)
     if self.hidden is not None:
-      h = jax.nn.relu(self.hidden(h))
+      h = jax.nn.relu(self._norm(self.hidden(h)))
     return self.head(h)
+
+  def _norm(self, h: jax.Array) -> jax.Array:
+    # "layer": LayerNorm over the channels (last axis) without scale or bias, so scaling
+    # a kernel by c scales its outputs by c and the normalization removes it.
+    if self.normalize != "layer":
+      return h
+    mu = jnp.mean(h, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(h - mu), axis=-1, keepdims=True)
+    return (h - mu) * jax.lax.rsqrt(var + 1e-6)
 
 
 MODELS: dict[str, type] = {

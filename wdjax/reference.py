@@ -6,10 +6,10 @@ the params at init are pretrained weights) or a pytree given as `reference=` (pr
 weights kept apart from the params, or zeros). It is kept in the transform's state for
 the leaves the `mask` decays.
 
-| rule                   | update on a decayed leaf                                      | paper            |
-|------------------------|---------------------------------------------------------------|------------------|
-| `toward_reference`     | u ← u − c_t·λ·(w − w₀)                                        | Li et al 2018    |
-| `selective_projection` | w̃ = w + u;  if −⟨g, w − w₀⟩ < 0:  w̃ ← w̃ − λ·r·(w̃ − w₀)       | Tian et al 2024  |
+| rule                   | update on a decayed leaf                                 | paper           |
+|------------------------|----------------------------------------------------------|-----------------|
+| `toward_reference`     | u ← u − c_t·λ·(w − w₀)                                   | Li et al 2018   |
+| `selective_projection` | w̃ = w + u; if −⟨g, w − w₀⟩ < 0: w̃ ← w̃ − λ·r·(w̃ − w₀)    | Tian et al 2024 |
 
 and the presets `adamw_sp` (Adam + `toward_reference`, positional arguments as
 `optax.adamw`) and `adam_spd` (Adam + SPD).

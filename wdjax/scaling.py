@@ -8,7 +8,7 @@ is the fraction of w removed per step (`per_step_decay`).
 
 | rule                       | λ and η at width d (or batch B)            | paper                |
 |----------------------------|--------------------------------------------|----------------------|
-| `width_scaled` independent | η ∝ 1/d (μP), λ fixed, c_t = s_t            | Wortsman 2023, Kosson 2025 |
+| `width_scaled` independent | η ∝ 1/d (μP), λ fixed, c_t = s_t            | Wortsman, Kosson     |
 | `width_scaled` sqrt_width  | η ∝ 1/d, λ ∝ √d, c_t = η_t (matrices)       | Fan et al 2025       |
 | `batch_size_rule`          | λ ∝ B/η at fixed D: τ = B/(ηλD) held        | Bergsma et al 2025   |
 | `power_lines_weight_decay` | λ = B/(η·D·τ_opt), τ_opt = c·(D/N)^m        | Bergsma et al 2025   |
