@@ -8,6 +8,10 @@ process, side by side:
 - AdamW: `optax.adamw` against `wdjax.adamw` ("lr" and "schedule" forms; both are
   `optax.chain(optax.adam(η), wdjax.decoupled(λ, ...))`) and `torch.optim.AdamW`
   (fused and foreach, when torch is installed).
+- λ per leaf and masks: `wdjax.adamw` with λ given per leaf (a pytree, and
+  `wdjax.per_group`) and with the default mask "weights_only" (module-type and path
+  rules), against the same preset with one scalar λ and mask=None. Both are resolved in
+  Python while tracing, so the compiled step should be the same: the paired ratios show it.
 - Proximal SGD (l1): `optax.sgd` followed by a hand-written soft-threshold,
   sign(w)·max(|w| − ηλ, 0), against `wdjax.proximal_sgd(η, wdjax.prox.l1, λ)`; plain
   `optax.sgd`, and the threshold written as w − clip(w, −ηλ, ηλ) (wdjax's form), for
@@ -250,6 +254,15 @@ def build_cases(variants: bool) -> tuple[list[Case], list[str]]:
   c.append(jax_case('wdjax.adamw "schedule", cosine schedule', "adamw", ADAMW_PASSES,
                     wdjax.adamw(sched, weight_decay=WD, scale_by="schedule", peak_learning_rate=LR,
                                 mask=None), grads, params))
+  # λ per leaf / per group and the default mask: chosen at trace time, free per step
+  per_leaf = {k: WD * (1.0 if len(s) == 2 else 0.5) for k, s in SHAPES.items()}
+  c.append(jax_case("wdjax.adamw, λ per leaf (pytree)", "adamw", ADAMW_PASSES,
+                    wdjax.adamw(LR, weight_decay=per_leaf, mask=None), grads, params))
+  c.append(jax_case("wdjax.adamw, λ per group (per_group)", "adamw", ADAMW_PASSES,
+                    wdjax.adamw(LR, weight_decay=wdjax.per_group({"^w_": WD}, default=WD / 2),
+                                mask=None), grads, params))
+  c.append(jax_case('wdjax.adamw, mask="weights_only"', "adamw", ADAMW_PASSES,
+                    wdjax.adamw(LR, weight_decay=WD), grads, params))
   if variants:
     c.append(jax_case("optax.adamw, no donation", "adamw", ADAMW_PASSES,
                       optax.adamw(LR, weight_decay=WD), grads, params, donate=False))
@@ -314,6 +327,9 @@ def main(argv: list[str] | None = None) -> None:
 PAIRS = (("optax.adamw", 'wdjax.adamw scale_by="lr"'),
          ("optax.adamw", 'wdjax.adamw scale_by="schedule"'),
          ("optax.adamw, cosine schedule", 'wdjax.adamw "schedule", cosine schedule'),
+         ('wdjax.adamw scale_by="lr"', "wdjax.adamw, λ per leaf (pytree)"),
+         ('wdjax.adamw scale_by="lr"', "wdjax.adamw, λ per group (per_group)"),
+         ('wdjax.adamw scale_by="lr"', 'wdjax.adamw, mask="weights_only"'),
          ("optax.adamw", "torch.optim.AdamW(fused=True)"),
          ("optax.adamw", "optax.adamw, no donation"),
          ("optax.adamw", "optax.adamw, flat buffer"),

@@ -162,6 +162,21 @@ def d2l_seeds(ns: dict[str, Any], path: str) -> None:
   _save(fig, path)
 
 
+def normalized_equilibrium(ns: dict[str, Any], path: str) -> None:
+  """Angle per step of the normalized hidden neurons against the step, prediction dashed."""
+  fig, ax = _fig(width=5.0)
+  ax = ax[0, 0]
+  for i, lam in enumerate(ns["lams"]):
+    line, = ax.plot(ns["steps"], ns["angle"][i], label=f"λ = {lam:g}")
+    ax.axhline(ns["predicted"][i], color=line.get_color(), ls="--", lw=1)
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("angular update (rad, RMS over neurons)")
+  ax.set_title("AdamW on a normalized MLP: measured vs √(2ηλ(1−β₁)/(1+β₁))", fontsize=8)
+  ax.legend(fontsize=8)
+  _save(fig, path)
+
+
 #: Figure name -> (guide section whose snippet it plots, or None; plot function).
 FIGURES: dict[str, tuple[int | None, Callable[[dict[str, Any], str], None]]] = {
     "norm_balls": (None, norm_balls),
@@ -169,6 +184,7 @@ FIGURES: dict[str, tuple[int | None, Callable[[dict[str, Any], str], None]]] = {
     "lr_lambda": (10, lr_lambda),
     "l1_at_zero": (11, l1_at_zero),
     "d2l_seeds": (12, d2l_seeds),
+    "normalized_equilibrium": (14, normalized_equilibrium),
 }
 
 

@@ -78,7 +78,7 @@ def _raw(kind):
 @pytest.mark.parametrize("kind, override, match", [
     ("tune_lambda", {"params": {"d2l": {"grid": [2, -3, 10]}}}, "params.d2l.grid"),
     ("tune_lambda", {"params": {"digitz": {}}}, "did you mean 'digits'"),
-    ("tune_lambda", {"sweep": {"weight_decay": {"values": [1.0]}}}, "sweep / variants"),
+    ("tune_lambda", {"sweep": {"weight_decay": {"values": [1.0]}}}, "does not read \\[sweep\\]"),
     ("tune_lambda", {"params": {"lasso": {"lambdas": [-1.0]}}}, "params.lasso.lambdas"),
     ("cautious_vs_adamw", {"optimizer": {"coupling": "coupled"}}, "optimizer.coupling"),
     ("cautious_vs_adamw", {"sweep": {"weight_decay": {"values": [1.0, 2.0]}}}, "lambda0_gap"),

@@ -41,6 +41,14 @@ def _small_matrices(**over):
   return experiments.from_dict(raw)
 
 
+def _contents(folder):
+  out = {}
+  for f in os.listdir(folder):
+    with open(os.path.join(folder, f), "rb") as fh:
+      out[f] = fh.read()
+  return out
+
+
 # --- 1. a finished result is never destroyed by a later run ------------------------------
 
 
@@ -61,7 +69,7 @@ def test_an_interrupted_rerun_keeps_the_finished_result(tmp_path, monkeypatch):
   out = str(tmp_path / "r")
   cfg = _small_matrices()
   first = runner.run(cfg, out, log=None, plots=False)
-  before = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)}
+  before = _contents(out)
   kind = experiments.KINDS["matrices"]
 
   def killed(cfg, ctx):  # the rerun is interrupted half-way
@@ -71,7 +79,7 @@ def test_an_interrupted_rerun_keeps_the_finished_result(tmp_path, monkeypatch):
                       kind.__class__(**{**kind.__dict__, "run": killed}))
   with pytest.raises(KeyboardInterrupt):
     runner.run(cfg, out, log=None, plots=False)
-  assert {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)} == before
+  assert _contents(out) == before
   _, _, summary = report.load_run(out)                # `wdjax plot` still reads it
   assert summary["values"] == json.loads(json.dumps(first.values))
   monkeypatch.undo()
@@ -192,7 +200,8 @@ def _worker(out, ckpt, devices, slow, wait=True):
                             stderr=subprocess.PIPE)
   proc = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return np.load(out)
+  with np.load(out) as f:
+    return dict(f)
 
 
 def test_sigkill_during_a_sweep_then_resume_is_bitwise_identical_on_any_device_count(tmp_path):
@@ -204,6 +213,7 @@ def test_sigkill_during_a_sweep_then_resume_is_bitwise_identical_on_any_device_c
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=30)
+  proc.stderr.close()
   done = len(list(ckpt.glob("chunk_*.npz")))
   assert 2 <= done < 8, "killed mid-sweep"
   resumed = _worker(tmp_path / "resumed.npz", ckpt, 2, 0)
@@ -254,11 +264,10 @@ def test_damaged_run_files_are_one_line(tmp_path, capsys):
   out = str(tmp_path / "r")
   assert cli.main(["run", MATRICES, "--out", out, *SMALL]) == 0
   capsys.readouterr()
-  metrics = os.path.join(out, "metrics.npz")
-  blob = open(metrics, "rb").read()
-  open(metrics, "wb").write(blob[:100])
+  metrics = tmp_path / "r" / "metrics.npz"
+  metrics.write_bytes(metrics.read_bytes()[:100])
   assert "metrics.npz" in _one_line_error(capsys, "plot", out)
-  open(os.path.join(out, "config.json"), "w").write("\x00garbage{")
+  (tmp_path / "r" / "config.json").write_text("\x00garbage{")
   assert "unreadable" in _one_line_error(capsys, "run", MATRICES, "--out", out, *SMALL)
   assert "damaged" in _one_line_error(capsys, "plot", out)
 
@@ -435,3 +444,13 @@ def test_run_directory_files_keep_the_umask(tmp_path):
     os.umask(old)
   for f in os.listdir(rec.run_dir):
     assert os.stat(os.path.join(rec.run_dir, f)).st_mode & 0o777 == 0o640, f
+
+
+def test_bad_jax_num_cpu_devices_is_one_line_from_the_cli():
+  """JAX reads the variable when it is imported; wdjax names it first, for the CLI too."""
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": "abc"}
+  out = subprocess.run([sys.executable, "-m", "wdjax", "list"], env=env, capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 2
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: JAX_NUM_CPU_DEVICES='abc'"), out.stderr

@@ -43,6 +43,8 @@ LAYERS: dict[str, int] = {
     "wdjax.models": 6,
     "wdjax.data": 6,
     "wdjax.tracking": 6,
+    "wdjax.transformer": 6,
+    "wdjax.corpus": 6,
     "wdjax.train": 7,
     "wdjax.sweep": 8,
     "wdjax": 9,                          # the package itself: the library's public names
@@ -50,11 +52,12 @@ LAYERS: dict[str, int] = {
     "wdjax.experiments.registry": 11,
     "wdjax.experiments._common": 12,
     "wdjax.experiments._digits": 13,
+    # figures of dynamics from plain arrays (numpy, _io): below the experiments that draw them
+    "wdjax.dynamics_plots": 13,
     "wdjax.experiments.": 14,            # one module per experiment
     "wdjax.experiments": 15,             # the package: imports (registers) them all
     "wdjax.report": 16,
     "wdjax.plots": 16,
-    "wdjax.dynamics_plots": 16,
     "wdjax.runner": 17,
     "wdjax.cli": 18,
     "wdjax.__main__": 19,

@@ -102,3 +102,67 @@ def test_for_dataset_fills_sizes():
   assert models.for_dataset("linear", reg)(rngs=nnx.Rngs(0))(reg.x_val).shape == (reg.x_val.shape[0], 1)
   with pytest.raises(ValueError, match="unknown model"):
     models.for_dataset("resnet", ds)
+
+
+# ---- scale-invariant models (normalize=) -------------------------------------------------
+
+
+def _loss_of(m, x):
+  return float(jnp.sum(m(x) ** 2))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("normalize", ["layer", "neuron"])
+def test_hidden_kernels_are_scale_invariant_and_the_head_is_not(kind, normalize):
+  make = ((lambda: models.MLP(6, (5, 4), 3, normalize=normalize, rngs=nnx.Rngs(0)))
+          if kind == "mlp" else
+          (lambda: models.CNN((4, 4), 3, features=(2, 3), dense=5, normalize=normalize,
+                              rngs=nnx.Rngs(0))))
+  x = jax.random.normal(jax.random.key(1), (7, 6 if kind == "mlp" else 16))
+  m = make()
+  params = _params(m)
+  graphdef = nnx.split(m, nnx.Param, ...)[0]
+  base = _loss_of(m, x)
+  flat = {"/".join(p): leaf for p, leaf in zip(masks.leaf_paths(params), jax.tree.leaves(params))}
+  head = "layers/2/kernel" if kind == "mlp" else "head/kernel"
+  hidden = [k for k in flat if k.endswith("kernel") and k != head]
+  assert hidden
+  for name in hidden + [head]:
+    # scale the whole kernel, and ("neuron") each neuron by its own factor
+    c = (jnp.linspace(0.5, 3.0, flat[name].shape[-1]) if normalize == "neuron"
+         else jnp.asarray(2.5))
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda p, l: l * jnp.broadcast_to(c, l.shape) if "/".join(str(getattr(k, "key", k)) for k in p) == name else l,
+        params)
+    got = _loss_of(nnx.merge(graphdef, scaled), x)
+    if name == head:
+      assert not np.isclose(got, base, rtol=1e-3)
+    else:
+      # "neuron" is exact up to float32 rounding. "layer" is invariant up to LayerNorm's
+      # ε/var(h), and the CNN normalizes over only 2-3 channels, where var(h) can be ~1e-3
+      # at some positions: hence its looser bound (the head's change is ~100%).
+      np.testing.assert_allclose(got, base, rtol=1e-4 if normalize == "neuron" else 3e-3)
+  # no bias before a "layer" normalization (it would not scale with the kernel)
+  if normalize == "layer":
+    assert not any(k.endswith("bias") and k != head.replace("kernel", "bias") for k in flat)
+
+
+def test_neuron_normalized_gradient_is_orthogonal_to_each_neuron():
+  m = models.MLP(6, (5,), 3, normalize="neuron", rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(m, nnx.Param)
+  x = jax.random.normal(jax.random.key(2), (9, 6))
+  g = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x) ** 2))(params)
+  w = np.asarray(params["layers"][0]["kernel"][...])
+  gw = np.asarray(g["layers"][0]["kernel"][...])
+  # ⟨∇_{w_j} L, w_j⟩ = 0 for every neuron (column): NumPy reference
+  np.testing.assert_allclose(np.sum(gw * w, axis=0), 0.0, atol=1e-5 * np.abs(gw).max())
+
+
+def test_normalize_default_is_unchanged_and_bad_values_fail():
+  a = _params(models.MLP(6, (5,), 3, rngs=nnx.Rngs(0)))
+  b = _params(models.MLP(6, (5,), 3, normalize=None, rngs=nnx.Rngs(0)))
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  with pytest.raises(ValueError, match="normalize"):
+    models.MLP(6, (5,), 3, normalize="batch", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="layernorm"):
+    models.MLP(6, (5,), 3, normalize="layer", layernorm=True, rngs=nnx.Rngs(0))

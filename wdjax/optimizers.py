@@ -25,6 +25,12 @@ Python function's argument names as keys):
 | adamc           | AdamW with c_t = η_t²/η_peak on normalized leaves            | `wdjax.adamc`           |
 | adams           | AdamW with the decay divided by √mean(v̂)                    | `wdjax.adams`           |
 | cautious_adamw  | Adam step − c_t·λ·1[u⊙w ≤ 0]⊙w                              | `wdjax.cautious_adamw`  |
+| lion            | Lion's sign step − c_t·λ·w (its own decay off)               | `wdjax.lion`            |
+| muon            | Muon on matrices, AdamW elsewhere, each with its own c_t     | `wdjax.muon`            |
+| schedule_free_adamw | decay inside the schedule-free wrapper                  | `wdjax.schedule_free_adamw` |
+| adamw_sp        | Adam step − c_t·λ·(w − w₀) (L2-SP, toward a reference)       | `wdjax.adamw_sp`        |
+| adam_spd        | Adam with selective projection decay toward w₀               | `wdjax.adam_spd`        |
+| adamcpr         | Adam, then a per-matrix bound R(W) ≤ κ (CPR)                 | `wdjax.adamcpr`         |
 | lion            | Lion step − c_t·λ·w (optax.lion's own decay off)             | `wdjax.lion`            |
 | muon            | Muon on matrices, AdamW elsewhere, c_t per branch            | `wdjax.muon`            |
 | schedule_free_adamw | schedule-free Adam, decay inside the wrapper             | `wdjax.schedule_free_adamw` |
@@ -45,7 +51,7 @@ from typing import Any, Callable, Mapping
 
 import optax
 
-from wdjax import aliases, masks, modern, penalties, prox, transforms, variants
+from wdjax import aliases, leafwise, masks, modern, penalties, prox, transforms, variants
 
 #: Penalties and prox operators by the names configs use (defined in their modules).
 PENALTIES = penalties.BY_NAME
@@ -181,6 +187,9 @@ def describe_value(obj: Any) -> str:
   if isinstance(obj, functools.partial):
     kw = ", ".join(f"{k}={describe_value(v)}" for k, v in sorted(obj.keywords.items()))
     return f"partial({describe_value(obj.func)}, {', '.join(map(describe_value, obj.args))}; {kw})"
+  if isinstance(obj, leafwise.PerLeaf):
+    rules = ", ".join(f"{describe_value(k)}: {describe_value(v)}" for k, v in obj.rules)
+    return f"per_group({{{rules}}}, default={describe_value(obj.default)})"
   if callable(obj) and hasattr(obj, "__qualname__"):
     return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
   return repr(obj)

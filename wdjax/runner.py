@@ -221,7 +221,14 @@ def run(cfg: _config.Config, out_dir: str | None = None, *,
   attempt, old = _siblings(run_dir)
   _recover(run_dir, old)
   finished = _check_run_dir(run_dir, h)
-  os.makedirs(os.path.dirname(os.path.abspath(run_dir)), exist_ok=True)
+  parent = os.path.dirname(os.path.abspath(run_dir))
+  above = parent
+  while not os.path.lexists(above) and os.path.dirname(above) != above:
+    above = os.path.dirname(above)
+  if not os.path.isdir(above):
+    raise RunDirError(f"{above}: is a file, not a directory, so {run_dir} cannot be created "
+                      "below it; choose another --out.")
+  os.makedirs(parent, exist_ok=True)
   resumed = _prepare_attempt(attempt, run_dir, h, finished)
   if not resumed:
     _io.write_json(os.path.join(attempt, "config.json"),

@@ -119,6 +119,12 @@ def mark_decay(tx: optax.GradientTransformationExtraArgs,
   return tx
 
 
+def _collapse(values: list[Any]) -> Any:
+  """One value when every leaf has the same (the common case: a penalty or prox written
+  for a scalar λ keeps working), else the list, one per leaf."""
+  return values[0] if values and all(v is values[0] for v in values) else values
+
+
 def _conj_if_complex(g: jax.Array) -> jax.Array:
   # jax.grad of a real R at a complex w is conj(∇R) in the real inner product (JAX's
   # convention); the update direction optax adds is ∇R itself (for ½|w|²: w).
@@ -167,6 +173,7 @@ def coupled(penalty: _penalties.Penalty | str, strength: ScalarOrSchedule, *,
     lams = leaf_values(strength, params, state.count, "strength")
 
     def add_grad(u, w, lam):
+      lam = _collapse(lam)
       g = jax.grad(lambda ws: penalty(ws, lam))(w)
       return [ui + _conj_if_complex(gi).astype(ui.dtype) for ui, gi in zip(u, g)]
 
@@ -326,10 +333,7 @@ def proximal(prox: Callable[..., Any] | str, strength: ScalarOrSchedule, *,
 
     def step(u, w, lam, lr):
       z = [wi + ui for wi, ui in zip(w, u)]
-      # one (λ, η) per leaf: a scalar when they are all the same object (the common case)
-      lam = lam[0] if lam and all(x is lam[0] for x in lam) else lam
-      lr = lr[0] if lr and all(x is lr[0] for x in lr) else lr
-      return [zp - wi for zp, wi in zip(prox(z, lam, lr), w)]
+      return [zp - wi for zp, wi in zip(prox(z, _collapse(lam), _collapse(lr)), w)]
 
     updates = _map_masked(step, updates, params, mask, lams, lrs)
     return updates, CountState(count=optax.safe_increment(state.count))

@@ -124,12 +124,12 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
     Array([-0.2], dtype=float32)
   """
   check_values("strength", strength)
-  _validate.check_positive("learning_rate", learning_rate)
+  check_values("learning_rate", learning_rate, positive=True)
   if callable(learning_rate) and peak_learning_rate is None:
     raise ValueError("corrected() with a learning-rate schedule needs peak_learning_rate= "
                      "(η_peak, the schedule's peak, so that c_t = η_t²/η_peak).")
   if peak_learning_rate is not None:
-    _validate.check_positive("peak_learning_rate", peak_learning_rate)
+    check_values("peak_learning_rate", peak_learning_rate, positive=True)
 
   def init_fn(params):
     resolve_mask(normalized, masks.unwrap(params), allow_empty=True)  # fail at init
@@ -229,7 +229,7 @@ def adams(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     Array([-0.125, -0.075], dtype=float32)
   """
   check_values("weight_decay", weight_decay)
-  _validate.check_positive("learning_rate", learning_rate)
+  check_values("learning_rate", learning_rate, positive=True)
 
   def finish(steps, params, nu_hat, lr, lams):
     # v̄ over every coordinate of every leaf (decayed or not), as in the paper.

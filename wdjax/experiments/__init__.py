@@ -18,6 +18,9 @@ the kinds' own tables validated; `wdjax.runner.run(cfg)` runs it into a run dire
 | tune_lambda           | λ by hypergradient search vs the grid's best (D2L, digits, lasso) |
 | cautious_vs_adamw     | cautious weight decay vs AdamW on the digits MLP, over seeds     |
 | timescale             | Wang & Aitchison's fixed-τ_epoch rule: best λ ∝ 1/N              |
+| rotational_equilibrium| measured angular update and norm vs the predicted equilibria     |
+| l2_vs_wd_dynamics     | coupled L2 = decoupled decay in equilibrium under SGD, not Adam  |
+| implicit_bound        | AdamW and Lion drive λ‖θ‖∞ to at most 1                          |
 
 Any other module dropped into this package is imported too, and registers its own kinds.
 """
@@ -47,8 +50,11 @@ from wdjax.experiments import bias_penalty  # noqa: F401
 from wdjax.experiments import cautious_vs_adamw  # noqa: F401
 from wdjax.experiments import coupled_vs_decoupled  # noqa: F401
 from wdjax.experiments import d2l_weight_decay  # noqa: F401
+from wdjax.experiments import implicit_bound  # noqa: F401
 from wdjax.experiments import l1_vs_l2  # noqa: F401
+from wdjax.experiments import l2_vs_wd_dynamics  # noqa: F401
 from wdjax.experiments import matrices  # noqa: F401
+from wdjax.experiments import rotational_equilibrium  # noqa: F401
 from wdjax.experiments import timescale  # noqa: F401
 from wdjax.experiments import tune_lambda  # noqa: F401
 

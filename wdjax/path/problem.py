@@ -68,6 +68,9 @@ def _as_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
   if y.ndim != 1 or y.shape[0] != X.shape[0]:
     raise ValueError(f"y must be 1-D with one entry per row of X ({X.shape[0]}); got shape "
                      f"{y.shape}. For several targets, solve one path per column.")
+  if X.shape[0] == 0 or X.shape[1] == 0:
+    raise ValueError(f"X has shape {X.shape}: a path needs at least one sample and one "
+                     "feature.")
   if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
     raise ValueError("X and y must be finite (found NaN or inf); impute or drop those rows.")
   return X, y
