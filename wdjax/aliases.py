@@ -62,6 +62,7 @@ def sgd_l2(learning_rate: ScalarOrSchedule, momentum: float | None = None,
     >>> updates["kernel"]  # -0.1·(1 + 0.5·2)
     Array([-0.2], dtype=float32)
   """
+  _validate.check_positive("learning_rate", learning_rate)
   return optax.chain(coupled(_penalties.l2, weight_decay, mask=mask),
                      optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype))
 
@@ -84,6 +85,7 @@ def adam_l2(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     >>> round(float(updates["w"][0]), 4)  # Adam's first step on g + λw = 2 is -η·sign(2)
     -0.1
   """
+  _validate.check_positive("learning_rate", learning_rate)
   return optax.chain(coupled(_penalties.l2, weight_decay, mask=mask),
                      optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov))

@@ -222,6 +222,7 @@ def adamcpr(learning_rate: Any, b1: float = 0.9, b2: float = 0.999, eps: float =
     >>> [round(float(x), 4) for x in updates["w"]]
     [-1.462, 1.462]
   """
+  _validate.check_positive("learning_rate", learning_rate)
   return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov),
                      cpr(kappa_init_method, kappa_init_param, lagmul_rate=lagmul_rate,

@@ -51,7 +51,8 @@ from typing import Any, Callable, Mapping
 
 import optax
 
-from wdjax import aliases, leafwise, masks, modern, penalties, prox, transforms, variants
+from wdjax import (_validate, aliases, constrained, leafwise, masks, modern, penalties, prox,
+                   reference, transforms, variants)
 
 #: Penalties and prox operators by the names configs use (defined in their modules).
 PENALTIES = penalties.BY_NAME
@@ -308,6 +309,7 @@ def sgd(learning_rate: Any, momentum: Any = None, nesterov: bool = False,
     >>> from wdjax import optimizers
     >>> tx = optimizers.sgd(0.1, momentum=0.9, weight_decay=1e-4, coupling="coupled")
   """
+  _validate.check_positive("learning_rate", learning_rate)
   if coupling == "proximal":
     op = PROXES[_known(penalty or "l2", PROXES, "penalty")]
     return aliases.proximal_sgd(learning_rate, op, weight_decay, momentum=momentum,
@@ -333,6 +335,7 @@ def adam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     >>> from wdjax import optimizers
     >>> tx = optimizers.adam(1e-3, weight_decay=1e-2, coupling="decoupled")  # = wdjax.adamw
   """
+  _validate.check_positive("learning_rate", learning_rate)
   base = optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
   _no_decay_without_coupling(coupling, weight_decay)
 
@@ -392,7 +395,6 @@ ALIASES.update({
 
 # ------------------------------------------------ decay toward a reference; constraints
 # (issue 13: L2-SP / SPD in wdjax.reference, CPR in wdjax.constrained)
-from wdjax import constrained, reference  # noqa: E402  (kept with the block it serves)
 
 register("adamw_sp", reference.adamw_sp,
          hparams=("learning_rate", "b1", "b2", "eps", "weight_decay"))

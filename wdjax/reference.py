@@ -298,6 +298,7 @@ def adam_spd(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999
     >>> updates["w"].round(4)
     Array([-0.45], dtype=float32)
   """
+  _validate.check_positive("learning_rate", learning_rate)
   return selective_projection(
       optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
       weight_decay, reference=reference, mask=mask)
