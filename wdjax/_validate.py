@@ -8,6 +8,7 @@ instead of a NaN that surfaces hundreds of steps later.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable, Union
 
 import jax
@@ -136,3 +137,16 @@ def check_float_leaves(tree: Any, what: str = "params", which: list[bool] | None
 def cast_like(x: Any, leaf: jax.Array) -> jax.Array:
   """`x` as an array of `leaf`'s dtype, so bf16 params stay bf16 under strict promotion."""
   return jnp.asarray(x, dtype=leaf.dtype)
+
+
+def by_name(name: Any, table: dict, what: str, other: str) -> Any:
+  """`table[name]` for a name, `name` itself for a callable; else a ValueError listing the
+  names (and a close one) and `other`, the callable form that would also do."""
+  if callable(name):
+    return name
+  if name not in table:
+    close = difflib.get_close_matches(str(name), list(table), n=1)
+    raise ValueError(f"unknown {what} {name!r}; " + (f"did you mean {close[0]!r}? " if close
+                                                     else "")
+                     + f"choose one of {sorted(table)} or pass {other}.")
+  return table[name]

@@ -142,6 +142,29 @@ def _standardize(x_train: np.ndarray, *others: np.ndarray | None):
   return [(a - mu) / sd if a is not None else None for a in (x_train,) + others]
 
 
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+  for arg, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+    if not 0.0 <= frac < 1.0:
+      raise ValueError(f"{arg} must be in [0, 1), got {frac}.")
+  if val_fraction <= 0 or val_fraction + test_fraction >= 1.0:
+    raise ValueError(f"need val_fraction > 0 and val_fraction + test_fraction < 1, got "
+                     f"{val_fraction} + {test_fraction}.")
+
+
+def _split(n: int, seed: int, val_fraction: float, test_fraction: float,
+           labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+  """(train, val, test) indices of n examples: test first, then val from the rest;
+  stratified by `labels` when given (classification). test is None without a test split."""
+  from sklearn.model_selection import train_test_split  # heavy: loaded with a dataset
+  idx = np.arange(n)
+  rest, test = (train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                 stratify=labels) if test_fraction > 0 else (idx, None))
+  train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction),
+                                random_state=seed,
+                                stratify=None if labels is None else labels[rest])
+  return train, val, test
+
+
 def sklearn_dataset(name: str, seed: int = 0, *, val_fraction: float = 0.2,
                     test_fraction: float = 0.0, standardize: bool = True,
                     standardize_target: bool = False, dtype: Any = None) -> Dataset:
@@ -168,28 +191,18 @@ def sklearn_dataset(name: str, seed: int = 0, *, val_fraction: float = 0.2,
     ((1437, 64), 10, 'classification')
   """
   from sklearn import datasets as skd
-  from sklearn.model_selection import train_test_split
 
   loaders = {"digits": skd.load_digits, "diabetes": skd.load_diabetes,
              "breast_cancer": skd.load_breast_cancer}
   if name not in loaders:
     raise ValueError(f"unknown sklearn dataset {name!r}; use one of {SKLEARN_DATASETS}, or "
                      "data.load_npz(path) for your own data.")
-  for arg, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-    if not 0.0 <= frac < 1.0:
-      raise ValueError(f"{arg} must be in [0, 1), got {frac}.")
-  if val_fraction <= 0 or val_fraction + test_fraction >= 1.0:
-    raise ValueError(f"need val_fraction > 0 and val_fraction + test_fraction < 1, got "
-                     f"{val_fraction} + {test_fraction}.")
+  _check_fractions(val_fraction, test_fraction)
   x, y = loaders[name](return_X_y=True)
   classification = name != "diabetes"
   x = x.astype(np.float64)
-  idx = np.arange(len(x))
-  strat = y if classification else None
-  rest, test = (train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=strat)
-                if test_fraction > 0 else (idx, None))
-  train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction),
-                                random_state=seed, stratify=strat[rest] if classification else None)
+  train, val, test = _split(len(x), seed, val_fraction, test_fraction,
+                            y if classification else None)
   xs = [x[train], x[val], x[test] if test is not None else None]
   if standardize:
     xs = _standardize(*xs)
@@ -375,17 +388,8 @@ def mnist(seed: int = 0, *, n: int | None = None, val_fraction: float = 0.2,
     if n < len(x):
       keep, _ = train_test_split(np.arange(len(x)), train_size=n, random_state=seed, stratify=y)
       x, y = x[np.sort(keep)], y[np.sort(keep)]
-  for arg, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-    if not 0.0 <= frac < 1.0:
-      raise ValueError(f"{arg} must be in [0, 1), got {frac}.")
-  if val_fraction <= 0 or val_fraction + test_fraction >= 1.0:
-    raise ValueError(f"need val_fraction > 0 and val_fraction + test_fraction < 1, got "
-                     f"{val_fraction} + {test_fraction}.")
-  idx = np.arange(len(x))
-  rest, test = (train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=y)
-                if test_fraction > 0 else (idx, None))
-  train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction),
-                                random_state=seed, stratify=y[rest])
+  _check_fractions(val_fraction, test_fraction)
+  train, val, test = _split(len(x), seed, val_fraction, test_fraction, y)
   x = x.astype(np.float64)
   xs = [x[train], x[val], x[test] if test is not None else None]
   xs = _standardize(*xs) if standardize else [None if a is None else a / 255.0 for a in xs]

@@ -261,9 +261,4 @@ def by_name(name: str | Penalty) -> Penalty:
     >>> penalties.by_name("l2") is penalties.l2
     True
   """
-  if callable(name):
-    return name
-  if name not in BY_NAME:
-    raise ValueError(f"unknown penalty {name!r}; choose one of {sorted(BY_NAME)} or pass a "
-                     "function (params, strength) -> R.")
-  return BY_NAME[name]
+  return _validate.by_name(name, BY_NAME, "penalty", "a function (params, strength) -> R")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from wdjax import _io
+from wdjax import _io, dynamics_plots
 from wdjax import config as _config
 from wdjax import experiments
 from wdjax.path import PathResult
@@ -139,7 +139,6 @@ def plot_tracked(metrics: Mapping[str, Any], out_dir: str, *, tail: float = 0.2)
   Returns:
     The paths of the PNG files (none when nothing was tracked).
   """
-  from wdjax import dynamics_plots
   files = []
   for prefix, quantities in tracked_groups(metrics).items():
     pre = f"{prefix}/" if prefix else ""

@@ -217,9 +217,5 @@ def by_name(name: str | Prox) -> Prox:
     >>> prox.by_name("l1") is prox.l1
     True
   """
-  if callable(name):
-    return name
-  if name not in BY_NAME:
-    raise ValueError(f"unknown prox {name!r}; choose one of {sorted(BY_NAME)} or pass an "
-                     "operator (z, strength, scaling) -> z⁺.")
-  return BY_NAME[name]
+  return _validate.by_name(name, BY_NAME, "prox",
+                           "an operator (z, strength, scaling) -> z⁺")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wdjax import _io, dynamics
+from wdjax import _io, dynamics, dynamics_plots
 from wdjax.config import Config, ConfigError, OptimizerConfig, bounds
 from wdjax.experiments import _dynamics
 from wdjax.experiments.registry import Kind, Outcome, register
@@ -165,7 +165,6 @@ def run(cfg: Config, ctx) -> Outcome:
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   from matplotlib.figure import Figure  # optional and heavy: imported when a plot is drawn
-  from wdjax import dynamics_plots
   by = _by_name(cfg)
   fig = Figure(figsize=(15.0, 7.4))
   axes = fig.subplots(2, 3, squeeze=False)

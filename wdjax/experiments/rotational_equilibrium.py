@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wdjax import _io, dynamics
+from wdjax import _io, dynamics, dynamics_plots
 from wdjax.config import Config, ConfigError, OptimizerConfig, bounds
 from wdjax.experiments import _dynamics
 from wdjax.experiments.registry import Kind, Outcome, register
@@ -194,7 +194,6 @@ def _leaf_shape(ds, p: RotationalParams, leaf: str) -> tuple[int, int]:
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
   from matplotlib.figure import Figure  # optional and heavy: imported when a plot is drawn
-  from wdjax import dynamics_plots
   names = list(_dynamics.variants(cfg))
   fig = Figure(figsize=(5.2 * len(names), 7.0))
   axes = fig.subplots(2, len(names), squeeze=False)
