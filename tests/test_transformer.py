@@ -58,7 +58,8 @@ def test_attention_matches_numpy(model):
     s = np.where(np.tril(np.ones((8, 8), bool)), s, -np.inf)
     p = np.exp(s - s.max(1, keepdims=True))
     out.append((p / p.sum(1, keepdims=True)) @ v[:, sl])
-  ref = np.concatenate(out, -1) @ np.asarray(attn.proj.kernel[...]) + np.asarray(attn.proj.bias[...])
+  ref = (np.concatenate(out, -1) @ np.asarray(attn.proj.kernel[...])
+         + np.asarray(attn.proj.bias[...]))
   np.testing.assert_allclose(np.asarray(attn(jnp.asarray(x)))[0], ref, rtol=2e-4, atol=1e-6)
 
 

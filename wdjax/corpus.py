@@ -61,8 +61,10 @@ PARTS: dict[str, tuple[str, ...]] = {
 }
 #: part -> (SHA-256 of the concatenated bytes, number of bytes, the Python that gave them).
 RECORDED: dict[str, tuple[str, int, str]] = {
-    "text": ("8d61abdb16fd233ff8add7a920f01e43f0ee8ed688b7469fb81a9d86d3b9eb23", 282204, "CPython 3.11.7"),
-    "numeric": ("91889f75266c9e815bcb152f64a3b14f523c3af074a528f6e99c73b70d5562b9", 259405, "CPython 3.11.7"),
+    "text": ("8d61abdb16fd233ff8add7a920f01e43f0ee8ed688b7469fb81a9d86d3b9eb23", 282204,
+             "CPython 3.11.7"),
+    "numeric": ("91889f75266c9e815bcb152f64a3b14f523c3af074a528f6e99c73b70d5562b9", 259405,
+                "CPython 3.11.7"),
 }
 #: Windows are assigned to train or validation in blocks of this many.
 BLOCK = 16

@@ -199,7 +199,8 @@ class Transformer(nnx.Module):
     t = tokens.shape[-1]
     if t > self.context:
       raise ValueError(f"sequence length {t} exceeds the context {self.context}.")
-    x = self.embed(tokens) + self.pos_embed(jnp.arange(t)).reshape((1,) * (tokens.ndim - 1) + (t, -1))
+    pos = self.pos_embed(jnp.arange(t)).reshape((1,) * (tokens.ndim - 1) + (t, -1))
+    x = self.embed(tokens) + pos
     for block in self.blocks:
       x = block(x)
     x = self.norm_f(x)

@@ -17,6 +17,8 @@ import sys
 
 from mutmut.stats import status_by_exit_code
 
+LIST_AT_MOST = 40  # names per verdict and module
+
 
 def main(run_dir: str) -> None:
   metas = sorted(pathlib.Path(run_dir, "mutants").rglob("*.py.meta"))
@@ -25,7 +27,10 @@ def main(run_dir: str) -> None:
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     by_status = collections.defaultdict(list)
     for name, code in codes.items():
-      by_status[status_by_exit_code[code]].append(name)
+      # mutmut files a worker that raised before its tests ran (exit 255, e.g. pytest
+      # refusing to start) under "timeout"; it is neither a timeout nor a kill.
+      status = "worker error" if code == 255 else status_by_exit_code[code]
+      by_status[status].append(name)
     if not codes:
       continue
     module = str(meta.relative_to(pathlib.Path(run_dir, "mutants")))[: -len(".meta")]
@@ -39,8 +44,11 @@ def main(run_dir: str) -> None:
           f" [{counts}]")
     for status in sorted(by_status):
       if status not in ("killed", "not checked"):
-        for name in sorted(by_status[status]):
+        names = sorted(by_status[status])
+        for name in names[:LIST_AT_MOST]:
           print(f"    {status}: {name}")
+        if len(names) > LIST_AT_MOST:
+          print(f"    {status}: ... and {len(names) - LIST_AT_MOST} more")
   if total_checked:
     print(f"all: killed {total_killed} / {total_checked} checked "
           f"({100 * total_killed / total_checked:.1f}%)")

@@ -21,6 +21,9 @@ the kinds' own tables validated; `wdjax.runner.run(cfg)` runs it into a run dire
 | rotational_equilibrium| measured angular update and norm vs the predicted equilibria     |
 | l2_vs_wd_dynamics     | coupled L2 = decoupled decay in equilibrium under SGD, not Adam  |
 | implicit_bound        | AdamW and Lion drive λ‖θ‖∞ to at most 1                          |
+| lm_decay_rules        | decay rules on a small transformer LM: bounds, norms, seed spread |
+| width_scaling         | does the best λ transfer across width (standard vs μP rule)?     |
+| finetune_toward_init  | fine-tuning with AdamW vs L2-SP vs SPD: distance and forgetting  |
 
 Any other module dropped into this package is imported too, and registers its own kinds.
 """
@@ -50,13 +53,16 @@ from wdjax.experiments import bias_penalty  # noqa: F401
 from wdjax.experiments import cautious_vs_adamw  # noqa: F401
 from wdjax.experiments import coupled_vs_decoupled  # noqa: F401
 from wdjax.experiments import d2l_weight_decay  # noqa: F401
+from wdjax.experiments import finetune_toward_init  # noqa: F401
 from wdjax.experiments import implicit_bound  # noqa: F401
 from wdjax.experiments import l1_vs_l2  # noqa: F401
 from wdjax.experiments import l2_vs_wd_dynamics  # noqa: F401
+from wdjax.experiments import lm_decay_rules  # noqa: F401
 from wdjax.experiments import matrices  # noqa: F401
 from wdjax.experiments import rotational_equilibrium  # noqa: F401
 from wdjax.experiments import timescale  # noqa: F401
 from wdjax.experiments import tune_lambda  # noqa: F401
+from wdjax.experiments import width_scaling  # noqa: F401
 
 __all__ = (
     "IMPORT_ERRORS",
