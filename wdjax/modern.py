@@ -200,6 +200,12 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
     >>> updates["kernel"][0, 0], updates["vec"][0]   # −0.1·0.5·1 and −0.01·1.0·1
     (Array(-0.05, dtype=float32), Array(-0.01, dtype=float32))
   """
+  # Each branch's own values, checked under their own names (they are combined below).
+  _validate.check_positive("learning_rate", learning_rate)
+  _validate.check_strength("weight_decay", weight_decay)
+  _validate.check_strength("adam_weight_decay", adam_weight_decay)
+  if adam_learning_rate is not None:
+    _validate.check_positive("adam_learning_rate", adam_learning_rate)
   options = {"consistent_rms": consistent_rms} if consistent_rms is not None else {}
   if muon_weight_dimension_numbers is not None:
     options["muon_weight_dimension_numbers"] = muon_weight_dimension_numbers
