@@ -35,7 +35,7 @@ import optax
 
 from wdjax import _validate
 from wdjax._validate import ScalarOrSchedule
-from wdjax.leafwise import per_group
+from wdjax.leafwise import check_values, per_group
 from wdjax.transforms import DEFAULT_MASK, decoupled
 
 
@@ -201,11 +201,11 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
     (Array(-0.05, dtype=float32), Array(-0.01, dtype=float32))
   """
   # Each branch's own values, checked under their own names (they are combined below).
-  _validate.check_positive("learning_rate", learning_rate)
-  _validate.check_strength("weight_decay", weight_decay)
-  _validate.check_strength("adam_weight_decay", adam_weight_decay)
+  check_values("learning_rate", learning_rate, positive=True)
+  check_values("weight_decay", weight_decay)
+  check_values("adam_weight_decay", adam_weight_decay)
   if adam_learning_rate is not None:
-    _validate.check_positive("adam_learning_rate", adam_learning_rate)
+    check_values("adam_learning_rate", adam_learning_rate, positive=True)
   options = {"consistent_rms": consistent_rms} if consistent_rms is not None else {}
   if muon_weight_dimension_numbers is not None:
     options["muon_weight_dimension_numbers"] = muon_weight_dimension_numbers
