@@ -105,3 +105,21 @@ def test_track_errors():
     make(track=["weight_norm"], report_mask=lambda p: jax.tree.map(lambda _: False, p))
   with pytest.raises(ValueError, match="weight_decay"):
     make(track=["linf_bound"], optimizer="sgd")({"learning_rate": 0.1}, jax.random.key(0))
+
+
+@pytest.mark.parametrize("batch_size", [4, None])   # 4 steps per epoch; full batch: 1
+def test_per_epoch_default_equals_the_in_loop_branch(batch_size):
+  """The default interval (once per epoch, recorded outside the step loop) records what
+  the in-loop branch records at the same steps, and trains identically."""
+  make = lambda **kw: train.make_train_fn(models.for_dataset("linear", DS), DS,
+                                          optimizer="adamw", epochs=4, batch_size=batch_size,
+                                          track=tracking.DEFAULT, **kw)
+  per_epoch, branch = make(), make(track_every=2 * (16 // (batch_size or 16)))
+  hp, key = {"learning_rate": 0.05, "weight_decay": 0.3}, jax.random.key(0)
+  a, b = jax.jit(per_epoch)(hp, key), jax.jit(branch)(hp, key)
+  assert per_epoch.track_steps[1::2] == branch.track_steps
+  for k in b:
+    if k.startswith("track/"):
+      np.testing.assert_allclose(a[k][1::2], b[k], rtol=1e-6, err_msg=k)
+    else:
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-6, err_msg=k)

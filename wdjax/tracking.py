@@ -20,9 +20,10 @@ others; `TrainFn.track_steps` holds the step numbers (1-based: the step just tak
 | zero_fraction      | fraction of exact zeros                                             |
 
 The angular update is the root mean square over neurons because the predicted equilibria
-(`wdjax.dynamics.equilibrium_angle`) are RMS values. The steps in between are not
-computed: the record sits under a `lax.cond` on the step counter, which is the same for
-every run of a sweep, so it stays a branch under `vmap`.
+(`wdjax.dynamics.equilibrium_angle`) are RMS values. By default the record is taken at
+the last step of each epoch, outside the step loop; another interval puts it under a
+`lax.cond` on the step counter (the same for every run of a sweep, so it stays a branch
+under `vmap`), which costs more because the branch sits in the loop.
 """
 
 from __future__ import annotations

@@ -232,9 +232,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       for each leaf of `report_mask` (e.g. `wdjax.tracking.DEFAULT`: weight norm, angular
       and relative update), as metrics "track/<quantity>/<leaf>" of shape
       (steps // track_every,); `TrainFn.track_steps` lists the steps.
-    track_every: the recording interval in optimizer steps (default: every 10 steps, or
-      once at the last step of a shorter run; recording the default set at every step
-      of the digits MLP sweep costs ~40%, every 10 steps ~3%: benchmarks/bench_track.py).
+    track_every: the recording interval in optimizer steps. The default, once per epoch
+      (at its last step), is recorded outside the step loop and costs ~5% of the digits
+      MLP sweep with the default set; any other interval puts a branch in the loop and
+      costs ~15-20% whatever is recorded (benchmarks/bench_track.py).
 
   Returns:
     A `TrainFn`, called as `train_fn(hparams, key, data=None)`: hparams is a dict
@@ -271,9 +272,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   metric_mask = masks.resolve(report_mask, abstract_params, allow_empty=True)
   nb = 1 if full_batch else n // batch_size
   if track_every is None:
-    track_every = min(10, epochs * nb)
+    track_every = nb  # once per epoch, at its last step: the cheap path (see `epoch`)
   tracker = tracking.make_tracker(track, track_every, masks.leaf_paths(abstract_params),
                                   metric_mask)
+  per_epoch = tracker is not None and tracker.every == nb
   if tracker is not None and tracker.every > epochs * nb:
     raise ValueError(f"track_every={track_every} exceeds the {epochs * nb} optimizer steps of "
                      "the run: nothing would be recorded.")
@@ -309,17 +311,20 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       raise ValueError("track=['linf_bound'] reads the 'weight_decay' hyperparameter; pass it.")
     params0, lam = params, hparams.get("weight_decay", 0.0)
 
-    def step(carry, batch):
-      params, opt_state = carry[:2]
+    def sgd_step(params, opt_state, batch):
       idx, rng = batch
       # Gathering each minibatch inside the step (not the whole epoch up front) lets XLA
       # fuse the gather into the first matmul: measurably faster on CPU.
       xb, yb = (x_tr, y_tr) if full_batch else (x_tr[idx], y_tr[idx])
       value, grads = jax.value_and_grad(objective)(params, xb, yb, rng)
       updates, opt_state = tx.update(grads, opt_state, params)
-      new = optax.apply_updates(params, updates)
-      if tracker is None:
-        return (new, opt_state), value
+      return optax.apply_updates(params, updates), opt_state, updates, value
+
+    def step(carry, batch):
+      params, opt_state = carry[:2]
+      new, opt_state, updates, value = sgd_step(params, opt_state, batch)
+      if tracker is None or per_epoch:
+        return (new, opt_state) + carry[2:], value
       count = carry[2] + 1  # the same for every run of a sweep: a real branch under vmap
       rec = jax.lax.cond(count % tracker.every == 0,
                          lambda: tracker.record(params, updates, params0, lam), tracker.blank)
@@ -336,20 +341,32 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       else:
         idx = (permutation(k_perm, n) if shuffle else jnp.arange(n))[:nb * batch_size]
         batches = (idx.reshape(nb, batch_size), rngs)
-      carry, losses = jax.lax.scan(step, carry, batches)
-      out = evaluate(carry[0], splits)
-      if tracker is not None:
-        losses, out["_track"] = losses
+      out = {}
+      if per_epoch:
+        # Recorded at the epoch's last step, taken outside the scan: no branch in the loop
+        # (a lax.cond per step costs ~15% of a small MLP sweep on CPU, whatever it records).
+        carry, losses = jax.lax.scan(step, carry, jax.tree.map(lambda b: b[:-1], batches))
+        params = carry[0]
+        new, opt_state, updates, last = sgd_step(params, carry[1],
+                                                 jax.tree.map(lambda b: b[-1], batches))
+        out["_track"] = tracker.record(params, updates, params0, lam)
+        carry, losses = (new, opt_state), jnp.concatenate([losses, last[None]])
+      else:
+        carry, losses = jax.lax.scan(step, carry, batches)
+        if tracker is not None:
+          losses, out["_track"] = losses
+      out.update(evaluate(carry[0], splits))
       if not eval_train:
         out["train_loss"] = jnp.mean(losses)
       return carry, out
 
-    init = (params, opt_state) if tracker is None else (params, opt_state, jnp.int32(0))
+    init = (params, opt_state) if tracker is None or per_epoch else (params, opt_state,
+                                                                     jnp.int32(0))
     carry, metrics = jax.lax.scan(epoch, init, jax.random.split(k_epochs, epochs))
     params = carry[0]
-    if tracker is not None:  # (epochs, steps per epoch) -> every `track_every`-th step
+    if tracker is not None:  # (epochs[, steps per epoch]) -> every `track_every`-th step
       for k, v in metrics.pop("_track").items():
-        metrics[k] = v.reshape(-1)[tracker.every - 1::tracker.every]
+        metrics[k] = v if per_epoch else v.reshape(-1)[tracker.every - 1::tracker.every]
     if return_params:
       metrics["params"] = params
     return metrics
