@@ -120,9 +120,19 @@ def imports_of(name: str) -> set[str]:
       targets = [a.name for a in node.names]
     elif isinstance(node, ast.ImportFrom):
       base = _resolve(node.module or "", node.level, name)
-      # `from pkg import sub` imports the submodule; `from mod import x`, the module.
-      targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
-                 for a in node.names]
+      # `from mod import x` imports the module. `from pkg import sub` imports the
+      # submodule, and reads it off the package: an edge to the package too, so a module
+      # inside a subpackage must name its sibling as `import pkg.sub as sub` (or
+      # `from pkg.sub import x`), never through the package that imports it. The root
+      # package `wdjax` only re-exports and is exempt.
+      targets = []
+      for a in node.names:
+        if f"{base}.{a.name}" in MODULES:
+          targets.append(f"{base}.{a.name}")
+          if base != "wdjax":
+            targets.append(base)
+        else:
+          targets.append(base)
     else:
       continue
     for t in targets:

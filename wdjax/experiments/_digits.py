@@ -9,7 +9,7 @@ import numpy as np
 
 from wdjax import data, masks, models
 from wdjax.config import Config, ConfigError
-from wdjax.experiments import _common
+import wdjax.experiments._common as _common
 
 
 def check_data(cfg: Config, kind: str) -> None:

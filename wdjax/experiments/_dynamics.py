@@ -17,7 +17,7 @@ import numpy as np
 
 from wdjax import data, masks, models, sweep, train
 from wdjax.config import Config, ConfigError, OptimizerConfig
-from wdjax.experiments import _common
+import wdjax.experiments._common as _common
 
 def dataset(cfg: Config) -> data.Dataset:
   """The `[data]` table's dataset, or with `params.dataset = "mnist"` the 5,000 real MNIST

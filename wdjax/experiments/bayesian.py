@@ -25,7 +25,7 @@ import optax
 
 from wdjax import _io, aliases, penalties, prox, transforms
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _common
+import wdjax.experiments._common as _common
 from wdjax.experiments.registry import Kind, Outcome, register
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from wdjax import _io, data, models
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _common
+import wdjax.experiments._common as _common
 from wdjax.experiments.registry import Kind, Outcome, register
 
 

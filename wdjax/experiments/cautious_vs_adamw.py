@@ -22,7 +22,8 @@ import numpy as np
 
 from wdjax import _io
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _common, _digits
+import wdjax.experiments._common as _common
+import wdjax.experiments._digits as _digits
 from wdjax.experiments.registry import Kind, Outcome, register
 
 

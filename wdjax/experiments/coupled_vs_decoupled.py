@@ -26,7 +26,7 @@ import numpy as np
 
 from wdjax import _io, models
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _common
+import wdjax.experiments._common as _common
 from wdjax.experiments.registry import Kind, Outcome, register
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from wdjax import _io, data, models, optimizers, train
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _common
+import wdjax.experiments._common as _common
 from wdjax.experiments.registry import Kind, Outcome, register
 
 W_TRUE, B_TRUE = 0.01, 0.05

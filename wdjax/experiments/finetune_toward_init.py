@@ -38,7 +38,7 @@ from flax import nnx
 
 from wdjax import _io
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _lm
+import wdjax.experiments._lm as _lm
 from wdjax.experiments.registry import Kind, Outcome, register
 
 ROLES = {"adamw": "adamw", "adamw_sp": "l2_sp", "adam_spd": "spd"}

@@ -26,7 +26,7 @@ import numpy as np
 
 from wdjax import _io, masks
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _dynamics
+import wdjax.experiments._dynamics as _dynamics
 from wdjax.experiments.registry import Kind, Outcome, register
 
 #: Optimizers whose decoupled decay implies the bound (checked); others are reported.

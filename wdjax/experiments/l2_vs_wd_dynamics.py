@@ -32,7 +32,7 @@ import numpy as np
 
 from wdjax import _io, dynamics, dynamics_plots
 from wdjax.config import Config, ConfigError, OptimizerConfig, bounds
-from wdjax.experiments import _dynamics
+import wdjax.experiments._dynamics as _dynamics
 from wdjax.experiments.registry import Kind, Outcome, register
 
 #: One variant of each, compared in pairs: (coupled, decoupled).

@@ -48,7 +48,7 @@ import numpy as np
 
 from wdjax import _io
 from wdjax.config import Config, ConfigError, OptimizerConfig, bounds
-from wdjax.experiments import _lm
+import wdjax.experiments._lm as _lm
 from wdjax.experiments.registry import Kind, Outcome, register
 
 INIT_LINF = 6 * 0.02   # ‖w₀‖∞ bound at N(0, 0.02²) init (P(|z| > 6σ) ≈ 2e-9 per entry)

@@ -36,7 +36,7 @@ import numpy as np
 
 from wdjax import _io, scaling
 from wdjax.config import Config, ConfigError, bounds
-from wdjax.experiments import _lm
+import wdjax.experiments._lm as _lm
 from wdjax.experiments.registry import Kind, Outcome, register
 
 RULES = ("standard", "independent")

@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from wdjax import _progress
 from wdjax._validate import positive_int
-from wdjax.sweep import store as _store
+import wdjax.sweep.store as _store
 from wdjax.sweep.grid import SEED, Grid
 from wdjax.sweep.result import SweepResult
 

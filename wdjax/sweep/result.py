@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from wdjax import _io
-from wdjax.sweep import store
+import wdjax.sweep.store as store
 from wdjax.sweep.grid import SEED
 
 EPOCH = "epoch"  # the dimension after the grid's, in to_xarray / to_dataframe
