@@ -7,8 +7,6 @@ from scikit-learn or a closed form; none calls the code path it checks a second 
 
 from __future__ import annotations
 
-import inspect
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,29 +16,7 @@ from flax import nnx
 from sklearn.linear_model import ElasticNet
 
 import wdjax
-from wdjax import config, data, models, path, report, train, tune, variants
-
-
-def _peak_kw(fn, value):
-  """η_peak by whichever name `fn` takes: `peak_learning_rate` (new) or `max_learning_rate`."""
-  params = inspect.signature(fn).parameters
-  name = "peak_learning_rate" if "peak_learning_rate" in params else "max_learning_rate"
-  return {name: value}
-
-
-def _decay_kw(fn, value):
-  """λ by whichever name `fn` takes: `weight_decay` (new presets) or `strength`."""
-  name = "weight_decay" if "weight_decay" in inspect.signature(fn).parameters else "strength"
-  return {name: value}
-
-
-def _get_optimizer(name, **options):
-  """The training optimizer `name` as a builder `hparams -> GradientTransformation`."""
-  get = getattr(train, "get_optimizer", None)
-  if get is None:  # the registry moved to wdjax.optimizers
-    from wdjax import optimizers
-    get = optimizers.get
-  return get(name, **options)
+from wdjax import config, data, models, optimizers, path, report, train, tune, variants
 
 
 def _soft(z, t):
@@ -95,7 +71,7 @@ def test_proximal_sgd_momentum_schedule_prox_step(x64):
   sched = optax.linear_schedule(0.2, 0.02, steps)
   grad = lambda p: {"w": jnp.asarray(a) * (p["w"] - jnp.asarray(w_star))}
   tx = wdjax.proximal_sgd(sched, prox=wdjax.prox.l1, momentum=beta, mask=None,
-                          **_decay_kw(wdjax.proximal_sgd, lam))
+                          weight_decay=lam)
   got = _run(tx, {"w": jnp.asarray(w0)}, grad, steps)
 
   w, buf = w0.copy(), np.zeros_like(w0)
@@ -126,7 +102,7 @@ def test_adamc_decayed_normalized_leaf_uses_eta_squared_over_peak(x64):
   tx = variants.adamc(sched, weight_decay=lam, normalized={"normed": True, "plain": False,
                                                            "free": False},
                       mask={"normed": True, "plain": True, "free": False},
-                      b1=b1, b2=b2, eps=eps, **_peak_kw(variants.adamc, peak))
+                      b1=b1, b2=b2, eps=eps, peak_learning_rate=peak)
   grad = lambda p: jax.tree.map(lambda w, y: w - jnp.asarray(y), p, target)
   got = _run(tx, jax.tree.map(jnp.asarray, w0), grad, steps)
 
@@ -204,8 +180,8 @@ def test_named_sgdw_default_is_schedule_coefficient():
                                      lambda z, w: z - lam * w)
   np.testing.assert_allclose(got_w, want_w, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(got_b, want_b, rtol=1e-5, atol=1e-6)
-  # and the same default through get_optimizer (one step on a plain dict, mask=None)
-  tx = _get_optimizer("sgdw", mask=None)({"learning_rate": eta, "weight_decay": lam})
+  # and the same default through the registry (one step on a plain dict, mask=None)
+  tx = optimizers.get("sgdw", mask=None)({"learning_rate": eta, "weight_decay": lam})
   params = {"w": jnp.array([1.0, -2.0])}
   updates, _ = tx.update({"w": jnp.array([0.5, 0.5])}, tx.init(params), params)
   np.testing.assert_allclose(np.asarray(updates["w"]),

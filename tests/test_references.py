@@ -12,6 +12,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 from wdjax import path
+from wdjax.path import solver as path_solver
 from wdjax.experiments import bias_penalty, coupled_vs_decoupled, d2l_weight_decay, matrices
 
 LAMS_FRAC = np.array([0.5, 0.2, 0.1, 0.05, 0.02])  # a short 5-λ path, as fractions of λ_max
@@ -50,11 +51,11 @@ def _np_gap(X, y, w, lam, alpha=1.0, groups=None):
 
 
 def _lib_gap(X, y, w, lam, alpha=1.0, kind="l1", groups=None):
-  """path._gap fed with c = Xᵀ(y − Xw)/n, bw = yᵀXw/n, yy = ‖y‖²/n (float64)."""
+  """wdjax.path.solver._gap fed with c = Xᵀ(y − Xw)/n, bw = yᵀXw/n, yy = ‖y‖²/n (float64)."""
   n = X.shape[0]
   gidx = None if groups is None else jnp.asarray(path._group_index(groups, X.shape[1]))
   with jax.enable_x64(True):
-    g = path._gap(kind, jnp.asarray(w), jnp.asarray(X.T @ (y - X @ w) / n),
+    g = path_solver._gap(kind, jnp.asarray(w), jnp.asarray(X.T @ (y - X @ w) / n),
                   float(y @ X @ w / n), float(y @ y / n), lam * alpha, lam * (1 - alpha), gidx)
     return float(g)
 
@@ -119,7 +120,7 @@ def test_lipschitz_bounds_largest_eigenvalue(dtype):
     Q = A.T @ A / m + 1e-3 * np.eye(d)
     lmax = np.linalg.eigvalsh(Q).max()
     with jax.enable_x64(dtype == "float64"):
-      L = float(path._lipschitz(jnp.asarray(Q, dtype)))
+      L = float(path_solver._lipschitz(jnp.asarray(Q, dtype)))
     # relative slack: float64 / float32 rounding of d-term products (d·eps ≈ 1e-14 / 4e-6)
     eps = 1e-12 if dtype == "float64" else 2e-5
     # must never underestimate (FISTA's step 1/L needs L >= λ_max) ...

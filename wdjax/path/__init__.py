@@ -61,8 +61,7 @@ from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solut
                                 _check_eps, _check_lambdas, _default_tol, _float_dtype,
                                 _group_index, _lambda_max_of, _prepare, _x64_scope,
                                 lambda_grid, lambda_max)
-# (_gap, _lipschitz: re-exported for the reference tests, which check them directly)
-from wdjax.path.solver import _gap, _lipschitz, _path_scan, _path_vmap, _solve_full  # noqa: F401
+from wdjax.path.solver import _path_scan, _path_vmap, _solve_full
 from wdjax.path.working_set import _path_working_sets
 
 __all__ = ("KINDS", "PathConvergenceWarning", "PathResult", "Solution", "enet_path", "fista",
