@@ -34,8 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import json
 import os
 import platform
@@ -137,36 +135,13 @@ def _recover(run_dir: str, old: str) -> None:
       shutil.rmtree(old)            # the new result is in place: the old one is spare
 
 
-def _exchange(a: str, b: str) -> bool:
-  """Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the OS or
-  the file system cannot."""
-  if not sys.platform.startswith("linux"):
-    return False
-  try:
-    fn = ctypes.CDLL(None, use_errno=True).renameat2
-  except (OSError, AttributeError):
-    return False
-  fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-  at_fdcwd, rename_exchange = -100, 2
-  if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-    return True
-  err = ctypes.get_errno()
-  if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-    return False
-  raise OSError(err, os.strerror(err), b)
-
-
 def _publish(attempt: str, run_dir: str, old: str) -> None:
-  """Puts the finished `attempt` in place of `run_dir`: one atomic exchange where the OS
-  allows, else two renames (an interruption between them is repaired by `_recover`)."""
-  if not os.path.lexists(run_dir):
-    os.rename(attempt, run_dir)
-  elif _exchange(attempt, run_dir):
-    shutil.rmtree(attempt)          # now the previous result
-  else:
+  """Puts the finished `attempt` in place of `run_dir` by two renames; a kill between
+  them leaves both results whole, and the next run's `_recover` completes the swap."""
+  if os.path.lexists(run_dir):
     os.rename(run_dir, old)
-    os.rename(attempt, run_dir)
-    shutil.rmtree(old)
+  os.rename(attempt, run_dir)
+  shutil.rmtree(old, ignore_errors=True)
 
 
 def _prepare_attempt(attempt: str, run_dir: str, h: str, finished: bool) -> bool:
