@@ -74,3 +74,26 @@ def test_lr_and_schedule_decay_agree_in_the_config_builder():
       q = optax.apply_updates(q, u)
     outs.append(q["kernel"])
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)
+
+
+def test_width_scaling_cost_exponent_recovers_the_width_rule():
+  # A decay cost that depends on s·d^β (linear in it): the standard rule (s = s₀·d₀/d)
+  # gives slope β − 1, the independent rule (s = s₀) slope β, and the exponent β back.
+  from wdjax.experiments import width_scaling as ws
+  s0, widths, d0, beta = np.array([0.0, 1e-3, 1e-2]), [16, 32, 64], 32, 0.3
+  s = {"standard": lambda d: s0 * d0 / d, "independent": lambda d: s0 + 0 * d}
+  means = {r: {d: 2.0 + 5.0 * s[r](d) * d**beta for d in widths} for r in ws.RULES}
+  best = {r: {d: 0 for d in widths} for r in ws.RULES}
+  values, _ = ws.curve_facts(s0, widths, means, best)
+  np.testing.assert_allclose(values["standard_cost_slope"], beta - 1, rtol=1e-9)
+  np.testing.assert_allclose(values["independent_cost_slope"], beta, rtol=1e-9)
+  np.testing.assert_allclose(values["transfer_exponent"], beta, rtol=1e-9)
+  assert values["max_decay_gain"] < 0 and values["max_rule_gap"] == 0
+  np.testing.assert_allclose(values["min_top_decay_cost"], 5e-2 * 64**beta / 2, rtol=1e-9)
+
+
+def test_width_scaling_cost_checks_need_zero_decay():
+  path = os.path.join(ROOT, "experiments", "width_scaling.toml")
+  from wdjax.config import ConfigError
+  with pytest.raises(ConfigError, match="needs 0 in params.per_step_decay"):
+    experiments.load(path, overrides=["params.per_step_decay=[1e-3, 1e-2]"])

@@ -15,8 +15,21 @@ Under a schedule, c_t = η_t/η_peak with λ is exactly c_t = η_t with λ/η_pe
 rules: the union of the λ each rule asks for, compiled once per width. The grid is the
 per-step decay at the base width, s₀ = η₀·λ₀. Reported: the best s₀ per width and rule
 (validation loss, seed mean) and how far it moves across widths (in grid steps of s₀);
-whether it moves less under one rule is what is found, not what is checked. Checked:
-every width learns, and the seed spread.
+whether it moves less under one rule is what is found, not what is checked.
+
+When decay does not help at this scale (the best s₀ is 0 at every width, so "the best
+s₀" cannot move), the question is asked of the whole curve instead: the cost of the
+largest decay, Δ(d) = L(s₀_max) − L(0), and its width exponent, the least-squares slope of
+log Δ against log d under each rule. A rule under which decay transfers across width has
+slope 0. With a cost ∝ (s(d)·d^β)^p, the slopes are p(β − 1) (standard) and pβ
+(independent), so β = slope_independent / (slope_independent − slope_standard) is the
+width exponent of the per-step decay s ∝ d^−β (λ ∝ d^(1−β) at η ∝ 1/d) that would keep
+the cost fixed: 1 is the standard rule, 0 the independent one (reported).
+
+Checked: every width learns; the seed spread; no decay lowers the loss by more than the
+noise (`max_decay_gain`); the largest decay costs loss at every width under both rules
+(`min_top_decay_cost`: the grid reaches past the best s₀); and the sign of each rule's
+width exponent.
 
 References:
   Wortsman et al, Small-scale proxies for large-scale Transformer training instabilities,
@@ -57,7 +70,20 @@ CHECKS = {
     "standard_best_shift": "max over widths of |index of best s₀ − index at d₀| (grid "
                            "steps), standard rule (reported)",
     "independent_best_shift": "the same under the independent rule (reported)",
+    "max_decay_gain": "max over widths and rules of L(s₀ = 0) − min over s₀ > 0 of L(s₀) "
+                      "(seed means, nats/byte): how much any decay helps",
+    "min_top_decay_cost": "min over widths and rules of L(largest s₀) − L(best s₀) (seed "
+                          "means): the grid reaches decays that hurt",
+    "standard_cost_slope": "slope of log[L(largest s₀) − L(0)] against log d, standard "
+                           "rule (0: the cost of decay transfers across width)",
+    "independent_cost_slope": "the same under the independent rule",
+    "transfer_exponent": "β with s ∝ d^−β keeping the cost of decay fixed across width (1: "
+                         "standard rule, 0: independent; reported)",
+    "max_rule_gap": "max over widths of |best loss, standard − best loss, independent| "
+                    "(reported)",
 }
+
+COST_FLOOR = 1e-6   # nats: a cost at or below it (decay not costing) is floored before log
 
 
 def _validate(cfg: Config) -> None:
@@ -75,6 +101,36 @@ def _validate(cfg: Config) -> None:
   for name in cfg.sweep.axes:
     if name != "seed":
       raise ConfigError(f"sweep.{name}: width_scaling sweeps only seed.")
+  need_zero = {"max_decay_gain", "standard_cost_slope", "independent_cost_slope",
+               "transfer_exponent"} & set(cfg.expected)
+  if need_zero and 0.0 not in p.per_step_decay:
+    raise ConfigError(f"expected.{sorted(need_zero)[0]} needs 0 in params.per_step_decay.")
+
+
+def cost_slope(widths, cost) -> float:
+  """Least-squares slope of log(cost) against log(width), cost floored at `COST_FLOOR`
+  (NaN with fewer than two widths).
+
+  Example:
+    >>> round(cost_slope([16, 32, 64], [0.4, 0.2, 0.1]), 6)
+    -1.0
+  """
+  if len(set(widths)) < 2:
+    return float("nan")
+  c = np.maximum(np.asarray(cost, np.float64), COST_FLOOR)
+  return float(np.polyfit(np.log(np.asarray(widths, np.float64)), np.log(c), 1)[0])
+
+
+def transfer_exponent(standard_slope: float, independent_slope: float) -> float:
+  """β = b_ind / (b_ind − b_std): the width exponent of the per-step decay s ∝ d^−β that
+  keeps the cost of decay fixed, for a cost depending on s·d^β (NaN for equal slopes).
+
+  Example:
+    >>> transfer_exponent(-0.5, 0.5)
+    0.5
+  """
+  den = independent_slope - standard_slope
+  return float(independent_slope / den) if den != 0 else float("nan")
 
 
 def run(cfg: Config, ctx) -> Outcome:
@@ -132,7 +188,46 @@ def run(cfg: Config, ctx) -> Outcome:
                 f"better under the {'independent' if b < a else 'standard'} rule "
                 f"({min(a, b):g} vs {max(a, b):g} grid steps); one grid, "
                 f"{len(seeds)} seeds: a finding at this scale, not a claim"))
+  means = {r: {d: metrics[f"{r}/d{d}/val_loss"].mean(axis=1) for d in widths} for r in RULES}
+  facts, rows = curve_facts(s0, widths, means, best)
+  values.update(facts)
+  table.extend(rows)
   return Outcome(metrics, values, table)
+
+
+def curve_facts(s0: np.ndarray, widths: list[int], means: dict, best: dict) -> tuple:
+  """The checked facts of the loss curves (seed means `means[rule][d]` over `s0`, best
+  index `best[rule][d]`): how much decay helps, what the largest decay costs and how
+  that cost scales with width under each rule. Returns (values, table rows)."""
+  j = int(np.argmax(s0))
+  low = {r: {d: means[r][d][best[r][d]] for d in widths} for r in RULES}
+  gaps = [low["standard"][d] - low["independent"][d] for d in widths]
+  values = {
+      "min_top_decay_cost": float(min(means[r][d][j] - low[r][d]
+                                      for r in RULES for d in widths)),
+      "max_rule_gap": float(np.max(np.abs(gaps))),
+  }
+  rows = [("best loss, standard − independent, per width",
+           ", ".join(f"d = {d}: {g:+.4f}" for d, g in zip(widths, gaps)))]
+  zero = np.flatnonzero(s0 == 0)
+  if zero.size == 0:
+    return values, rows
+  z = int(zero[0])
+  if np.any(s0 > 0):
+    values["max_decay_gain"] = float(max(means[r][d][z] - np.min(means[r][d][s0 > 0])
+                                         for r in RULES for d in widths))
+  for r in RULES:
+    cost = [means[r][d][j] - means[r][d][z] for d in widths]
+    values[f"{r}_cost_slope"] = cost_slope(widths, cost)
+    rows.append((f"{r}: cost of s₀ = {s0[j]:g}, L(s₀) − L(0), at d = {widths}",
+                 ", ".join(f"{c:.3f}" for c in cost)
+                 + f" (∝ d^{values[f'{r}_cost_slope']:.2f})"))
+  beta = transfer_exponent(values["standard_cost_slope"], values["independent_cost_slope"])
+  values["transfer_exponent"] = beta
+  rows.append(("per-step decay s ∝ d^−β that would keep that cost fixed",
+               f"β = {beta:.2f} (standard rule 1, independent 0; λ ∝ d^{1 - beta:.2f} "
+               "at η ∝ 1/d)"))
+  return values, rows
 
 
 def plot(cfg: Config, m: dict, values: dict, out_dir: str) -> list[str]:
