@@ -35,6 +35,7 @@ import optax
 from flax import nnx
 
 from wdjax import corpus, masks, optimizers, sweep, train, transformer
+from _bench import record, torch_device, torch_sync
 
 D, L, H, T, B, LR = 32, 2, 4, 32, 32, 3e-3
 
@@ -113,13 +114,14 @@ def pytorch(ds, lams, epochs):
       self.norm_f, self.head = nn.LayerNorm(D), nn.Linear(D, 256, bias=False)
 
     def forward(self, x):
-      h = self.embed(x) + self.pos(torch.arange(x.shape[1]))
+      h = self.embed(x) + self.pos(torch.arange(x.shape[1], device=x.device))
       for blk in self.blocks:
         h = blk(h)
       return self.head(self.norm_f(h))
 
-  x = torch.as_tensor(np.array(ds.x_train), dtype=torch.long)
-  y = torch.as_tensor(np.array(ds.y_train), dtype=torch.long)
+  dev = torch_device()
+  x = torch.as_tensor(np.array(ds.x_train), dtype=torch.long, device=dev)
+  y = torch.as_tensor(np.array(ds.y_train), dtype=torch.long, device=dev)
   n = x.shape[0]
   nb = n // B
 
@@ -127,20 +129,21 @@ def pytorch(ds, lams, epochs):
     out = []
     for lam in lams:
       torch.manual_seed(0)
-      m = GPT()
+      m = GPT().to(dev)
       decay = [p for name, p in m.named_parameters() if p.dim() == 2 and "embed" not in name
                and "pos" not in name]
       rest = [p for name, p in m.named_parameters() if not any(p is q for q in decay)]
       opt = torch.optim.AdamW([{"params": decay, "weight_decay": float(lam)},
                                {"params": rest, "weight_decay": 0.0}], lr=LR)
       for _ in range(epochs):
-        perm = torch.randperm(n)[:nb * B].view(nb, B)
+        perm = torch.randperm(n, device=dev)[:nb * B].view(nb, B)
         for idx in perm:
           loss = nn.functional.cross_entropy(m(x[idx]).view(-1, 256), y[idx].view(-1))
           opt.zero_grad(set_to_none=True)
           loss.backward()
           opt.step()
       out.append(loss.item())
+    torch_sync(dev)
     return np.asarray(out)
 
   return run, torch
@@ -177,13 +180,17 @@ def main() -> None:
          "hand-written jit(vmap(scan))": timed(handwritten(ds, lams, epochs), rounds)}
   try:
     run, torch = pytorch(ds, lams, epochs)
-    res[f"PyTorch {torch.__version__} loop ({torch.get_num_threads()} threads)"] = timed(
+    res[f"PyTorch {torch.__version__} loop on {torch_device()} "
+        f"({torch.get_num_threads()} threads)"] = timed(
         run, rounds)
   except ImportError:
     print("PyTorch is not importable: no PyTorch row (pass --torch-path).")
   base = res["hand-written jit(vmap(scan))"]
   for name, t in res.items():
     print(f"  {name:45s} {t:8.2f} s  {trained / t:10.0f} tokens/s  {t / base:5.2f}x")
+    record("lm", name, {"seconds": t, "tokens/s": trained / t, "vs_hand_written": t / base})
+  record("lm", "setup", {"G": G, "steps": steps, "tokens_trained": trained,
+                         "backend": jax.default_backend()})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""wdjax.sweep against a hand-written jax.vmap(lax.scan) and a PyTorch loop, side by side.
+"""wdjax.sweep against a hand-written jax.vmap(lax.scan) and PyTorch, side by side.
 
-  python benchmarks/bench_sweep.py            # full run (~1-2 min on 2 CPU cores)
+  python benchmarks/bench_sweep.py            # full run (~2-4 min on 2 CPU cores)
   python benchmarks/bench_sweep.py --quick    # smaller grids and fewer epochs (CI smoke)
 
 1. D2L weight decay: linear regression on the D2L data (n=20, d=200), SGD with coupled L2
@@ -8,6 +8,15 @@
 2. Digits MLP 64-128-10, AdamW (decay on kernels only), batch 64, lr 1e-3, 50 epochs,
    a sweep of 32 λ values; achieved GFLOP/s beside a measured float32 matmul peak.
 3. Cost as the D2L grid grows: K = 1, 8, 64, 512 runs.
+4. Digits CNN (conv 1→8→16, 3x3, avg-pool, linear head; `wdjax.models.CNN`), AdamW,
+   batch 64, 20 epochs, 16 λ values.
+
+PyTorch appears three ways: a Python loop over λ as a user would write it; its own answer
+to "many small models at once", `torch.func.vmap` over `functional_call` with the λ runs
+stacked on a leading axis (model ensembling; one `torch.optim` step over the stacked
+tensors, the per-run λ applied by hand exactly as AdamW/SGD would); and that ensemble
+with its forward under `torch.compile` (compile time reported apart). On a GPU machine
+both sides run on the GPU (`benchmarks/_bench.py`'s `torch_device`).
 
 Every variant does the same work per epoch: the minibatch steps on a fresh shuffle, then
 the loss on the full training and validation sets, the norm and the exact-zero fraction
@@ -30,6 +39,7 @@ import numpy as np
 import optax
 
 from wdjax import data, models, sweep, train
+from _bench import record, torch_device, torch_sync
 
 
 def best_of(fn, repeats):
@@ -135,22 +145,22 @@ def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation, shared_key=True,
 
 def d2l_torch(ds, epochs, lams):
   import torch
-  x, y = torch.tensor(np.asarray(ds.x_train)), torch.tensor(np.asarray(ds.y_train))[:, None]
-  xv, yv = torch.tensor(np.asarray(ds.x_val)), torch.tensor(np.asarray(ds.y_val))[:, None]
+  dev = torch_device()
+  t = lambda a: torch.tensor(np.asarray(a), device=dev)
+  x, y = t(ds.x_train), t(ds.y_train)[:, None]
+  xv, yv = t(ds.x_val), t(ds.y_val)[:, None]
   n = x.shape[0]
 
   def run():
     out = []
     for lam in lams:
       torch.manual_seed(0)
-      net = torch.nn.Linear(x.shape[1], 1)
-      torch.nn.init.normal_(net.weight, std=0.01)
-      torch.nn.init.zeros_(net.bias)
+      net = _torch_linear(x.shape[1]).to(dev)
       opt = torch.optim.SGD([{"params": net.weight, "weight_decay": float(lam)},
                              {"params": net.bias}], lr=0.003)
       hist = []
       for _ in range(epochs):
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=dev)
         for i in range(n // 5):
           idx = perm[5 * i:5 * i + 5]
           opt.zero_grad()
@@ -165,6 +175,125 @@ def d2l_torch(ds, epochs, lams):
     return out
 
   return run
+
+
+# ----------------------------------------------------------------------------- torch.func
+
+
+def torch_ensemble(make_net, decay, ds, epochs, lams, *, bs, lr, optim, classify,
+                   compile=False):
+  """PyTorch's model ensembling over the λ grid: every run's parameters stacked on a
+  leading axis, one `torch.func.vmap(functional_call)` forward/backward for all runs per
+  minibatch, one `torch.optim` step over the stacked tensors. The per-run λ is applied by
+  hand as torch's own optimizers do: AdamW's decoupled `p *= 1 - lr·λ` before the Adam
+  step, SGD's coupled `g += λ·p`. All runs share the init (seed 0) and the shuffle, as in
+  the hand-written JAX program. Returns `run()` (per-epoch metrics copied to the host at
+  the end) and the device it runs on."""
+  import copy
+
+  import torch
+  from torch.func import functional_call
+
+  dev = torch_device()
+  tt = lambda a, **k: torch.tensor(np.asarray(a), device=dev, **k)
+  x, xv = tt(ds.x_train, dtype=torch.float32), tt(ds.x_val, dtype=torch.float32)
+  if classify:
+    y, yv = tt(ds.y_train, dtype=torch.long), tt(ds.y_val, dtype=torch.long)
+  else:
+    y, yv = tt(ds.y_train, dtype=torch.float32), tt(ds.y_val, dtype=torch.float32)
+  n, k_runs = x.shape[0], len(lams)
+  lam = torch.tensor(np.asarray(lams), dtype=torch.float32, device=dev)
+  base = copy.deepcopy(make_net()).to("meta")  # the structure; weights come from `params`
+
+  def forward(p, xb):
+    return functional_call(base, p, (xb,))
+
+  ens = torch.func.vmap(forward, in_dims=(0, None))
+  if compile:
+    ens = torch.compile(ens)
+
+  def losses(out, yy):  # (runs,) mean loss of each run
+    if classify:
+      return torch.nn.functional.cross_entropy(
+          out.reshape(-1, out.shape[-1]), yy.repeat(k_runs), reduction="none"
+      ).reshape(k_runs, -1).mean(1)
+    return 0.5 * ((out.squeeze(-1) - yy) ** 2).mean(1)
+
+  def run():
+    torch.manual_seed(0)
+    net = make_net().to(dev)
+    params = {k: v.detach().unsqueeze(0).repeat(k_runs, *([1] * v.ndim)).requires_grad_()
+              for k, v in net.named_parameters()}
+    decayed = [params[k] for k in decay]
+    views = [lam.view(-1, *([1] * (p.ndim - 1))) for p in decayed]
+    opt = (torch.optim.Adam(params.values(), lr=lr, foreach=True) if optim == "adamw"
+           else torch.optim.SGD(params.values(), lr=lr, foreach=True))
+    hist = []
+    for _ in range(epochs):
+      perm = torch.randperm(n, device=dev)
+      for i in range(n // bs):
+        idx = perm[bs * i:bs * i + bs]
+        opt.zero_grad(set_to_none=True)
+        # Each run's loss depends on its own slice only: the sum's gradient is per run.
+        losses(ens(params, x[idx]), y[idx]).sum().backward()
+        with torch.no_grad():
+          for p, v in zip(decayed, views):
+            if optim == "adamw":
+              p.mul_(1 - lr * v)
+            else:
+              p.grad.add_(v * p)
+        opt.step()
+      with torch.no_grad():
+        lt, lv = ens(params, x), ens(params, xv)
+        w = torch.cat([p.reshape(k_runs, -1) for p in decayed], 1)
+        m = [losses(lt, y), losses(lv, yv), w.norm(dim=1), (w == 0).float().mean(1)]
+        if classify:
+          m += [(lt.argmax(-1) == y).float().mean(1), (lv.argmax(-1) == yv).float().mean(1)]
+        hist.append(torch.stack(m))
+    out = torch.stack(hist).cpu().numpy()
+    torch_sync(dev)
+    return out
+
+  return run, dev
+
+
+def torch_variants(make_net, decay, ds, epochs, lams, loop_time, **kw):
+  """The PyTorch rows: the Python loop (timed by `loop_time`), the vmap ensemble and the
+  compiled ensemble. Returns ({name: seconds}, {name: first-call seconds})."""
+  times, first = {}, {}
+  if loop_time is not None:
+    times["PyTorch loop"] = loop_time()
+  for compile in (False, True):
+    name = "torch.func.vmap ensemble" + (" + torch.compile" if compile else "")
+    try:
+      run, dev = torch_ensemble(make_net, decay, ds, epochs, lams, compile=compile, **kw)
+      first[name] = timed_first(run)
+      times[name] = best_of(run, 3)
+    except Exception as e:  # torch.compile needs a working C++ toolchain on CPU
+      print(f"    {name}: unavailable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+  return times, first
+
+
+def _torch_linear(d):
+  import torch
+  net = torch.nn.Linear(d, 1)
+  torch.nn.init.normal_(net.weight, std=0.01)
+  torch.nn.init.zeros_(net.bias)
+  return net
+
+
+def _torch_mlp():
+  import torch
+  return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+
+
+def _torch_cnn():
+  """wdjax.models.CNN((8, 8), 10) in PyTorch: the same layers and FLOPs (NCHW layout)."""
+  import torch
+  nn = torch.nn
+  return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                       nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                       nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10))
 
 
 # ----------------------------------------------------------------------------- digits MLP
@@ -225,8 +354,10 @@ def mlp_hand(ds, epochs, lams, shared_key=True, devices=None):
 
 def mlp_torch(ds, epochs, lams):
   import torch
-  x, y = torch.tensor(np.asarray(ds.x_train)), torch.tensor(np.asarray(ds.y_train)).long()
-  xv, yv = torch.tensor(np.asarray(ds.x_val)), torch.tensor(np.asarray(ds.y_val)).long()
+  dev = torch_device()
+  t = lambda a: torch.tensor(np.asarray(a), device=dev)
+  x, y = t(ds.x_train), t(ds.y_train).long()
+  xv, yv = t(ds.x_val), t(ds.y_val).long()
   n, bs = x.shape[0], 64
   ce = torch.nn.functional.cross_entropy
 
@@ -234,15 +365,14 @@ def mlp_torch(ds, epochs, lams):
     out = []
     for lam in lams:
       torch.manual_seed(0)
-      net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
-                                torch.nn.Linear(128, 10))
+      net = _torch_mlp().to(dev)
       decay = [net[0].weight, net[2].weight]
       opt = torch.optim.AdamW([{"params": decay, "weight_decay": float(lam)},
                                {"params": [net[0].bias, net[2].bias], "weight_decay": 0.0}],
                               lr=1e-3)
       hist = []
       for _ in range(epochs):
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=dev)
         for i in range(n // bs):
           idx = perm[bs * i:bs * i + bs]
           opt.zero_grad()
@@ -270,10 +400,12 @@ def mlp_flops(n_train, n_val, epochs, runs, bs=64):
 
 
 def matmul_peak(size=2048, repeats=5):
-  a = jnp.ones((size, size), jnp.float32)
+  if jax.default_backend() == "gpu":
+    size = 8192  # a GPU needs a larger product to reach its peak
+  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)  # never zeros
   f = jax.jit(lambda a, b: a @ b)
   t = best_of(lambda: f(a, a).block_until_ready(), repeats)
-  return 2 * size ** 3 / t / 1e9
+  return 2 * size ** 3 / t / 1e9, size
 
 
 # ----------------------------------------------------------------------------- main
@@ -288,7 +420,7 @@ def main(argv=None):
   ap.add_argument("--cpu-devices", type=int, default=None,
                   help="CPU devices for the sharded rows (default: one per core, "
                        "wdjax.sweep.use_cpu_cores)")
-  ap.add_argument("--only", choices=("d2l", "mlp", "growth"), action="append",
+  ap.add_argument("--only", choices=("d2l", "mlp", "growth", "cnn"), action="append",
                   help="run only these sections (repeatable)")
   args = ap.parse_args(argv)
   # Before the first JAX computation: a device per core for the "all devices" rows. The
@@ -308,9 +440,14 @@ def main(argv=None):
   print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"python {platform.python_version()}; jax {jax.__version__} on "
         f"{jax.devices()[0].platform} x{jax.device_count()}"
-        + (f"; torch {torch.__version__} ({torch.get_num_threads()} threads)" if have_torch else ""))
+        + (f"; torch {torch.__version__} on {torch_device()} ({torch.get_num_threads()} "
+           "threads)" if have_torch else ""))
+  record("sweep", "machine", {"cpu": platform.processor() or platform.machine(),
+                              "cpus": os.cpu_count(), "jax": jax.__version__,
+                              "devices": [str(d) for d in jax.devices()],
+                              "torch": torch.__version__ if have_torch else None})
 
-  only = set(args.only or ("d2l", "mlp", "growth"))
+  only = set(args.only or ("d2l", "mlp", "growth", "cnn"))
   ds = data.d2l_synthetic(seed=0)
   ep = 20 if q else 100
   if "d2l" in only:
@@ -319,39 +456,65 @@ def main(argv=None):
     mlp_section(args, have_torch)
   if "growth" in only:
     growth_section(ds, ep, args)
+  if "cnn" in only:
+    cnn_section(args, have_torch)
   return 0
 
 
-def _compare(title, make_w, make_h, make_t, repeats, flops=None, extra=()):
-  """Times wdjax and the hand-written program on one device and on all devices (interleaved),
-  then the PyTorch loop; prints the rows and the ratios. `extra`: more (name, fn) rows."""
+def _compare(section, title, make_w, make_h, torch_rows, repeats, flops=None, extra=(),
+             target=None):
+  """Times wdjax and the hand-written program (if any) on one device and on all devices
+  (interleaved), then the PyTorch rows; prints the rows and the ratios, records them.
+  `torch_rows()` returns ({name: s}, {name: first-call s}); `target`: the least
+  best-PyTorch / wdjax ratio the issue asks for."""
   one, every = jax.devices()[:1], jax.devices()
   nd = len(every)
-  fns = {"wdjax.sweep.run, 1 device": make_w(one),
-         "hand-written jit(vmap(scan)), 1 device": make_h(one)}
+  fns = {"wdjax.sweep.run, 1 device": make_w(one)}
+  if make_h is not None:
+    fns["hand-written jit(vmap(scan)), 1 device"] = make_h(one)
   if nd > 1:
     fns[f"wdjax.sweep.run, {nd} devices"] = make_w(every)
-    fns[f"hand-written, sharded by hand, {nd} devices"] = make_h(every)
+    if make_h is not None:
+      fns[f"hand-written, sharded by hand, {nd} devices"] = make_h(every)
   fns.update(extra)
   compile_s = {k: timed_first(f) for k, f in list(fns.items())[:2]}
   times = dict(zip(fns, interleaved(list(fns.values()), repeats)))
-  if make_t is not None:
-    times["PyTorch loop"] = make_t()
+  if torch_rows is not None:
+    t_times, t_first = torch_rows()
+    times.update(t_times)
+    compile_s.update(t_first)
   print(f"\n{title}")
-  print("    first call (compile+run): " + ", ".join(f"{k.split(',')[0]} {v:.2f} s"
+  print("    first call (compile+run): " + ", ".join(f"{k} {v:.2f} s"
                                                      for k, v in compile_s.items()))
   w1 = times["wdjax.sweep.run, 1 device"]
   wn = times.get(f"wdjax.sweep.run, {nd} devices", w1)
+  best_w = min(w1, wn)
   print("\n".join(_row(k, t, wn, flops) for k, t in times.items()))
-  w1_hand = times["hand-written jit(vmap(scan)), 1 device"]
-  ratios = [f"wdjax / hand-written: {w1 / w1_hand:.2f}x on 1 device"]
-  if nd > 1:
-    ratios.append(f"{wn / times[f'hand-written, sharded by hand, {nd} devices']:.2f}x on "
-                  f"{nd} devices (target <= 1.2)")
-  if make_t is not None:
-    ratios.append(f"PyTorch / wdjax: {times['PyTorch loop'] / wn:.1f}x on {nd} devices, "
-                  f"{times['PyTorch loop'] / w1:.1f}x on 1 device")
-  print("    " + "; ".join(ratios))
+  ratios = []
+  if make_h is not None:
+    w1_hand = times["hand-written jit(vmap(scan)), 1 device"]
+    ratios.append(f"wdjax / hand-written: {w1 / w1_hand:.2f}x on 1 device")
+    record("sweep", f"{section} wdjax / hand-written, 1 device", w1 / w1_hand)
+    if nd > 1:
+      r = wn / times[f"hand-written, sharded by hand, {nd} devices"]
+      ratios.append(f"{r:.2f}x on {nd} devices (target <= 1.2)")
+      record("sweep", f"{section} wdjax / hand-written, {nd} devices", r)
+  torch_names = [k for k in times if k.startswith(("PyTorch", "torch"))]
+  for k in torch_names:
+    ratios.append(f"{k} / wdjax: {times[k] / best_w:.1f}x")
+  if torch_names:
+    best_t = min(torch_names, key=times.get)
+    r = times[best_t] / best_w
+    verdict = "" if target is None else f" (target >= {target}: {'met' if r >= target else 'NOT met'})"
+    ratios.append(f"best PyTorch ({best_t}) / wdjax: {r:.1f}x{verdict}")
+    record("sweep", f"{section} best PyTorch / wdjax",
+           {"best": best_t, "ratio": r, "target": target,
+            "met": None if target is None else r >= target})
+  print("    " + ";\n    ".join(ratios))
+  record("sweep", f"{section} seconds", times)
+  record("sweep", f"{section} first call seconds", compile_s)
+  if flops:
+    record("sweep", f"{section} GFLOP/s", {k: flops / t / 1e9 for k, t in times.items()})
   return times
 
 
@@ -359,19 +522,21 @@ def d2l_section(ds, ep, args, have_torch):
   q = args.quick
   lams = np.linspace(0.0, 10.0, 64)
 
-  def torch_time():
+  def torch_rows():
     sub = lams[:8] if q else lams
     d2l_torch(ds, 2, lams[:1])()  # warm-up: torch initializes lazily (~2 s on first use)
-    return timed_first(d2l_torch(ds, ep, sub)) * len(lams) / len(sub)
+    loop = lambda: timed_first(d2l_torch(ds, ep, sub)) * len(lams) / len(sub)
+    return torch_variants(lambda: _torch_linear(ds.x_train.shape[1]), ["weight"], ds, ep,
+                          lams, loop, bs=5, lr=0.003, optim="sgd", classify=False)
 
   # The hand-written program with wdjax's small-n shuffle (ranks of random words instead
   # of a sort), to separate that algorithmic change from the engine's overhead.
   rank = {"hand-written, wdjax's rank shuffle, 1 device":
           d2l_hand(ds, ep, lams, shuffle=train.permutation, devices=jax.devices()[:1])}
-  _compare(f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "
-           "(SGD + coupled L2; target: PyTorch / wdjax >= 500)",
+  _compare("d2l", f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "
+           "(SGD + coupled L2; target: best PyTorch / wdjax >= 100)",
            lambda dev: d2l_wdjax(ds, ep, lams, dev), lambda dev: d2l_hand(ds, ep, lams, devices=dev),
-           torch_time if have_torch else None, args.repeats, extra=rank)
+           torch_rows if have_torch else None, args.repeats, extra=rank, target=100)
 
 
 def mlp_section(args, have_torch):
@@ -380,21 +545,58 @@ def mlp_section(args, have_torch):
   ep2 = 5 if q else 50
   lams2 = np.logspace(-4, 0, 32)
 
-  def torch_time():
+  def torch_rows():
     sub2 = lams2[:4] if q else lams2
     mlp_torch(dg, 1, lams2[:1])()  # warm-up
-    return timed_first(mlp_torch(dg, ep2, sub2)) * len(lams2) / len(sub2)
+    loop = lambda: timed_first(mlp_torch(dg, ep2, sub2)) * len(lams2) / len(sub2)
+    return torch_variants(_torch_mlp, ["0.weight", "2.weight"], dg, ep2, lams2, loop,
+                          bs=64, lr=1e-3, optim="adamw", classify=True)
 
   flops = mlp_flops(dg.x_train.shape[0], dg.x_val.shape[0], ep2, len(lams2))
-  times = _compare(f"[2] digits MLP 64-128-10 AdamW sweep: {len(lams2)} λ x {ep2} epochs, "
-                   "batch 64 (target: PyTorch / wdjax >= 10)",
+  times = _compare("mlp", f"[2] digits MLP 64-128-10 AdamW sweep: {len(lams2)} λ x {ep2} "
+                   "epochs, batch 64 (target: best PyTorch / wdjax >= 5)",
                    lambda dev: mlp_wdjax(dg, ep2, lams2, dev),
                    lambda dev: mlp_hand(dg, ep2, lams2, devices=dev),
-                   torch_time if have_torch else None, max(1, args.repeats // 2), flops)
-  peak = matmul_peak()
+                   torch_rows if have_torch else None, max(1, args.repeats // 2), flops,
+                   target=5)
+  _peak_line("mlp", flops, times)
+
+
+def cnn_section(args, have_torch):
+  q = args.quick
+  dg = data.sklearn_dataset("digits", seed=0)
+  ep = 3 if q else 20
+  lams = np.logspace(-4, 0, 16)
+  fn = train.make_train_fn(models.for_dataset("cnn", dg, image_shape=(8, 8)), dg,
+                           optimizer="adamw", epochs=ep, batch_size=64)
+  g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
+
+  def torch_rows():
+    return torch_variants(_torch_cnn, ["1.weight", "4.weight", "8.weight"], dg, ep, lams, None,
+                          bs=64, lr=1e-3, optim="adamw", classify=True)
+
+  flops = cnn_flops(dg.x_train.shape[0], dg.x_val.shape[0], ep, len(lams))
+  times = _compare("cnn", f"[4] digits CNN (conv 8, 16; AdamW) sweep: {len(lams)} λ x {ep} "
+                   "epochs, batch 64", lambda dev: lambda: sweep.run(fn, g, progress=False,
+                                                                      devices=dev),
+                   None, torch_rows if have_torch else None, max(1, args.repeats // 2), flops)
+  _peak_line("cnn", flops, times)
+
+
+def cnn_flops(n_train, n_val, epochs, runs, bs=64):
+  """Conv and matmul FLOPs of the digits CNN sweep (fwd + 2x for bwd on the train steps)."""
+  fwd = 2 * (8 * 8 * 8 * 9 * 1 + 4 * 4 * 16 * 9 * 8 + 64 * 10)  # per example
+  return float(runs * epochs * ((n_train // bs) * bs * 3 * fwd + (n_train + n_val) * fwd))
+
+
+def _peak_line(section, flops, times):
+  peak, size = matmul_peak()
   best = min(t for k, t in times.items() if k.startswith("wdjax"))
   print(f"    achieved {flops / best / 1e9:.1f} GFLOP/s (fastest wdjax row) vs float32 matmul "
-        f"peak {peak:.1f} GFLOP/s (2048x2048 jnp.dot, all cores) = {flops / best / 1e9 / peak:.1%}")
+        f"peak {peak:.1f} GFLOP/s ({size}x{size} jnp.dot, default precision: TF32 on a GPU) "
+        f"= {flops / best / 1e9 / peak:.1%}")
+  record("sweep", f"{section} achieved vs peak", {"GFLOP/s": flops / best / 1e9,
+                                                  "matmul_peak_GFLOP/s": peak})
 
 
 def growth_section(ds, ep, args):
@@ -406,6 +608,7 @@ def growth_section(ds, ep, args):
   for k in ((1, 8, 64) if q else (1, 8, 64, 512)):
     run = d2l_wdjax(ds, ep, np.linspace(0.0, 10.0, k))
     t = best_of(run, args.repeats)
+    record("sweep", f"growth K={k} seconds", t)
     print(f"    {k:>5} {t * 1e3:>8.2f}ms {t / k * 1e6:>10.1f}µs {k / t:>10.0f}")
 
 

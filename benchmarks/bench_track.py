@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from wdjax import data, models, sweep, tracking, train
+from _bench import record
 
 
 def main() -> None:
@@ -59,6 +60,8 @@ def main() -> None:
   print(f"{'variant':34s} {'first call (s)':>15s} {'best (s)':>9s} {'ratio':>6s}")
   for k in runs:
     print(f"{k:34s} {first[k]:15.2f} {best[k]:9.3f} {best[k] / best['no tracking']:6.2f}")
+    record("track", k, {"first_call_s": first[k], "best_s": best[k],
+                        "vs_no_tracking": best[k] / best["no tracking"]})
 
 
 if __name__ == "__main__":
