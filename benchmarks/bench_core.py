@@ -154,6 +154,40 @@ def jax_case(name: str, group: str, passes: int, tx: optax.GradientTransformatio
   return Case(name, group, passes, step, note)
 
 
+def sharded_case(name: str, group: str, passes: int, tx: optax.GradientTransformation,
+                 grads: Any, params: Any) -> Case:
+  """The same update with every leaf split along its first axis over all CPU devices.
+
+  XLA:CPU runs one fused elementwise loop on one core; with a device per core
+  (`wdjax.sweep.use_cpu_cores`) and the leaves sharded (`NamedSharding`), the SPMD
+  partitioner gives each device its slice and the devices run in parallel, as torch's
+  fused AdamW runs on every core. A leaf whose first axis does not divide is replicated.
+  """
+  devs = jax.devices()
+  mesh = jax.sharding.Mesh(np.array(devs), ("x",))
+  P = jax.sharding.PartitionSpec
+
+  def put(a):
+    spec = P("x") if a.ndim and a.shape[0] % len(devs) == 0 else P()
+    return jax.device_put(a, jax.sharding.NamedSharding(mesh, spec))
+
+  p, g = jax.tree.map(put, params), jax.tree.map(put, grads)
+
+  def update(p, s, g):
+    u, s = tx.update(g, s, p)
+    return optax.apply_updates(p, u), s
+
+  fn = jax.jit(update, donate_argnums=(0, 1))
+  carry = [p, jax.jit(tx.init)(p)]  # the state inherits the params' sharding
+
+  def step():
+    carry[0], carry[1] = fn(carry[0], carry[1], g)
+    jax.block_until_ready(carry[0])
+
+  step()
+  return Case(name, group, passes, step)
+
+
 def flat_case(name: str, group: str, passes: int, tx: optax.GradientTransformation,
               grads: Any, params: Any, note: str = "") -> Case:
   """The same update on one concatenated float32 buffer (`jax.flatten_util.ravel_pytree`).
@@ -281,6 +315,13 @@ def build_cases(variants: bool) -> tuple[list[Case], list[str]]:
                        optax.adamw(LR, weight_decay=WD), grads, params))
     c.append(flat_case('wdjax.adamw "lr", flat buffer', "adamw", ADAMW_PASSES,
                        wdjax.adamw(LR, weight_decay=WD, mask=None), grads, params))
+  n_dev = len(jax.devices())
+  if n_dev > 1:
+    c.append(sharded_case(f"optax.adamw, sharded over {n_dev} devices", "adamw", ADAMW_PASSES,
+                          optax.adamw(LR, weight_decay=WD), grads, params))
+    c.append(sharded_case(f'wdjax.adamw "lr", sharded over {n_dev} devices', "adamw",
+                          ADAMW_PASSES, wdjax.adamw(LR, weight_decay=WD, mask=None), grads,
+                          params))
   tc, tnote = torch_cases(params, jax.tree.map(np.asarray, grads))
   c += tc
   notes.append(tnote)
@@ -305,10 +346,16 @@ def main(argv: list[str] | None = None) -> None:
   ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (best kept)")
   ap.add_argument("--no-variants", action="store_true",
                   help="skip the no-donation and flat-buffer variants")
+  ap.add_argument("--cpu-devices", type=int, default=None,
+                  help="CPU devices for the sharded rows (default one per core; 1: none)")
   ap.add_argument("--scale", type=int, default=None,
                   help="multiply the rows of every leaf (default 1 on CPU, 8 on a GPU: "
                        "40 MB would sit in a GPU's L2 cache and time the cache, not HBM)")
   args = ap.parse_args(argv)
+  if args.cpu_devices != 1:
+    # Before the first JAX computation: a CPU device per core for the sharded rows (the
+    # other rows run on the first device, as before). No effect on a GPU.
+    wdjax.sweep.use_cpu_cores(args.cpu_devices)
   scale = args.scale or (8 if jax.default_backend() == "gpu" else 1)
   for k, shape in SHAPES.items():
     SHAPES[k] = (shape[0] * scale,) + shape[1:]
@@ -348,6 +395,7 @@ PAIRS = (("optax.adamw", 'wdjax.adamw scale_by="lr"'),
          ('wdjax.adamw scale_by="lr"', "wdjax.adamw, λ per group (per_group)"),
          ('wdjax.adamw scale_by="lr"', 'wdjax.adamw, mask="weights_only"'),
          ("optax.adamw", "torch.optim.AdamW(fused=True)"),
+         ("torch.optim.AdamW(fused=True)", 'wdjax.adamw "lr", sharded over 2 devices'),
          ("optax.adamw", "optax.adamw, no donation"),
          ("optax.adamw", "optax.adamw, flat buffer"),
          ("optax.sgd + hand soft-threshold", "wdjax.proximal_sgd(prox.l1)"),
@@ -373,7 +421,9 @@ def paired_ratio(ref: Case, cand: Case, n: int) -> tuple[float, float, float]:
 
 
 TARGETS = {('wdjax.adamw scale_by="lr"', "optax.adamw"): 1.05,
-           ("wdjax.proximal_sgd(prox.l1)", "optax.sgd + hand soft-threshold"): 1.10}
+           ("wdjax.proximal_sgd(prox.l1)", "optax.sgd + hand soft-threshold"): 1.10,
+           # issue 14: the CPU step within 1.1x of torch's fused AdamW (which uses every core)
+           ('wdjax.adamw "lr", sharded over 2 devices', "torch.optim.AdamW(fused=True)"): 1.10}
 
 
 def paired_report(cases: list[Case], pairs: int) -> None:
@@ -390,6 +440,8 @@ def paired_report(cases: list[Case], pairs: int) -> None:
       print(f"| {cand} / {ref} | {med:.3f} | {q1:.3f}–{q3:.3f} |")
   print()
   for (cand, ref), limit in TARGETS.items():
+    if (cand, ref) not in paired:
+      continue
     r_best = by[cand].best / by[ref].best
     r_pair = paired[cand, ref]
     verdict = "met" if r_pair <= limit else "NOT met"

@@ -11,11 +11,13 @@
 4. Digits CNN (conv 1→8→16, 3x3, avg-pool, linear head; `wdjax.models.CNN`), AdamW,
    batch 64, 20 epochs, 16 λ values.
 
-PyTorch appears three ways: a Python loop over λ as a user would write it; its own answer
+PyTorch appears three ways: a Python loop over λ as a user would write it (one thread,
+its fastest setting for these tiny ops); its own answer
 to "many small models at once", `torch.func.vmap` over `functional_call` with the λ runs
 stacked on a leading axis (model ensembling; one `torch.optim` step over the stacked
 tensors, the per-run λ applied by hand exactly as AdamW/SGD would); and that ensemble
-with its forward under `torch.compile` (compile time reported apart). On a GPU machine
+with its forward under `torch.compile` (compile time reported apart), both ensembles on
+every core. On a GPU machine
 both sides run on the GPU (`benchmarks/_bench.py`'s `torch_device`).
 
 Every variant does the same work per epoch: the minibatch steps on a fresh shuffle, then
@@ -263,14 +265,22 @@ def torch_variants(make_net, decay, ds, epochs, lams, loop_time, **kw):
   times, first = {}, {}
   if loop_time is not None:
     times["PyTorch loop"] = loop_time()
-  for compile in (False, True):
-    name = "torch.func.vmap ensemble" + (" + torch.compile" if compile else "")
-    try:
-      run, dev = torch_ensemble(make_net, decay, ds, epochs, lams, compile=compile, **kw)
-      first[name] = timed_first(run)
-      times[name] = best_of(run, 3)
-    except Exception as e:  # torch.compile needs a working C++ toolchain on CPU
-      print(f"    {name}: unavailable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+  import torch
+  loop_threads = torch.get_num_threads()
+  # The ensemble's ops are K times larger than the loop's: every core helps them, as every
+  # core serves the JAX rows (a device per core).
+  torch.set_num_threads(os.cpu_count() or 1)
+  try:
+    for compile in (False, True):
+      name = "torch.func.vmap ensemble" + (" + torch.compile" if compile else "")
+      try:
+        run, dev = torch_ensemble(make_net, decay, ds, epochs, lams, compile=compile, **kw)
+        first[name] = timed_first(run)
+        times[name] = best_of(run, 3)
+      except Exception as e:  # torch.compile needs a working C++ toolchain on CPU
+        print(f"    {name}: unavailable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+  finally:
+    torch.set_num_threads(loop_threads)
   return times, first
 
 
