@@ -54,7 +54,8 @@ assert jax.default_backend() == 'gpu', 'JAX sees no GPU: the figures below are C
 xdist=$("$py" -c "import xdist" 2>/dev/null && echo "-n 4")
 TAIL=8 step tests 120 "$py" -m pytest -q -x -p no:cacheprovider -p no:benchmark -m "not slow" $xdist \
   tests/test_penalties.py tests/test_prox.py tests/test_transforms.py tests/test_pinned.py \
-  tests/test_variants.py tests/test_reference.py tests/test_constrained.py tests/test_sweep.py
+  tests/test_variants.py tests/test_reference.py tests/test_constrained.py tests/test_sweep.py \
+  tests/test_train.py
 step bench_core 100 "$py" benchmarks/bench_core.py --quick --no-variants
 step bench_sweep 160 "$py" benchmarks/bench_sweep.py --quick --repeats 3
 step bench_lm 70 "$py" benchmarks/bench_lm.py --quick

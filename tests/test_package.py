@@ -48,3 +48,18 @@ def test_readme_quick_start_has_exactly_two_commands():
 def test_ci_runs_the_readme_test_command():
   ci = (ROOT / ".ci" / "run").read_text()
   assert _quick_start_commands()[1] in ci
+
+
+def test_gpu_script_names_files_and_options_that_exist():
+  """benchmarks/gpu.sh runs on a lent GPU machine, once, with no second chance: every test
+  file, benchmark script and benchmark option it names must exist here."""
+  import subprocess
+  script = ROOT / "benchmarks" / "gpu.sh"
+  assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+  text = script.read_text()
+  for path in set(re.findall(r"(tests/\w+\.py|benchmarks/\w+\.py)", text)):
+    assert (ROOT / path).is_file(), path
+  for bench, opts in re.findall(r"benchmarks/(bench_\w+\.py)([^\n]*)", text):
+    source = (ROOT / "benchmarks" / bench).read_text()
+    for opt in re.findall(r"--[\w-]+", opts):
+      assert f'"{opt}"' in source, f"{bench} has no option {opt}"
