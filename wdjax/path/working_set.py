@@ -4,7 +4,6 @@ and how the set grows until the full duality gap is below tolerance."""
 from __future__ import annotations
 
 
-import jax.numpy as jnp
 import numpy as np
 
 from wdjax.path.solver import _solve_working_set
@@ -58,9 +57,11 @@ def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_ru
       idx = np.zeros(k, np.int32)
       idx[:len(ws)] = ws
       valid = np.arange(k) < len(ws)
+      # NumPy arguments go to the device with the call; jnp.asarray would dispatch an eager
+      # op each (a third of the host time of a loose-tolerance path)
       w_ws, it, gap, c_dev = _solve_working_set(
-          Q, b, yy, lam, l1_ratio, jnp.asarray(idx), jnp.asarray(valid),
-          jnp.asarray(w[idx] * valid, Q.dtype), tol_ws, **kw)
+          Q, b, yy, lam, l1_ratio, idx, valid, np.asarray(w[idx] * valid, Q.dtype), tol_ws,
+          **kw)
       total_it += int(it)
       c = np.asarray(c_dev, dtype=np.float64)
       w = np.zeros(d)
