@@ -198,3 +198,345 @@ def test_import_wdjax_imports_neither_flax_nor_equinox():
   code = "import sys, wdjax; print(sorted(m for m in ('flax', 'equinox') if m in sys.modules))"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "[]"
+
+
+# ---- mutation survivors (tools/mutation) ---------------------------------------------------
+# Each test kills mutants of wdjax/masks.py and wdjax/leaf_kinds.py that survived the tests
+# above (named in its docstring).
+
+_NNX_FIX = ("With Flax NNX, optimize the parameters only: nnx.Optimizer(model, tx, "
+            "wrt=nnx.Param), with nnx.grad's default (Param) gradients.")
+_EQX_FIX = ("In an Equinox model, give the optimizer only the floating-point arrays: "
+            "tx.init(eqx.filter(model, eqx.is_inexact_array)), and the same filter for the "
+            "params passed to tx.update.")
+_PLAIN_FIX = "Keep it out of the params given to the optimizer, or cast it to a float dtype."
+
+
+def test_state_errors_name_the_fix_for_each_stack_whole():
+  """The refusal of non-parameter state ends with the fix for the stack the params come
+  from, whole: NNX for an nnx.State (of Variables or of plain arrays), a pure dict with
+  `rngs/` and a dict of NNX Variables;
+  Equinox for an integer buffer of an Equinox model, also inside a plain dict; the plain
+  fix otherwise, with Equinox imported (its checks must not trip on leaves without owner).
+  Mutmut: every text of `_stack_fix` and `_check_state`, equinox not looked up, `or` →
+  `and` in the Equinox and NNX conditions, `_is_variable(None)`, the "rngs" name, the owner
+  tests, `_stack_fix(None, ...)`."""
+  eqx = pytest.importorskip("equinox")
+  from flax import nnx
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.dense = nnx.Linear(2, 3, rngs=rngs)
+      self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+  model = Net(nnx.Rngs(0))
+  rngs = ("non-parameter state reached a wdjax transform: drop/rngs/count (rng state), "
+          "drop/rngs/key (rng state). It has no gradient and must not be decayed. ")
+  variables = {"dense": {"kernel": nnx.Param(jnp.ones((2, 2)))},
+               "bn": {"mean": nnx.BatchStat(jnp.zeros(2))}}
+  for params, want in (
+      (nnx.state(model), rngs + _NNX_FIX),
+      (nnx.to_pure_dict(nnx.state(model)), rngs + _NNX_FIX),
+      (variables, "non-parameter state reached a wdjax transform: bn/mean (batch stats). "
+                  "It has no gradient and must not be decayed. " + _NNX_FIX),
+      ({"w": jnp.ones((2, 2)), "key": jax.random.key(0)},
+       "non-parameter state reached a wdjax transform: key (rng state). It has no gradient "
+       "and must not be decayed. " + _PLAIN_FIX)):
+    with pytest.raises(ValueError) as err:
+      masks.resolve(masks.weights_only, params)
+    assert str(err.value) == want
+
+  class WithBuffer(eqx.Module):
+    linear: eqx.nn.Linear
+    steps: jax.Array
+
+    def __init__(self):
+      self.linear = eqx.nn.Linear(2, 2, key=jax.random.key(0))
+      self.steps = jnp.zeros((), jnp.int32)
+
+  net = eqx.filter(WithBuffer(), eqx.is_array)
+  for params, where in ((net, ".steps"), ({"net": net}, "['net'].steps")):
+    with pytest.raises(TypeError) as err:
+      masks.resolve(masks.weights_only, params)
+    assert str(err.value) == (
+        f"params leaf {where} of an Equinox model has dtype int32: a buffer, not a parameter "
+        "(eqx.filter_grad gives it no gradient, and optax cannot match that to the array). "
+        + _EQX_FIX)
+  int_leaf = ("params leaf ['n'] has dtype int32; penalties and weight decay need "
+              "floating-point leaves. Exclude it with a mask (wdjax.masks.weights_only never "
+              "decays it). ")
+  with pytest.raises(TypeError) as err:
+    masks.resolve(None, {"w": jnp.ones(2), "n": jnp.zeros(2, jnp.int32)})
+  assert str(err.value) == int_leaf + _PLAIN_FIX
+  # an nnx.State of plain arrays: the State itself says NNX
+  with pytest.raises(TypeError) as err:
+    masks.resolve(None, nnx.State({"w": jnp.ones(2), "n": jnp.zeros(2, jnp.int32)}))
+  assert str(err.value) == int_leaf + _NNX_FIX
+  with pytest.raises(ValueError) as err:
+    masks.resolve(None, nnx.State({"w": jnp.ones(2), "key": jax.random.key(0)}))
+  assert str(err.value) == ("non-parameter state reached a wdjax transform: key (rng state). "
+                            "It has no gradient and must not be decayed. " + _NNX_FIX)
+
+
+def test_mask_builders_names_default_ndim_describe_empty_and_select():
+  """The builders' names (what errors show), by_ndim's default 2, describe of a mask that
+  decays nothing (allowed: it only reports), and select: the masked leaves in
+  jax.tree.leaves order, every leaf for None, a mask that decays nothing refused.
+  Mutmut: by_ndim(3) by default and its name None or dropped, describe's allow_empty
+  dropped/False/None, and no test calling select."""
+  assert [masks.weights_only.__name__, masks.weights_only(embeddings=False).__name__,
+          masks.everything.__name__, masks.by_path("a").__name__, masks.by_ndim().__name__] == [
+      "weights_only", "weights_only(embeddings=False)", "everything",
+      "by_path(include='a', exclude=None)", "by_ndim(2)"]
+  tx = optax.flatten(wdjax.adamw(0.1, mask=masks.by_ndim()))
+  with pytest.raises(ValueError, match=r"^mask 'by_ndim\(2\)' needs the params' structure"):
+    tx.init({"kernel": jnp.ones((2, 4)), "bias": jnp.ones(4)})
+  assert masks.by_ndim()({"a": jnp.ones((2, 2)), "b": jnp.ones(2), "c": jnp.ones((1, 2, 3))}) == {
+      "a": True, "b": False, "c": True}
+  text = masks.describe(masks.by_path(include="nope"), PARAMS, print_fn=None)
+  assert text.endswith("decayed: 0 leaves, 0 parameters; not decayed: 8 leaves, 77 parameters "
+                       "(weight: 2, embedding: 1, bias: 3, norm scale: 2)")
+  leaves = jax.tree.leaves(PARAMS)
+  got = masks.select(masks.weights_only, PARAMS)
+  want = [leaf for leaf, k in zip(leaves, masks.kinds(PARAMS)) if k in ("weight", "embedding")]
+  assert len(got) == 3 and all(a is b for a, b in zip(got, want))
+  assert all(a is b for a, b in zip(masks.select(None, PARAMS), leaves))
+  with pytest.raises(ValueError, match="decays nothing"):
+    masks.select(masks.by_path(include="nope"), PARAMS)
+
+
+def test_resolve_fit_check_and_its_messages_whole():
+  """resolve's structure check: the same leaf paths in another pytree type fit (a dict
+  mask for FrozenDict params); the same number of leaves under other names does not, and
+  the message lists at most three missing and three extra paths, each part only when
+  there is one, paths joined by "/"; inside optax.flatten the message names the mask (its
+  repr when it has no __name__) and the vector's size; the errors for a non-bool mask and
+  for a mask that decays nothing (at most six paths), whole.
+  Mutmut: `or`/`and` and `==`/`!=` swapped in the fit test, `leaf_paths(None)`, [:4],
+  [:7], the extra paths None, each part always or never, the optax.flatten advice outside
+  it, the mask's name and every text of these messages."""
+  import functools
+
+  from flax.core import FrozenDict
+  assert masks.resolve({"a": True, "b": False},
+                       FrozenDict({"a": jnp.ones(2), "b": jnp.ones(2)})) == [True, False]
+  params = {k: jnp.ones(2) for k in "abfghi"}
+  head = "mask does not fit the params: the mask has "
+  tail = (". Build the mask from these params (e.g. mask=wdjax.masks.weights_only, a "
+          "function of the params) or give a pytree of bools with the same structure.")
+  two = {"a": jnp.ones(2), "b": jnp.ones(2)}
+  for mask, tree, want in (
+      ({k: True for k in "abcdej"}, params,
+       "6 leaves, the params 6; params leaves without a mask entry: ['f', 'g', 'h']; mask "
+       "entries with no params leaf: ['c', 'd', 'e']"),
+      ({"x": True, "y": False}, params,
+       "2 leaves, the params 6; params leaves without a mask entry: ['a', 'b', 'f']; mask "
+       "entries with no params leaf: ['x', 'y']"),
+      ({"a": True, "b": True, "z": {"q": True}}, two,
+       "3 leaves, the params 2; mask entries with no params leaf: ['z/q']"),
+      ({"a": True}, {"a": jnp.ones(2), "enc": {"k": jnp.ones(2)}},
+       "1 leaves, the params 2; params leaves without a mask entry: ['enc/k']"),
+      # one flat vector outside optax.flatten: no optax.flatten advice
+      ({"w": True}, jnp.ones(3),
+       "1 leaves, the params 1; params leaves without a mask entry: ['']; mask entries "
+       "with no params leaf: ['w']")):
+    with pytest.raises(ValueError) as err:
+      masks.resolve(mask, tree)
+    assert str(err.value) == head + want + tail
+  with pytest.raises(TypeError) as err:
+    masks.resolve({"w": 1.0}, {"w": jnp.ones(2)})
+  assert str(err.value) == "mask leaves must be Python bools, got float: 1.0."
+  with pytest.raises(ValueError) as err:
+    masks.resolve(masks.by_path(include="nope"), PARAMS)
+  assert str(err.value) == (
+      "mask decays nothing: every leaf is excluded, so the penalty would have no effect. "
+      "Leaves: ['b', 'block/LayerNorm_0/bias', 'block/LayerNorm_0/scale', 'block/dense/bias',"
+      " 'block/dense/kernel', 'block/ln_f/weight']. Check the mask's patterns, or pass "
+      "mask=None to decay every leaf.")
+  vector = {"kernel": jnp.ones((2, 4)), "bias": jnp.ones(4)}
+  fix = masks._FLATTEN_FIX
+  for mask, name in ((masks.by_ndim(), "'by_ndim(2)'"),
+                     (functools.partial(masks.by_ndim(2)), None)):
+    with pytest.raises(ValueError) as err:
+      optax.flatten(wdjax.adamw(0.1, mask=mask)).init(vector)
+    name = name or repr(mask)
+    assert str(err.value) == (f"mask {name} needs the params' structure (names, shapes) but "
+                              "was given one flat vector of 12 entries." + fix)
+
+
+def test_builders_see_nnx_variables_and_user_masks_get_arrays():
+  """The mask builders get the params as given (NNX Variables kept), so a BatchStat that
+  names cannot tell from a weight (`ema`) is not decayed; a user's mask function gets
+  plain arrays, also from an nnx.State (the documented contract).
+  Mutmut: the `_wdjax_sees_variables` mark unset/None/False, misspelt or ignored, the
+  user's function called with the Variables or with None, getattr without a default."""
+  from flax import nnx
+
+  class Model(nnx.Module):
+    def __init__(self, rngs):
+      self.dense = nnx.Linear(2, 2, rngs=rngs)
+      self.ema = nnx.BatchStat(jnp.zeros((2, 2)))
+
+  model = Model(nnx.Rngs(0))
+  for tree in (model, nnx.state(model)):
+    assert masks.describe(masks.weights_only, tree, print_fn=None) == (
+        "  -------  dense/bias  (2,)  2  bias\n"
+        "  decayed  dense/kernel  (2, 2)  4  weight\n"
+        "  -------  ema  (2, 2)  4  batch stats\n"
+        "decayed: 1 leaves, 4 parameters; not decayed: 2 leaves, 6 parameters "
+        "(bias: 1, batch stats: 1)")
+  seen = []
+
+  def mine(p):
+    seen.extend(type(x) for x in jax.tree.leaves(p, is_leaf=lambda x: isinstance(x, nnx.Variable)))
+    return jax.tree.map(lambda x: x.ndim >= 2, p)
+
+  assert masks.resolve(mine, nnx.state(model, nnx.Param)) == [False, True]
+  assert seen and all(issubclass(t, jax.Array) for t in seen)
+
+
+def test_describe_root_leaf_and_nothing_excluded_whole():
+  """describe of a bare array (path "<root>") and of params with nothing excluded (no
+  parenthesis after the counts), whole; weights_only(embeddings=True) decays embeddings,
+  by_path with only `exclude` decays everything else; a Python int leaf, an int leaf at the
+  root, an int leaf after a float one and five RNG keys are each refused (at most four
+  named). Mutmut: the "<root>" texts, the `kept` parenthesis always or with "XXXX", the
+  line separator, `embeddings=None` in the builder, `include` None not meaning "every
+  leaf", `continue` → `break`, getattr(…, "dtype") without a default, state[:5]."""
+  assert masks.describe(None, jnp.ones(3), print_fn=None) == (
+      "  decayed  <root>  (3,)  3  weight\n"
+      "decayed: 1 leaves, 3 parameters; not decayed: 0 leaves, 0 parameters")
+  assert masks.describe(None, {"w": jnp.ones(2), "k": jnp.ones((2, 2))}, print_fn=None) == (
+      "  decayed  k  (2, 2)  4  weight\n  decayed  w  (2,)  2  weight\n"
+      "decayed: 2 leaves, 6 parameters; not decayed: 0 leaves, 0 parameters")
+  assert masks.weights_only(embeddings=True)(PARAMS)["embed"]["embedding"] is True
+  assert masks.by_path(exclude="^dense/")({"dense": {"kernel": 1.0}, "head": {"kernel": 2.0}}) == {
+      "dense": {"kernel": False}, "head": {"kernel": True}}
+  with pytest.raises(TypeError, match=r"^params leaf <root> has dtype int32; "):
+    masks.resolve(None, jnp.zeros(2, jnp.int32))
+  with pytest.raises(TypeError, match=r"^params leaf \['n'\] has dtype "):
+    masks.resolve(None, {"w": jnp.ones(2), "n": 3})
+  with pytest.raises(TypeError, match=r"^params leaf \['n'\] has dtype int32; "):
+    masks.resolve(None, {"a": jnp.ones(2), "n": jnp.zeros(2, jnp.int32)})
+  keys = {f"k{i}": jax.random.key(i) for i in range(5)}
+  with pytest.raises(ValueError, match=r"^non-parameter state reached a wdjax transform: "
+                     r"k0 \(rng state\), k1 \(rng state\), k2 \(rng state\), "
+                     r"k3 \(rng state\)\. It has no gradient"):
+    masks.resolve(masks.weights_only, {**keys, "w": jnp.ones(2)})
+
+
+def test_nnx_module_types_decide_for_a_whole_model():
+  """For a whole nnx.Module the layer types decide: LayerNorm, GroupNorm and InstanceNorm
+  scales are norm scales, PReLU's slope a PReLU slope, and an nnx.Embed kept under a
+  norm-like name (`norm_embed`) an embedding, which names alone (its nnx.State) cannot tell.
+  The same kinds for the model with plain arrays (what a user's mask function receives).
+  Mutmut: flax.nnx not looked up (or the test inverted), "flax" in the owner test, each
+  NNX norm type's name, the PReLU type dropped (or replaced by Equinox's), the statistics
+  of a library norm with array leaves."""
+  from flax import nnx
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.ln = nnx.LayerNorm(3, rngs=rngs)
+      self.gn = nnx.GroupNorm(4, num_groups=2, rngs=rngs)
+      self.inorm = nnx.InstanceNorm(3, rngs=rngs)
+      self.act = nnx.PReLU()
+      self.norm_embed = nnx.Embed(4, 3, rngs=rngs)
+
+  pytest.importorskip("equinox")  # both libraries' types known at once
+  model = Net(nnx.Rngs(0))
+  want = {"act/negative_slope": "prelu slope", "gn/bias": "bias", "gn/scale": "norm scale",
+          "inorm/bias": "bias", "inorm/scale": "norm scale", "ln/bias": "bias",
+          "ln/scale": "norm scale", "norm_embed/embedding": "embedding"}
+  assert kinds_by_path(model) == want
+  assert kinds_by_path(nnx.state(model)) == {**want, "norm_embed/embedding": "norm scale"}
+  # what a user's mask function gets (the model with plain arrays) gives the same kinds,
+  # BatchNorm's statistics included
+  bn = nnx.BatchNorm(3, rngs=nnx.Rngs(0))
+  assert masks.kinds(masks.unwrap(bn)) == masks.kinds(bn) == [
+      "bias", "batch stats", "norm scale", "batch stats"]
+
+
+def test_leaf_paths_of_a_custom_key_type():
+  """A pytree node registered with keys of its own type (no .key/.name/.idx) is named by
+  str(key), and `kinds` walks past it (mutmut: str(None), and `return` for the `break` of
+  the owner walk, survived: every test used JAX's key types)."""
+
+  class Key:
+    def __init__(self, name):
+      self.label = name
+
+    def __str__(self):
+      return f"<{self.label}>"
+
+  class Pair:
+    def __init__(self, a, b):
+      self.a, self.b = a, b
+
+  jax.tree_util.register_pytree_with_keys(
+      Pair, lambda p: (((Key("a"), p.a), (Key("b"), p.b)), None),
+      lambda _, children: Pair(*children))
+  params = {"pair": Pair({"k": jnp.ones((2, 2))}, jnp.zeros(2))}
+  assert masks.leaf_paths(params) == [("pair", "<a>", "k"), ("pair", "<b>")]
+  # with module types known, the owner walk meets a key it cannot follow and stops there
+  from flax import nnx  # noqa: F401
+  assert masks.kinds(params) == ["weight", "weight"]
+
+
+def test_kinds_of_python_scalars_and_float_leaves_named_key_or_count():
+  """A Python float leaf is a weight and a Python int "not float" (dtype from np.asarray);
+  a float leaf named `key` or `count` outside `rngs/` is a weight, not RNG state (mutmut:
+  getattr(v, "dtype") without a default, np.asarray(None), the dtype fallback skipped,
+  `and` → `or` in the RNG-state test)."""
+  assert masks.kinds({"w": 1.5, "n": 3}) == ["not float", "weight"]
+  assert masks.kinds({"attn": {"key": jnp.ones((2, 2))}, "count": jnp.ones(2)}) == [
+      "weight", "weight"]
+  assert masks.kinds({"rngs": {"count": jnp.zeros((), jnp.uint32)}}) == ["rng state"]
+
+
+def test_equinox_batch_norm_state_is_not_a_weight():
+  """eqx.nn.BatchNorm keeps its running statistics' initial values in a StateIndex, inside
+  the model that eqx.filter(model, eqx.is_inexact_array) hands to optax: they are state
+  ("batch stats"), never decayed. The owner of a leaf is the innermost module on its path
+  (StateIndex), also when the leaf's own parent is a tuple. Found by mutmut (`owner = None`
+  in the walk survived); before, these leaves were "weight" and weights_only decayed them."""
+  eqx = pytest.importorskip("equinox")
+
+  class Net(eqx.Module):
+    lin: eqx.nn.Linear
+    bn: eqx.nn.BatchNorm
+
+    def __init__(self):
+      self.lin = eqx.nn.Linear(2, 3, key=jax.random.key(0))
+      self.bn = eqx.nn.BatchNorm(3, axis_name="batch", mode="ema")
+
+  params = eqx.filter(Net(), eqx.is_inexact_array)
+  kinds = kinds_by_path(params)
+  assert {k: v for k, v in kinds.items() if "ema" not in k} == {
+      "lin/weight": "weight", "lin/bias": "bias", "bn/weight": "norm scale", "bn/bias": "bias"}
+  assert {k: v for k, v in kinds.items() if "ema" in k} == {
+      "bn/ema_state_index/init/0": "batch stats", "bn/ema_state_index/init/1": "batch stats"}
+  assert masks.resolve(masks.weights_only, params) == [True, False, False, False, False, False]
+
+
+def test_kinds_by_name_each_rule_alone():
+  """Each name rule on its own, where the other evidence is absent: a leaf directly or
+  deeply under `batch_stats` with a name that is no statistic; a raw uint32 PRNG key under
+  `rngs/`; a slope named `negative_slope` outside a PReLU module and a PReLU module's leaf
+  of another name, at any depth; `embedding`/`embeddings` outside an embedding module and
+  an embedding module's leaf of another name, at any depth (mutmut: `or` → `and` in the
+  PReLU and embedding rules, each name's text, path[:+1] and path[:-2] for path[:-1])."""
+  x = jnp.ones((2, 2))
+  params = {
+      "batch_stats": {"avg": x, "EMA_0": {"avg": x}}, "state": {"batch_stats": {"avg": x}},
+      "drop": {"rngs": {"key": jax.random.PRNGKey(0)}},
+      "act": {"negative_slope": x}, "PReLU_0": {"alpha": x}, "block": {"PReLU_1": {"alpha": x}},
+      "tok": {"embedding": x}, "wte": {"embeddings": x}, "Embed_0": {"table": x},
+      "model": {"Embed_1": {"table": x}}, "proj": {"w": x}}
+  assert kinds_by_path(params) == {
+      "batch_stats/avg": "batch stats", "batch_stats/EMA_0/avg": "batch stats",
+      "state/batch_stats/avg": "batch stats", "drop/rngs/key": "rng state",
+      "act/negative_slope": "prelu slope", "PReLU_0/alpha": "prelu slope",
+      "block/PReLU_1/alpha": "prelu slope", "tok/embedding": "embedding",
+      "wte/embeddings": "embedding", "Embed_0/table": "embedding",
+      "model/Embed_1/table": "embedding", "proj/w": "weight"}

@@ -657,3 +657,296 @@ def test_complex_soft_threshold_with_zero_strength_keeps_zeros():
   for fn in (wdjax.prox.l1, wdjax.prox.elastic_net):
     got = np.asarray(fn(z, 0.0))
     np.testing.assert_array_equal(got, np.asarray(z))
+
+
+# ------------------------------------------- mutation survivors: presets (wdjax/aliases.py)
+
+
+def _enet(z, t, alpha):
+  """prox of t·(α‖·‖₁ + (1−α)/2‖·‖²), the closed form (NumPy)."""
+  return _soft(z, t * alpha) / (1 + t * (1 - alpha))
+
+
+_KERNEL = {"dense": {"bias": False, "kernel": True}}   # what weights_only decays
+_BIAS = {"dense": {"bias": True, "kernel": False}}     # a mask that is not the default
+_ADAM = dict(b1=0.8, b2=0.99, eps=0.1, eps_root=1e-3, mu_dtype=jnp.float32)
+_ETA, _PEAK, _LAM, _BETA, _ALPHA = 0.05, 0.2, 0.3, 0.5, 0.3
+_LAM_T = optax.linear_schedule(2.0, 0.1, 4)  # a strength schedule, evaluated at the step
+
+# id -> (the preset, optax's base transform with the same arguments, how the decay enters,
+#        λ, the decayed leaves, c (decoupled) or the prox and its step τ (proximal))
+_PRESETS = {
+    "sgd_l2-defaults": (lambda: wdjax.sgd_l2(_ETA, 0.9), optax.sgd(_ETA, 0.9),
+                        "coupled", 0.0, _KERNEL, None),
+    "sgd_l2-every-argument": (
+        lambda: wdjax.sgd_l2(_ETA, 0.9, True, jnp.float32, _LAM, mask=_BIAS),
+        optax.sgd(_ETA, 0.9, True, jnp.float32), "coupled", _LAM, _BIAS, None),
+    "adam_l2-defaults": (lambda: wdjax.adam_l2(_ETA), optax.adam(_ETA), "coupled", 0.0,
+                         _KERNEL, None),
+    "adam_l2-every-argument": (
+        lambda: wdjax.adam_l2(_ETA, *_ADAM.values(), _LAM, nesterov=True, mask=_BIAS),
+        optax.adam(_ETA, **_ADAM, nesterov=True), "coupled", _LAM, _BIAS, None),
+    "adamw-defaults": (lambda: wdjax.adamw(_ETA), optax.adam(_ETA), "decoupled", 1e-4,
+                       _KERNEL, _ETA),
+    "adamw-every-argument": (
+        lambda: wdjax.adamw(_ETA, *_ADAM.values(), _LAM, _BIAS, nesterov=True,
+                            scale_by="schedule", peak_learning_rate=_PEAK),
+        optax.adam(_ETA, **_ADAM, nesterov=True), "decoupled", _LAM, _BIAS, _ETA / _PEAK),
+    "sgdw-defaults": (lambda: wdjax.sgdw(_ETA, 0.9), optax.sgd(_ETA, 0.9), "decoupled", 1e-4,
+                      _KERNEL, 1.0),
+    "sgdw-every-argument": (
+        lambda: wdjax.sgdw(_ETA, 0.9, True, jnp.float32, _LAM, scale_by="schedule",
+                           peak_learning_rate=_PEAK, mask=_BIAS),
+        optax.sgd(_ETA, 0.9, True, jnp.float32), "decoupled", _LAM, _BIAS, _ETA / _PEAK),
+    "proximal_sgd-defaults": (lambda: wdjax.proximal_sgd(_ETA), optax.sgd(_ETA), "prox", 0.0,
+                              _KERNEL, ("l1", _ETA)),
+    "proximal_sgd-default-prox": (lambda: wdjax.proximal_sgd(_ETA, weight_decay=_LAM),
+                                  optax.sgd(_ETA), "prox", _LAM, _KERNEL, ("l1", _ETA)),
+    "proximal_sgd-every-argument": (
+        lambda: wdjax.proximal_sgd(_ETA, "elastic_net", _LAM, momentum=_BETA, l1_ratio=_ALPHA,
+                                   mask=_BIAS),
+        optax.sgd(_ETA, momentum=_BETA), "prox", _LAM, _BIAS,
+        ("elastic_net", _ETA / (1 - _BETA))),
+    "proximal_adam-defaults": (lambda: wdjax.proximal_adam(_ETA), optax.adam(_ETA),
+                               "prox_adam", 0.0, _KERNEL, ("l1", None)),
+    "proximal_adam-default-prox": (lambda: wdjax.proximal_adam(_ETA, weight_decay=_LAM),
+                                   optax.adam(_ETA), "prox_adam", _LAM, _KERNEL, ("l1", None)),
+    "proximal_adam-strength-schedule": (
+        lambda: wdjax.proximal_adam(_ETA, weight_decay=_LAM_T), optax.adam(_ETA), "prox_adam",
+        _LAM_T, _KERNEL, ("l1", None)),
+    "proximal_adam-every-argument": (
+        lambda: wdjax.proximal_adam(_ETA, "elastic_net", 1.0, **_ADAM, nesterov=True,
+                                    l1_ratio=_ALPHA, mask=_BIAS),
+        optax.adam(_ETA, **_ADAM, nesterov=True), "prox_adam", 1.0, _BIAS,
+        ("elastic_net", None)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_PRESETS))
+def test_preset_is_its_optax_base_plus_the_numpy_decay(case, x64):
+  """Each preset of wdjax/aliases.py, with its defaults or with every argument given (not
+  optax's defaults: ε = 0.1, eps_root, nesterov, mu/accumulator dtype float32 under x64,
+  a mask that decays the bias only), = optax.sgd/optax.adam with the same arguments plus
+  the decay written out in NumPy: coupled g + λw, decoupled − c·λ·w (c = η for "lr", 1
+  for sgdw's "schedule" with a constant η, η/η_peak with η_peak), ISTA's prox with step
+  η/(1−β) under momentum, and proximal Adam's threshold λη/(√v̂ + ε) (v̂ in NumPy).
+  Mutmut: every default (λ, prox "l1", nesterov), every argument dropped or None on the
+  way to optax or to the decay (mu_dtype, accumulator_dtype, nesterov, eps_root, mask,
+  peak_learning_rate, l1_ratio), `separable` unset on the bound elastic net, η·(1−β),
+  η/(1+β), √v̂ − ε, a strength schedule evaluated at count None."""
+  del x64
+  build, base, kind, lam, decayed, extra = _PRESETS[case]
+  rng = np.random.default_rng(8)
+  params = {"dense": {"bias": np.array([0.004, -1.3]),
+                      "kernel": rng.normal(size=(3, 2)) * np.array([1.0, 0.004])}}
+  grads = [jax.tree.map(lambda p: 0.1 * rng.normal(size=np.shape(p)), params)
+           for _ in range(4)]
+  tx = build()
+  p = jax.tree.map(jnp.asarray, params)
+  state, step = tx.init(p), jax.jit(tx.update)
+  w, ref_state = params, base.init(p)
+  v, zeros = jax.tree.map(np.zeros_like, params), 0
+  b2, eps = (_ADAM["b2"], _ADAM["eps"]) if "every" in case else (0.999, 1e-8)
+  for t, g in enumerate(grads):
+    u, state = step(jax.tree.map(jnp.asarray, g), state, p)
+    p = optax.apply_updates(p, u)
+    lam_t = _eta(lam, t) if callable(lam) else lam
+    if kind == "coupled":
+      g = jax.tree.map(lambda gi, wi, d: gi + lam_t * wi if d else gi, g, w, decayed)
+    a, ref_state = base.update(jax.tree.map(jnp.asarray, g), ref_state)
+    a = jax.tree.map(np.asarray, a)
+    v = jax.tree.map(lambda vi, gi: b2 * vi + (1 - b2) * gi * gi, v, g)
+
+    def rule(wi, ai, vi, d):
+      if not d or kind == "coupled":
+        return wi + ai
+      if kind == "decoupled":
+        return wi + ai - extra * lam_t * wi
+      name, tau = extra
+      if tau is None:  # proximal Adam: η/D per coordinate, D = √v̂ + ε
+        tau = _ETA / (np.sqrt(vi / (1 - b2 ** (t + 1))) + eps)
+      z = wi + ai
+      return _soft(z, tau * lam_t) if name == "l1" else _enet(z, tau * lam_t, _ALPHA)
+
+    w = jax.tree.map(rule, w, a, v, decayed)
+    for x, y in zip(jax.tree.leaves(p), jax.tree.leaves(w)):
+      np.testing.assert_allclose(np.asarray(x), y, rtol=1e-10, atol=1e-12, err_msg=f"step {t}")
+    if kind.startswith("prox") and lam != 0.0:
+      zeros += np.sum(jax.tree.leaves(w)[0 if decayed is _BIAS else 1] == 0)
+  if kind.startswith("prox") and lam != 0.0:
+    assert zeros > 0  # the threshold acted
+  if "every" in case and not case.startswith("proximal_sgd"):
+    key = "trace" if "sgd" in case else "mu"  # accumulator_dtype / mu_dtype reach the state
+    leaves = jax.tree.leaves(optax.tree_utils.tree_get(state, key))
+    assert leaves and all(leaf.dtype == jnp.float32 for leaf in leaves)
+
+
+def test_proximal_adam_complex_and_bfloat16_leaves():
+  """proximal_adam's threshold uses v̂ = nu/(1 − b2ᵗ) computed in at least float32 and real:
+  on a bfloat16 leaf (b2 = 0.999 rounded to bfloat16 would be 0.998), and on a complex
+  leaf, whose modulus is soft-thresholded by η·λ/(|g| + ε) at the first step, without
+  JAX's deprecated complex-to-real cast. References: optax.adam's step and NumPy.
+  Mutmut: `acc = result_type(v.dtype)` (bfloat16 arithmetic), the `jnp.real` of the
+  moments skipped or given None."""
+  import warnings
+  lam, eta = 1.0, 0.1
+  # bfloat16: first step u = −η·sign(g), D = |g| + ε, threshold η·λ/|g|
+  w = np.array([0.5, -0.3, 2.0], np.float32)
+  g = np.array([1.0, -2.0, 0.5], np.float32)
+  tx = wdjax.proximal_adam(eta, "l1", lam, mask=None)
+  params = {"w": jnp.asarray(w, jnp.bfloat16)}
+  u, _ = tx.update({"w": jnp.asarray(g, jnp.bfloat16)}, tx.init(params), params)
+  got = np.asarray((params["w"] + u["w"]).astype(jnp.float32))
+  np.testing.assert_allclose(got, _soft(w - eta * np.sign(g), eta * lam / np.abs(g)),
+                             rtol=2e-2, atol=4e-3)
+  # complex: optax.adam's step for the direction, the modulus thresholded (NumPy)
+  w = np.array([1 + 1j, 0.05 - 0.02j, -2 + 0.5j], np.complex64)
+  g = np.array([1 - 1j, 0.2 + 0.05j, -0.5j], np.complex64)
+  params, grads = {"w": jnp.asarray(w)}, {"w": jnp.asarray(g)}
+  ref = optax.adam(eta)
+  step, _ = ref.update(grads, ref.init(params))
+  z = w + np.asarray(step["w"])
+  thr = eta * lam / (np.abs(g) + 1e-8)
+  want = z * np.maximum(np.abs(z) - thr, 0) / np.abs(z)
+  tx = wdjax.proximal_adam(eta, "l1", lam, mask=None)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", DeprecationWarning)  # "complex to real will soon raise"
+    u, state = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(np.asarray(params["w"] + u["w"]), want, rtol=1e-5, atol=1e-6)
+  assert want[1] == 0 and np.all(want[[0, 2]] != 0)
+  # the step count is optax's: int32, like Adam's own
+  assert state.count.dtype == state.adam.count.dtype == jnp.int32
+
+
+def test_proximal_sgd_momentum_range_traced_momentum_and_constant_eta():
+  """proximal_sgd's momentum: β = 0 is allowed (plain ISTA), β = 1 is refused with the
+  whole message, a traced β (jax.vmap over β) is not inspected and equals the loop, and
+  with a constant η the prox step is η/(1−β) (NumPy).
+  Mutmut: `0 < β`, `β <= 1`, `β < 2`, the message None, `is_concrete(None)`, and the
+  constant-η branch η·(1−β), η/(1+β), η/(2−β), None."""
+  params = {"w": jnp.array([0.3, -1.2, 0.05])}
+  g = {"w": jnp.array([0.5, -0.4, 0.02])}
+  lam, eta = 0.4, 0.5
+
+  def one(beta):
+    tx = wdjax.proximal_sgd(eta, "l1", lam, momentum=beta, mask=None)
+    state = tx.init(params)
+    u, state = tx.update(g, state, params)
+    p = optax.apply_updates(params, u)
+    u, _ = tx.update(g, state, p)
+    return optax.apply_updates(p, u)["w"]
+
+  for bad in (1.0, 1.5):
+    with pytest.raises(ValueError) as err:
+      wdjax.proximal_sgd(eta, momentum=bad)
+    assert str(err.value) == f"momentum must be in [0, 1), got {bad}."
+  betas = jnp.array([0.0, 0.5, 0.9])
+  np.testing.assert_allclose(jax.vmap(one)(betas), np.stack([one(float(b)) for b in betas]),
+                             rtol=1e-6)
+  w0, gw = np.asarray(params["w"], np.float64), np.asarray(g["w"], np.float64)
+  for beta in (0.0, 0.5, 0.9):
+    w, buf = w0, np.zeros(3)
+    for _ in range(2):
+      buf = beta * buf + gw
+      w = _soft(w - eta * buf, lam * eta / (1 - beta))
+    np.testing.assert_allclose(np.asarray(one(beta)), w, rtol=1e-6, atol=1e-7)
+
+
+def test_preset_errors_name_the_preset_and_the_argument():
+  """The presets' checks, whole: η > 0 by name (sgd_l2, adam_l2, proximal_adam), λ >= 0
+  (proximal_adam), a per-leaf λ missing a leaf names `weight_decay`, an update without
+  params names the preset, l1_ratio with another prox names that prox (or shows the
+  callable), and proximal_adam refuses a prox that does not say it is separable with a
+  ValueError naming it.
+  Mutmut: these names and texts, `positive=True` dropped, getattr(prox, "separable")
+  without a default or with True."""
+  import functools
+  for build in (wdjax.sgd_l2, wdjax.adam_l2, wdjax.proximal_adam):
+    with pytest.raises(ValueError, match=r"^`learning_rate` must be > 0, got 0\.0\.$"):
+      build(0.0)
+  with pytest.raises(ValueError, match=r"^`weight_decay` must be >= 0, got -0\.1\. "):
+    wdjax.proximal_adam(0.1, "l1", -0.1)
+  params = {"a": jnp.ones(2), "b": jnp.ones(2)}
+  tx = wdjax.proximal_adam(0.1, "l1", {"a": 0.1}, mask=None)
+  with pytest.raises(ValueError, match=r"^`weight_decay` is a pytree without a value for "
+                     r"the params leaves \['b'\]"):
+    tx.update(params, tx.init(params), params)
+  tx = wdjax.proximal_adam(0.1, "l1", 0.1, mask=None)
+  with pytest.raises(ValueError, match=r"^wdjax\.proximal_adam needs the current params"):
+    tx.update(params, tx.init(params))
+  with pytest.raises(ValueError) as err:
+    wdjax.proximal_sgd(0.1, "l1", 0.1, l1_ratio=0.5)
+  assert str(err.value) == "l1_ratio applies to prox='elastic_net', not l1."
+  unnamed = functools.partial(wdjax.prox.l1)
+  with pytest.raises(ValueError, match=r"^l1_ratio applies to prox='elastic_net', not "
+                     r"functools\.partial\(<function l1 at "):
+    wdjax.proximal_sgd(0.1, unnamed, 0.1, l1_ratio=0.5)
+
+  def my_prox(z, strength, scaling=1.0):
+    return z
+
+  with pytest.raises(ValueError) as err:
+    wdjax.proximal_adam(0.1, my_prox, 0.1)
+  assert str(err.value) == ("proximal_adam needs a separable prox (wdjax.prox.l1, l2, "
+                            "elastic_net); my_prox is not. Use optax.chain(optax.sgd(η), "
+                            "wdjax.proximal(...)) for it.")
+  with pytest.raises(ValueError, match=r"^proximal_adam needs a separable prox \(.*\); "
+                     r"functools\.partial\(<function .*my_prox at .*\) is not\. Use "):
+    wdjax.proximal_adam(0.1, functools.partial(my_prox), 0.1)
+
+
+def test_adam_then_defaults_are_optax_adams():
+  """`aliases.adam_then` (the skeleton of proximal_adam and adams) with a `finish` that
+  returns Adam's steps unchanged is optax.adam with the same b1, b2, ε and optax's
+  defaults eps_root = 0, no Nesterov (mutmut: those two defaults survived: every caller
+  passes them)."""
+  from wdjax import aliases
+  tx = aliases.adam_then("x", 0.1, 0.0, lambda steps, *_: steps, b1=0.8, b2=0.99, eps=1e-3,
+                         mask=None)
+  ref = optax.adam(0.1, b1=0.8, b2=0.99, eps=1e-3)
+  params = {"w": jnp.array([1.0, -2.0, 0.5])}
+  state, ref_state = tx.init(params), ref.init(params)
+  for g in ([0.3, -0.1, 0.02], [0.1, 0.4, -0.3], [-0.2, 0.0, 0.1]):
+    grads = {"w": jnp.array(g)}
+    u, state = tx.update(grads, state, params)
+    r, ref_state = ref.update(grads, ref_state, params)
+    np.testing.assert_allclose(np.asarray(u["w"]), np.asarray(r["w"]), rtol=1e-6)
+
+
+# ------------------------------------------- mutation survivors: prox (rerun of prox.py)
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_prox_output_has_the_leaf_dtype_for_float64_strength_and_scaling(name, x64,
+                                                                         strict_dtypes):
+  """Under x64 and strict promotion, a float32 leaf with a float64 λ and a float64 step t
+  gives a float32 prox (tλ is cast to the leaf's real dtype), equal to the closed form in
+  NumPy (mutmut: `jnp.asarray(t)`/`jnp.asarray(λ)` without the leaf's dtype, or
+  `rdt = None`, survived: every test gave Python floats, which are weakly typed)."""
+  del x64, strict_dtypes
+  w = np.array([[3.0, -1.0], [0.5, 2.0]], np.float32)
+  lam, t = jnp.asarray(0.25, jnp.float64), jnp.asarray(2.0, jnp.float64)
+  got = wdjax.prox.by_name(name)(jnp.asarray(w), lam, t)
+  assert got.dtype == jnp.float32
+  w64, thr = w.astype(np.float64), 0.5
+  u, s, vt = np.linalg.svd(w64)
+  cols = np.linalg.norm(w64, axis=0)
+  want = {"l1": _soft(w64, thr), "l2": w64 / (1 + thr), "frobenius": w64 / (1 + thr),
+          "elastic_net": _enet(w64, thr, 0.5),
+          "group_lasso": w64 * np.maximum(0, 1 - thr / cols),  # one group per column
+          "nuclear": (u * np.maximum(s - thr, 0)) @ vt}[name]
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-7)
+
+
+def test_non_separable_prox_refuses_a_per_coordinate_scaling_whole():
+  """group_lasso and nuclear under a per-coordinate step (what proximal_adam would give)
+  refuse it with the whole message (mutmut: its last two strings survived)."""
+  z = {"w": jnp.ones((2, 2))}
+  for name in ("group_lasso", "nuclear"):
+    with pytest.raises(ValueError) as err:
+      wdjax.prox.by_name(name)(z, 0.1, {"w": jnp.ones((2, 2))})
+    assert str(err.value) == (
+        f"prox.{name} is not separable, so it needs one scalar `scaling` per leaf; got an "
+        "array of shape (2, 2). Under a diagonal preconditioner (proximal_adam) use a "
+        "separable prox (l1, l2, elastic_net), or apply this prox after optax.sgd with "
+        "wdjax.proximal.")

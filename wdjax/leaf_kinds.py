@@ -66,7 +66,8 @@ def leaf_paths(params: Any) -> list[tuple[str, ...]]:
 # objects if the user imported them, and `import wdjax` stays free of both.
 
 def _library_types() -> dict[str, tuple[type, ...]]:
-  found: dict[str, list[type]] = {"norm": [], "embedding": [], "prelu slope": [], "module": []}
+  found: dict[str, list[type]] = {"norm": [], "embedding": [], "prelu slope": [], "module": [],
+                                  "state": []}
   nnx, eqx = sys.modules.get("flax.nnx"), sys.modules.get("equinox")
   if nnx is not None:
     found["module"].append(nnx.Module)
@@ -80,6 +81,8 @@ def _library_types() -> dict[str, tuple[type, ...]]:
                                                    "GroupNorm") if hasattr(eqx.nn, n)]
     found["embedding"] += [eqx.nn.Embedding]
     found["prelu slope"] += [eqx.nn.PReLU]
+    # a StateIndex holds the initial value of a layer's state (BatchNorm's running statistics)
+    found["state"] += [eqx.nn.StateIndex] if hasattr(eqx.nn, "StateIndex") else []
   return {k: tuple(v) for k, v in found.items()}
 
 
@@ -153,6 +156,8 @@ def _kind(leaf: _Leaf, types: dict[str, tuple[type, ...]]) -> str:
   # (an `eqx.nn.Linear` kept as `self.norm_proj` is a weight); a user's own module falls
   # through to the name rules.
   if owner is not None and owner.__module__.split(".")[0] in ("flax", "equinox"):
+    if issubclass(owner, types["state"]):
+      return "batch stats"
     if issubclass(owner, types["norm"]):
       return "bias" if _is_bias(name) else "batch stats" if name in _STAT_NAMES else "norm scale"
     for kind in ("embedding", "prelu slope"):

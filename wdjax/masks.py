@@ -7,7 +7,8 @@ A mask is a pytree of Python bools with the structure of the params, or a functi
 params carry, best evidence first:
 
 1. non-parameter state: a PRNG key or an NNX `RngState` / `BatchStat` Variable, a leaf
-   under `rngs/` or Linen's `batch_stats`, an integer or bool buffer. Never decayed.
+   under `rngs/` or Linen's `batch_stats`, the initial state an Equinox `StateIndex` holds
+   (`eqx.nn.BatchNorm`'s running statistics), an integer or bool buffer. Never decayed.
 2. the type of the module holding the leaf, where the params are module objects (an
    Equinox model, which is how Equinox hands params to optax, or a whole `nnx.Module`):
    normalization layers (`LayerNorm`, `BatchNorm`, `RMSNorm`, `GroupNorm`, whatever the
