@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import wdjax
-from wdjax import masks, penalties, prox
+from wdjax import masks, penalties, prox, transforms
 
 RNG = np.random.default_rng(0)
 P0 = {"dense": {"kernel": jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32),
@@ -384,3 +384,45 @@ def test_inject_hyperparams_names_the_fix_for_a_function_mask():
   tx.update(GRADS[0], tx.init(P0), P0)
   with pytest.raises(TypeError, match=r"prox.l1 called without a strength.*inject_hyperparams"):
     optax.inject_hyperparams(wdjax.proximal)(prox=prox.l1, strength=0.1, learning_rate=0.1).init(P0)
+
+
+# ----------------------------------------------------------------- pinned by mutation testing
+# (issue 16: each test names the transforms.py mutants it kills)
+
+
+def test_unknown_mask_name_error_names_every_alternative():
+  # kills as_mask 2-5 (the message dropped or altered)
+  with pytest.raises(ValueError) as e:
+    transforms.as_mask("biases_please")
+  assert str(e.value) == (
+      f"unknown mask name 'biases_please'; use one of {sorted(transforms.MASK_NAMES)}, a "
+      "pytree of bools or a function params -> pytree of bools.")
+
+
+def test_resolve_mask_passes_allow_empty_through():
+  # kills resolve_mask 10 and 13 (allow_empty not passed on): a mask that selects nothing
+  # is an error unless allowed
+  params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+  none = {"w": False, "b": False}
+  assert transforms.resolve_mask(none, params, allow_empty=True) == [False, False]
+  with pytest.raises(ValueError, match="mask decays nothing"):
+    transforms.resolve_mask(none, params)
+
+
+def test_init_rejects_an_integer_leaf_that_the_mask_decays():
+  # caught at init, naming the leaf (check_init 3, the float check run on no params, is
+  # equivalent: masks.resolve's _check_state refuses the same leaves first)
+  params = {"w": jnp.ones(2), "steps": jnp.zeros(2, jnp.int32)}
+  with pytest.raises(TypeError, match=r"params leaf \['steps'\] has dtype int32"):
+    wdjax.decoupled(0.1, scale_by="constant", mask=None).init(params)
+  wdjax.decoupled(0.1, scale_by="constant", mask={"w": True, "steps": False}).init(params)  # excluded: fine
+
+
+def test_updates_that_do_not_match_the_params_are_named():
+  # kills _map_masked 11-13 (the message dropped or altered)
+  tx = wdjax.decoupled(0.1, scale_by="constant", mask=None)
+  params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+  with pytest.raises(ValueError) as e:
+    tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+  assert str(e.value) == ("updates have 1 leaves but params 2; pass the params the updates "
+                          "belong to.")
