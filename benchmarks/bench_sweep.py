@@ -30,6 +30,7 @@ and copying the metrics back. PyTorch runs once per λ in a Python loop, as a us
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sys
@@ -417,6 +418,7 @@ def mlp_flops(n_train, n_val, epochs, runs, bs=64):
   return float(runs * epochs * (steps + evals))
 
 
+@functools.cache  # measured once per process: the MLP and CNN sections both report it
 def matmul_peak(size=2048, repeats=5):
   if jax.default_backend() == "gpu":
     size = 8192  # a GPU needs a larger product to reach its peak

@@ -83,8 +83,7 @@ def test_width_scaling_cost_exponent_recovers_the_width_rule():
   s0, widths, d0, beta = np.array([0.0, 1e-3, 1e-2]), [16, 32, 64], 32, 0.3
   s = {"standard": lambda d: s0 * d0 / d, "independent": lambda d: s0 + 0 * d}
   means = {r: {d: 2.0 + 5.0 * s[r](d) * d**beta for d in widths} for r in ws.RULES}
-  best = {r: {d: 0 for d in widths} for r in ws.RULES}
-  values, _ = ws.curve_facts(s0, widths, means, best)
+  values, _ = ws.curve_facts(s0, widths, means)
   np.testing.assert_allclose(values["standard_cost_slope"], beta - 1, rtol=1e-9)
   np.testing.assert_allclose(values["independent_cost_slope"], beta, rtol=1e-9)
   np.testing.assert_allclose(values["transfer_exponent"], beta, rtol=1e-9)

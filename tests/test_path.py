@@ -127,6 +127,17 @@ def test_lasso_correlated_p_much_larger_than_n_matches_sklearn(correlated):
   _assert_same_path(enet.coefs, _sklearn(enet_path, X, y, enet.lambdas, l1_ratio=0.5))
 
 
+def test_float32_working_set_path_matches_sklearn(wide):
+  # the float32 path forms its Gram matrix in float32 and runs the working-set solver
+  # without polishing to float64: it must still land within float32's gap tolerance
+  # (default 1e-5·‖y‖²/n: about 1e-3 of the largest coefficient) of sklearn's path
+  X, y = wide[0][:, :200], wide[1]
+  res = path.lasso_path(X, y, n_lambdas=8, eps=5e-2, dtype="float32")
+  assert res.converged.all() and (res.coefs[-1] != 0).sum() > 5
+  ref = _sklearn(lasso_path, X, y, res.lambdas)
+  np.testing.assert_allclose(res.coefs, ref, rtol=0, atol=1e-3 * np.max(np.abs(ref)))
+
+
 def test_enet_wide_synthetic_matches_sklearn(wide):
   X, y = wide
   res = path.enet_path(X, y, l1_ratio=0.7, n_lambdas=6, eps=5e-2, dtype="float64")
