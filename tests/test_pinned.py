@@ -210,7 +210,7 @@ def test_enet_path_cold_start_small_lambda_wide_matches_sklearn(x64):
   w[:10] = rng.normal(size=10)
   y = X @ w + 0.1 * rng.normal(size=n)
   lam = 0.05 * path.lambda_max(X, y, l1_ratio=alpha)
-  res = path.enet_path(X, y, l1_ratio=alpha, lambdas=[lam], polish=False)
+  res = path.enet_path(X, y, l1_ratio=alpha, lambdas=[lam], polish=False, tol=1e-10)
   ref = ElasticNet(alpha=lam, l1_ratio=alpha, fit_intercept=False, tol=1e-12,
                    max_iter=1_000_000).fit(X, y)
   assert res.converged.all()

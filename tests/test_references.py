@@ -69,7 +69,7 @@ def test_gap_vs_numpy_primal_dual(kind, alpha):
       lambda *a, **k: path.enet_path(*a, l1_ratio=alpha, **k))
   # polish off and a loose tol: the lasso's returned gaps are 3e-6..8e-5·yy, not rounding
   # noise (the elastic net, better conditioned, gets within 1e-10·yy in 10 iterations anyway)
-  res = fn(X, y, lambdas=lams, dtype="float64", polish=False, tol=1e-4)
+  res = fn(X, y, lambdas=lams, dtype="float64", polish=False, tol=1e-4, solver="fista")
   assert res.converged.all()
   if kind == "l1":
     assert np.all(res.gaps > 1e-7 * yy)

@@ -82,7 +82,7 @@ def run(cfg: Config, ctx) -> Outcome:
   path_lams = path.lambda_grid(lam_max, p.path_points, p.path_eps)
   with ctx.timed("path"):
     ours = path.lasso_path(xc, yc, lambdas=path_lams, max_iter=p.path_max_iter,
-                           dtype=np.float64).coefs
+                           tol=1e-10, dtype=np.float64).coefs
   with ctx.timed("reference"):
     _, sk, _ = lasso_path(xc, yc, alphas=path_lams, tol=1e-12, max_iter=1_000_000)
   values["path_vs_sklearn"] = float(np.max(np.abs(ours - sk.T)))

@@ -11,7 +11,15 @@ the default grid is 100 values log-spaced from λ_max down to eps·λ_max (eps =
 `sklearn.linear_model.lasso_path` and glmnet. With `fit_intercept=True`, X and y are
 centered first and the (unpenalized) intercept is ȳ − x̄ᵀw, as in sklearn's `Lasso`.
 
-The solver is FISTA (accelerated proximal gradient, Beck & Teboulle 2009) with the
+Two solvers (`solver=`), both stopping on the duality gap of the full problem:
+
+- coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
+  working sets in residual form, X never turned into a Gram matrix, the whole path one
+  `lax.scan` compiled once per (n, d, number of λ). The default for lasso and elastic
+  net at the default tolerance (sklearn's 1e-4).
+- FISTA (`solver="fista"`, the default at tol < 5e-5 and for the group lasso), below.
+
+The FISTA solver is accelerated proximal gradient (Beck & Teboulle 2009) with the
 gradient adaptive restart of O'Donoghue & Candès (2015), run on the Gram matrix
 Q = XᵀX/n inside a `lax.while_loop` that stops on the duality gap — the same gap and the
 same tolerance convention as sklearn's coordinate descent, gap ≤ tol·‖y‖²/n — or at
@@ -54,12 +62,15 @@ from __future__ import annotations
 import warnings
 from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wdjax.path.coordinate_descent import cd_path
+
 from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solution,
-                                _check_eps, _check_lambdas, _default_tol, _float_dtype,
-                                _group_index, _lambda_max_of, _prepare, _x64_scope,
+                                _as_data, _center, _check_eps, _check_lambdas, _default_tol,
+                                _float_dtype, _group_index, _lambda_max_of, _prepare, _x64_scope,
                                 lambda_grid, lambda_max)
 from wdjax.path.solver import _path_scan, _path_vmap, _solve_full
 from wdjax.path.working_set import _path_working_sets
@@ -67,15 +78,29 @@ from wdjax.path.working_set import _path_working_sets
 __all__ = ("KINDS", "PathConvergenceWarning", "PathResult", "Solution", "enet_path", "fista",
            "group_lasso_path", "lambda_grid", "lambda_max", "lasso_path", "solve_lasso")
 
+# sklearn's default tolerance of lasso_path / Lasso (a gap of 1e-4·‖y‖²/n)
+PATH_TOL = 1e-4
+# `solver="auto"` runs coordinate descent down to this tolerance and FISTA below it: on the
+# benchmark problems CD is 2x faster at 1e-4, FISTA with its exact support solve 2x faster
+# at 1e-5 and 3-10x at 1e-10 (benchmarks/README.md, run I)
+_CD_MIN_TOL = 5e-5
+
+
 def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
-          fit_intercept=False, tol=None, max_iter=20_000, method="warm", screening="auto",
-          polish=True, dtype=None, check_every=10):
+          fit_intercept=False, tol=PATH_TOL, max_iter=20_000, method="warm", solver="auto",
+          screening="auto", polish=True, dtype=None, check_every=10):
   if method not in ("warm", "vmap"):
     raise ValueError(f"method must be 'warm' (sequential, warm-started) or 'vmap' (all λ at "
                      f"once), got {method!r}.")
+  if solver not in ("auto", "cd", "fista"):
+    raise ValueError(f"solver must be 'auto', 'cd' (coordinate descent) or 'fista', got "
+                     f"{solver!r}.")
+  if solver == "cd" and (kind == "group_lasso" or method == "vmap"):
+    raise ValueError("solver='cd' solves lasso and elastic-net paths with method='warm'; use "
+                     "solver='fista' (or 'auto') for the group lasso or method='vmap'.")
   _check_eps(eps)
   dt = _float_dtype(dtype)
-  tol = _default_tol(dt) if tol is None else float(tol)
+  tol = PATH_TOL if tol is None else float(tol)
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
   if not (isinstance(max_iter, (int, np.integer)) and max_iter >= check_every):
@@ -83,6 +108,12 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
+  if solver == "auto":
+    solver = ("cd" if kind != "group_lasso" and method == "warm" and tol >= _CD_MIN_TOL
+              else "fista")
+  if solver == "cd":
+    return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
+               fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt)
   # the arguments are checked before the d x d Gram matrix is built
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   d = Q.shape[0]
@@ -104,6 +135,30 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
       fn = _path_scan if method == "warm" else _path_vmap
       coefs, gaps, iters = (np.asarray(a) for a in
                             fn(Qj, bj, yy, jnp.asarray(lams, dt), l1_ratio, g, tol_abs, **kw))
+  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 4)
+
+
+def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype):
+  """The path by `coordinate_descent.cd_path`: X never leaves its (n, d) form, no Gram."""
+  X, y = _as_data(X, y)
+  Xc, yc, xm, ym = _center(X, y, fit_intercept)
+  n = X.shape[0]
+  lam_max = _lambda_max_of(Xc.T @ yc / n, l1_ratio, None)
+  lams = lambda_grid(lam_max, n_lambdas, eps) if lambdas is None else _check_lambdas(lambdas)
+  yy = float(yc @ yc / n)
+  tol_abs = tol * yy
+  # X (transposed: a feature's column is a contiguous row) in the asked dtype, the residual
+  # and the coefficients in float64 (see cd_path)
+  with jax.enable_x64(True):
+    coefs, gaps, iters, _ = cd_path(np.ascontiguousarray(Xc.T, dtype=dtype), yc, lams,
+                                    l1_ratio, tol_abs, max_epochs=int(max_iter))
+    coefs, gaps, iters = np.asarray(coefs), np.asarray(gaps), np.asarray(iters)
+  if dtype == jnp.float32:
+    coefs = coefs.astype(np.float32)
+  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5)
+
+
+def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, stacklevel):
   coefs = np.asarray(coefs, np.float64)
   gaps = np.asarray(gaps, np.float64)
   converged = gaps <= tol_abs
@@ -113,7 +168,7 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
         f"{bad.size} of {lams.size} λ did not reach gap <= tol·‖y‖²/n = {tol_abs:.3g} within "
         f"max_iter={max_iter} (first: λ[{bad[0]}] = {lams[bad[0]]:.4g}, gap {gaps[bad[0]]:.3g}). "
         "Raise max_iter, loosen tol, or use dtype=float64.", PathConvergenceWarning,
-        stacklevel=3)
+        stacklevel=stacklevel)
   intercepts = ym - coefs @ xm if fit_intercept else np.zeros(lams.size)
   return PathResult(lams, coefs, intercepts, gaps, np.asarray(iters), converged)
 
@@ -125,14 +180,23 @@ _PATH_ARGS = """
     n_lambdas: number of grid values (default 100).
     eps: the grid ends at eps·λ_max, 0 < eps < 1 (default 1e-3).
     fit_intercept: center X and y and return an unpenalized intercept (like sklearn's Lasso).
-    tol: stop when the duality gap is <= tol·‖y‖²/n (sklearn's convention); default 1e-10
-      in float64, 1e-5 in float32.
-    max_iter: FISTA iterations allowed per λ (a safety cap; non-convergence warns).
+    tol: stop when the duality gap is <= tol·‖y‖²/n (sklearn's convention and sklearn's
+      default, 1e-4: about 1e-2 relative error in the coefficients on a wide problem); ask
+      1e-10 in float64 for coefficients good to ~1e-6 (before wdjax 0.9 the default was
+      1e-10 in float64, 1e-5 in float32).
+    max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (a safety
+      cap; non-convergence warns).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
-    screening: working sets (method="warm", l1/elastic net): "kkt" or True (grown from the
-      violators of the optimality conditions), "strong" (seeded by the strong rule),
-      False (none), or "auto" ("kkt" when d > 64).
-    polish: try the exact solve on a stable support (l1/elastic net).
+    solver: "cd" (coordinate descent on working sets, the whole path one compiled program:
+      fastest at loose tolerances, and about 1 s to compile), "fista" (FISTA on the Gram
+      matrix with working sets and an exact support solve: fastest at tight tolerances,
+      compiled once per working-set size), or "auto" ("cd" for lasso and elastic net with
+      method="warm" and tol >= 5e-5, else "fista").
+    screening: working sets of the FISTA solver (method="warm", l1/elastic net): "kkt" or
+      True (grown from the violators of the optimality conditions), "strong" (seeded by
+      the strong rule), False (none), or "auto" ("kkt" when d > 64). The CD solver always
+      grows its working sets from the violators.
+    polish: FISTA: try the exact solve on a stable support (l1/elastic net).
     dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled.
 
   Returns:
