@@ -213,6 +213,7 @@ def test_non_convergence_is_reported(wide):
     (dict(screening="yes"), "screening"),
     (dict(solver="newton"), "solver must be"),
     (dict(solver="cd", method="vmap"), "solver='cd' solves"),
+    (dict(l1_ratio=0.5), "lasso_path has no l1_ratio"),
 ])
 def test_bad_input(diabetes, kwargs, match):
   with pytest.raises(ValueError, match=match):
@@ -343,3 +344,63 @@ def test_cd_non_convergence_is_reported(wide):
     res = path.lasso_path(X, y, n_lambdas=12, eps=5e-2, tol=1e-12, max_iter=10, solver="cd",
                           dtype="float64")
   assert not res.converged.all()
+
+
+def test_auto_solver_routing(wide, diabetes, monkeypatch):
+  # CD for wide lasso/enet at tol >= 5e-5 with FISTA's options at their defaults; FISTA
+  # otherwise. Checked by which kernel runs (each replaced by a recorder).
+  import wdjax.path as wp
+  calls = []
+  monkeypatch.setattr(wp, "_cd", lambda *a, **k: calls.append("cd"))
+  real = wp._path_working_sets
+  monkeypatch.setattr(wp, "_path_working_sets",
+                      lambda *a, **k: (calls.append("fista"), real(*a, **k))[1])
+  X, y = wide[0][:, :100], wide[1]
+  cases = [(dict(), "cd"), (dict(tol=1e-4), "cd"), (dict(tol=1e-5), "fista"),
+           (dict(screening="strong"), "fista"), (dict(polish=False), "fista")]
+  for kwargs, want in cases:
+    calls.clear()
+    path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
+    assert calls == [want], (kwargs, calls)
+  calls.clear()
+  path.enet_path(X, y, l1_ratio=0.5, n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == ["cd"]
+  calls.clear()
+  path.lasso_path(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == []   # d = 10: the scanned FISTA solver, no working sets
+
+
+def test_cd_enet_gaps_are_certified(correlated):
+  # the elastic net's gap in NumPy, written as a lasso on augmented data (sklearn's dual point)
+  X, y = correlated
+  n, d = X.shape
+  yy = y @ y / n
+  alpha = 0.5
+  res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=12, eps=1e-1, solver="cd")
+  assert res.converged.all()
+  for lam, w, gap in zip(res.lambdas, res.coefs, res.gaps):
+    r = y - X @ w
+    rho = X.T @ r / n - lam * (1 - alpha) * w
+    kappa = min(1.0, lam * alpha / np.max(np.abs(rho)))
+    want = (0.5 * r @ r / n * (1 + kappa ** 2) + lam * alpha * np.abs(w).sum()
+            - kappa * r @ y / n + 0.5 * lam * (1 - alpha) * (1 + kappa ** 2) * w @ w)
+    assert want <= 1e-4 * yy * (1 + 1e-3)
+    np.testing.assert_allclose(gap, want, rtol=1e-3, atol=1e-7 * yy)
+
+
+def test_cd_edge_cases(wide):
+  X, y = wide[0][:, :100], wide[1]
+  lam_max = path.lambda_max(X, y)
+  # λ above λ_max: zero at once; a single λ; y = 0: zero with gap 0
+  res = path.lasso_path(X, y, lambdas=[2 * lam_max, lam_max], solver="cd", dtype="float64")
+  assert res.converged.all() and np.all(res.coefs == 0) and np.all(res.n_iter == 0)
+  res = path.lasso_path(X, np.zeros_like(y), lambdas=[0.1], solver="cd", dtype="float64")
+  assert res.converged.all() and np.all(res.coefs == 0)
+
+
+def test_cd_round_cap_is_named(wide, monkeypatch):
+  import wdjax.path as wp
+  monkeypatch.setattr(wp, "CD_MAX_ROUNDS", 1)
+  X, y = wide
+  with pytest.warns(path.PathConvergenceWarning, match="1 working-set rounds"):
+    path.lasso_path(X, y, n_lambdas=12, eps=5e-2, tol=1e-10, solver="cd", dtype="float64")

@@ -16,8 +16,9 @@ Two solvers (`solver=`), both stopping on the duality gap of the full problem:
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
   `lax.scan` compiled once per (n, d, number of λ). The default for lasso and elastic
-  net at the default tolerance (sklearn's 1e-4).
-- FISTA (`solver="fista"`, the default at tol < 5e-5 and for the group lasso), below.
+  net at the default tolerance (sklearn's 1e-4) when X has more than 64 features.
+- FISTA (`solver="fista"`, the default at tol < 5e-5, for d <= 64 and for the group
+  lasso), below.
 
 The FISTA solver is accelerated proximal gradient (Beck & Teboulle 2009) with the
 gradient adaptive restart of O'Donoghue & Candès (2015), run on the Gram matrix
@@ -84,6 +85,8 @@ PATH_TOL = 1e-4
 # benchmark problems CD is 2x faster at 1e-4, FISTA with its exact support solve 2x faster
 # at 1e-5 and 3-10x at 1e-10 (benchmarks/README.md, run I)
 _CD_MIN_TOL = 5e-5
+# working-set rounds per λ of the CD solver (each one pass over X); a safety cap
+CD_MAX_ROUNDS = 100
 
 
 def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
@@ -95,6 +98,9 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   if solver not in ("auto", "cd", "fista"):
     raise ValueError(f"solver must be 'auto', 'cd' (coordinate descent) or 'fista', got "
                      f"{solver!r}.")
+  if kind == "l1" and l1_ratio != 1.0:
+    raise ValueError(f"lasso_path has no l1_ratio (got {l1_ratio}); use enet_path(X, y, "
+                     "l1_ratio=...) for the elastic net.")
   if solver == "cd" and (kind == "group_lasso" or method == "vmap"):
     raise ValueError("solver='cd' solves lasso and elastic-net paths with method='warm'; use "
                      "solver='fista' (or 'auto') for the group lasso or method='vmap'.")
@@ -109,8 +115,13 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
   if solver == "auto":
+    # (few features: FISTA on the small Gram matrix beats CD's per-update loop overhead,
+    # 1.4 against 11.6 ms on diabetes's d = 10)
+    wide = len(np.shape(X)) == 2 and np.shape(X)[1] > 64
+    # screening/polish set away from their defaults are FISTA options: honour them
+    fista_options = screening != "auto" or polish is not True
     solver = ("cd" if kind != "group_lasso" and method == "warm" and tol >= _CD_MIN_TOL
-              else "fista")
+              and wide and not fista_options else "fista")
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt)
@@ -149,16 +160,20 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
   tol_abs = tol * yy
   # X (transposed: a feature's column is a contiguous row) in the asked dtype, the residual
   # and the coefficients in float64 (see cd_path)
+  # (the coefficients come back in float64 whatever the dtype: their gap is computed at them)
   with jax.enable_x64(True):
-    coefs, gaps, iters, _ = cd_path(np.ascontiguousarray(Xc.T, dtype=dtype), yc, lams,
-                                    l1_ratio, tol_abs, max_epochs=int(max_iter))
-    coefs, gaps, iters = np.asarray(coefs), np.asarray(gaps), np.asarray(iters)
-  if dtype == jnp.float32:
-    coefs = coefs.astype(np.float32)
-  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5)
+    coefs, gaps, iters, rounds = (np.asarray(a) for a in cd_path(
+        np.ascontiguousarray(Xc.T, dtype=dtype), yc, lams, l1_ratio, tol_abs,
+        max_epochs=int(max_iter), max_outer=CD_MAX_ROUNDS))
+  limit = None
+  if np.any((gaps > tol_abs) & (rounds >= CD_MAX_ROUNDS) & (iters < max_iter)):
+    limit = (f"{CD_MAX_ROUNDS} working-set rounds (the gap is near its floor: float32 X "
+             "resolves about 1e-9·‖y‖²/n)")
+  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5, limit)
 
 
-def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, stacklevel):
+def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, stacklevel,
+            limit=None):
   coefs = np.asarray(coefs, np.float64)
   gaps = np.asarray(gaps, np.float64)
   converged = gaps <= tol_abs
@@ -166,9 +181,9 @@ def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 
     bad = np.flatnonzero(~converged)
     warnings.warn(
         f"{bad.size} of {lams.size} λ did not reach gap <= tol·‖y‖²/n = {tol_abs:.3g} within "
-        f"max_iter={max_iter} (first: λ[{bad[0]}] = {lams[bad[0]]:.4g}, gap {gaps[bad[0]]:.3g}). "
-        "Raise max_iter, loosen tol, or use dtype=float64.", PathConvergenceWarning,
-        stacklevel=stacklevel)
+        f"{limit or f'max_iter={max_iter}'} (first: λ[{bad[0]}] = {lams[bad[0]]:.4g}, gap "
+        f"{gaps[bad[0]]:.3g}). Raise max_iter, loosen tol, or use dtype=float64.",
+        PathConvergenceWarning, stacklevel=stacklevel)
   intercepts = ym - coefs @ xm if fit_intercept else np.zeros(lams.size)
   return PathResult(lams, coefs, intercepts, gaps, np.asarray(iters), converged)
 
@@ -182,22 +197,26 @@ _PATH_ARGS = """
     fit_intercept: center X and y and return an unpenalized intercept (like sklearn's Lasso).
     tol: stop when the duality gap is <= tol·‖y‖²/n (sklearn's convention and sklearn's
       default, 1e-4: about 1e-2 relative error in the coefficients on a wide problem); ask
-      1e-10 in float64 for coefficients good to ~1e-6 (before wdjax 0.9 the default was
-      1e-10 in float64, 1e-5 in float32).
-    max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (a safety
-      cap; non-convergence warns).
+      tol=1e-10 with dtype="float64" for coefficients exact to ~1e-11 (FISTA's support
+      solve). Until 2026-11-27 the default was 1e-10 in float64, 1e-5 in float32.
+    max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
+      over the working set of the moment); a safety cap, non-convergence warns. The CD
+      solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
     solver: "cd" (coordinate descent on working sets, the whole path one compiled program:
       fastest at loose tolerances, and about 1 s to compile), "fista" (FISTA on the Gram
       matrix with working sets and an exact support solve: fastest at tight tolerances,
       compiled once per working-set size), or "auto" ("cd" for lasso and elastic net with
-      method="warm" and tol >= 5e-5, else "fista").
+      method="warm", tol >= 5e-5 and more than 64 features, else "fista").
     screening: working sets of the FISTA solver (method="warm", l1/elastic net): "kkt" or
       True (grown from the violators of the optimality conditions), "strong" (seeded by
       the strong rule), False (none), or "auto" ("kkt" when d > 64). The CD solver always
-      grows its working sets from the violators.
-    polish: FISTA: try the exact solve on a stable support (l1/elastic net).
-    dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled.
+      grows its working sets from the violators; a value other than "auto" makes
+      solver="auto" pick FISTA.
+    polish: FISTA: try the exact solve on a stable support (l1/elastic net); False makes
+      solver="auto" pick FISTA.
+    dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled. The
+      CD solver keeps X in this dtype and its residual, coefficients and gaps in float64.
 
   Returns:
     A `PathResult(lambdas, coefs, intercepts, gaps, n_iter, converged)` of NumPy arrays.
@@ -281,7 +300,7 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
     w0: a warm start (default 0).
     fit_intercept: center X and y; the intercept is ȳ − x̄ᵀw.
     tol: stop when the duality gap is <= tol·‖y‖²/n (default 1e-10 in float64, 1e-5 in
-      float32).
+      float32: one problem is solved to the end, unlike the paths' sklearn default 1e-4).
     max_iter: the iteration cap (non-convergence warns with `PathConvergenceWarning`).
     polish: try the exact solve on a stable support (l1/elastic net).
     dtype: float32 or float64.

@@ -24,7 +24,7 @@ class PathResult(NamedTuple):
   coefs: np.ndarray       # (n_lambdas, d)
   intercepts: np.ndarray  # (n_lambdas,), zeros without fit_intercept
   gaps: np.ndarray        # (n_lambdas,), duality gap of the returned coefs
-  n_iter: np.ndarray      # (n_lambdas,), FISTA iterations spent at each λ
+  n_iter: np.ndarray      # (n_lambdas,), FISTA steps or CD epochs spent at each λ
   converged: np.ndarray   # (n_lambdas,) bool, gap <= tol·‖y‖²/n
 
 
