@@ -237,7 +237,9 @@ def fresh_process_first_call(name):
   return out
 
 
-def equal_error_table(result):
+def equal_error_table(result, clock="seconds"):
+  """Markdown: per target error, each solver's fastest setting by `clock` ("seconds", the
+  CPU time of the process, or "wall_seconds")."""
   rows = result["rows"]
   ours = [r for r in rows if r["solver"].startswith("wdjax")]
   sk = [r for r in rows if r["solver"].startswith("sklearn")]
@@ -253,14 +255,14 @@ def equal_error_table(result):
     best = {}
     for key in ("sklearn", "skglm", "celer", "wdjax"):
       ok = [r for r in rows if r["solver"].startswith(key) and r["error"] <= E * (1 + 1e-9)]
-      r = min(ok, key=lambda r: r["seconds"]) if ok else None
+      r = min(ok, key=lambda r: r[clock]) if ok else None
       best[key] = r
       prec = f"{r['solver'][6:]}, " if r and key == "wdjax" else ""
-      cells.append(f"{r['seconds'] * 1e3:.1f} ms ({prec}{r['setting']})" if r else "not reached")
-    speed = (f"{best['sklearn']['seconds'] / best['wdjax']['seconds']:.1f}x"
+      cells.append(f"{r[clock] * 1e3:.1f} ms ({prec}{r['setting']})" if r else "not reached")
+    speed = (f"{best['sklearn'][clock] / best['wdjax'][clock]:.1f}x"
              if best["sklearn"] and best["wdjax"] else "-")
-    others = [best[k]["seconds"] for k in ("sklearn", "skglm", "celer") if best[k]]
-    vs = (f"{min(others) / best['wdjax']['seconds']:.2f}x" if others and best["wdjax"] else "-")
+    others = [best[k][clock] for k in ("sklearn", "skglm", "celer") if best[k]]
+    vs = (f"{min(others) / best['wdjax'][clock]:.2f}x" if others and best["wdjax"] else "-")
     lines.append(f"| {E:.1e} | " + " | ".join(cells) + f" | {speed} | {vs} |")
   return "\n".join(lines)
 
@@ -286,9 +288,17 @@ def main():
   results = [run(p, args.repeats, vmap=p == "diabetes" or args.vmap_wide)
              for p in args.problems]
   for r in results:
-    print(f"\n### {r['problem']} {tuple(r['shape'])}: fastest setting reaching error <= E "
-          f"({'CPU time, one thread' if jax.default_backend() == 'cpu' else 'wall time'})\n")
-    print(equal_error_table(r))
+    if jax.default_backend() == "cpu":
+      # XLA runs its large matrix-vector products on a second thread: the CPU time of the
+      # process counts it, the wall time does not; the other solvers are single-threaded
+      for clock, what in (("seconds", "CPU time of the process"), ("wall_seconds", "wall time")):
+        print(f"\n### {r['problem']} {tuple(r['shape'])}: fastest setting reaching error <= E "
+              f"({what})\n")
+        print(equal_error_table(r, clock))
+    else:
+      print(f"\n### {r['problem']} {tuple(r['shape'])}: fastest setting reaching error <= E "
+            "(wall time)\n")
+      print(equal_error_table(r))
     record("path", r["problem"], r)
   if args.out:
     with open(args.out, "w") as f:
