@@ -341,7 +341,7 @@ def test_cd_zero_column_and_float32(wide):
 def test_cd_non_convergence_is_reported(wide):
   X, y = wide
   with pytest.warns(path.PathConvergenceWarning, match="max_iter=10"):
-    res = path.lasso_path(X, y, n_lambdas=12, eps=5e-2, tol=1e-12, max_iter=10, solver="cd",
+    res = path.lasso_path(X, y, n_lambdas=12, eps=1e-3, tol=1e-12, max_iter=10, solver="cd",
                           dtype="float64")
   assert not res.converged.all()
 

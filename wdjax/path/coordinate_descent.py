@@ -7,11 +7,13 @@ For each λ of the grid (a `lax.scan`, warm-started from the previous λ):
   while gap > tol_abs (at most `max_outer` times):
     working set = the support plus the features closest to violating |c_j| <= λα, ranked
       by (λα − |c_j − λ(1−α)w_j|)/‖x_j‖ (celer's rule), of size max(p0, 2·|support|);
-    coordinate descent over the working set (epochs in a dynamic-length loop, so a set of
-      10 features costs 10 updates whatever d is), with an Anderson extrapolation of the
-      last 6 epochs' iterates after 6 epochs and every 5 after (skglm's AndersonCD; kept
-      when it lowers the objective),
-      until the gap of the problem restricted to the set is <= 0.3·gap (celer's ratio);
+    coordinate descent on the working set until the gap of the problem restricted to it
+      is <= 0.3·gap (celer's ratio), checked after each inner iteration: one sweep over
+      the set, then 3 over its non-zero members (glmnet's active-set cycling; 15-30% less
+      time on the benchmark problems than sweeping the whole set each time), then, after
+      6 iterations and every 5 after, an Anderson extrapolation of the last 6 iterates
+      (skglm's AndersonCD; kept when it lowers the objective). Sweeps are loops of dynamic
+      length, so a set of 10 features costs 10 updates whatever d is;
     c = Xᵀr/n and the full gap again (the stopping test is always the gap of the full
       problem at the returned w).
 
@@ -91,8 +93,9 @@ def _anderson(H):
   return z / jnp.sum(z)
 
 
-@functools.partial(jax.jit, static_argnames=("max_outer", "p0"))
-def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10):
+@functools.partial(jax.jit, static_argnames=("max_outer", "p0", "active_epochs"))
+def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
+            active_epochs=3):
   """Coordinate-descent path. Xt is Xᵀ (d, n), rows contiguous; lams decreasing.
 
   X stays in its dtype (float32 halves the bytes of every pass); the residual, the
@@ -101,8 +104,9 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10)
   over a path, a third of sklearn's default tolerance.
 
   Returns (coefs (m, d), gaps (m,), epochs (m,), outer iterations (m,)); an epoch is one
-  pass over the working set of the moment, and `max_epochs` caps them per λ, `max_outer`
-  the working-set rounds per λ.
+  sweep over the working set of the moment or over its non-zero members, `max_epochs`
+  caps them per λ and `max_outer` the working-set rounds per λ. Each inner iteration is
+  one sweep over the working set and `active_epochs` sweeps over its non-zero members.
   """
   d, n = Xt.shape
   xdt, dt = Xt.dtype, y.dtype
@@ -147,13 +151,21 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10)
                                   jnp.inf))   # (a zero column can never enter)
       size = jnp.minimum(jnp.maximum(p0, 2 * jnp.sum(support)), d).astype(jnp.int32)
       ws = _smallest(score, size)
-      blocks = (size + _UNROLL - 1) // _UNROLL
       tol_in = 0.3 * gap
 
-      def block(b, carry):
-        for u in range(_UNROLL):
-          carry = update(ws[b * _UNROLL + u], *carry)
-        return carry
+      def sweep(idx, count, carry):
+        # one epoch over idx[:count] (padded with the zero row d), _UNROLL updates a step
+        def block(b, carry):
+          for u in range(_UNROLL):
+            carry = update(idx[b * _UNROLL + u], *carry)
+          return carry
+        return jax.lax.fori_loop(0, (count + _UNROLL - 1) // _UNROLL, block, carry)
+
+      def active(w):
+        # the members of the working set that are non-zero, compacted to the front
+        on = (w[ws] != 0) & (jnp.arange(d + _UNROLL) < size)
+        pos = jnp.where(on, jnp.cumsum(on) - 1, d + _UNROLL)
+        return jnp.full(d + _UNROLL, d, jnp.int32).at[pos].set(ws, mode="drop"), jnp.sum(on)
 
       def accelerate(w, r, hw):
         # Anderson extrapolation of the last K+1 epochs' iterates (skglm's AndersonCD): the
@@ -170,7 +182,13 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10)
         return (s["gap"] > tol_in) & (s["epochs"] < max_epochs)
 
       def inner_body(s):
-        w, r = jax.lax.fori_loop(0, blocks, block, (s["w"], s["r"]))
+        w, r = sweep(ws, size, (s["w"], s["r"]))
+        if active_epochs:
+          # glmnet's active-set cycling: epochs over the non-zero members only (a zero
+          # that stays zero costs an update like any other); the next full sweep and the
+          # gap catch the ones that should enter
+          act, n_act = active(w)
+          w, r = jax.lax.fori_loop(0, active_epochs, lambda _, c: sweep(act, n_act, c), (w, r))
         count = s["count"] + 1
         hw = jnp.roll(s["hw"], -1, axis=0).at[_K].set(w)
         # first after K+1 epochs, then every K. The history is kept across an accepted jump
@@ -186,7 +204,7 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10)
           x = jax.lax.dynamic_index_in_dim(Xz, k, keepdims=False).astype(dt)
           return jnp.maximum(dn, jnp.abs(jnp.vdot(x, r) / nf - lam2 * w[k]))
         dn = jax.lax.fori_loop(0, size, dots, jnp.zeros([], dt))
-        return dict(w=w, r=r, hw=hw, count=count, epochs=s["epochs"] + 1,
+        return dict(w=w, r=r, hw=hw, count=count, epochs=s["epochs"] + 1 + active_epochs,
                     gap=_gap(dn, w, r, y, nf, lam1, lam2))
 
       s = jax.lax.while_loop(inner_cond, inner_body, dict(
