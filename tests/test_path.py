@@ -368,6 +368,11 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   calls.clear()
   path.lasso_path(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
   assert calls == []   # d = 10: the scanned FISTA solver, no working sets
+  calls.clear()
+  import jax
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # CD is a CPU solver
+  path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == ["fista"]
 
 
 def test_cd_enet_gaps_are_certified(correlated):

@@ -120,8 +120,11 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     wide = len(np.shape(X)) == 2 and np.shape(X)[1] > 64
     # screening/polish set away from their defaults are FISTA options: honour them
     fista_options = screening != "auto" or polish is not True
+    # on an accelerator every step of CD's scalar loop is a kernel launch (µs each), while
+    # FISTA's steps are matrix products: CD is a CPU solver
+    on_cpu = jax.default_backend() == "cpu"
     solver = ("cd" if kind != "group_lasso" and method == "warm" and tol >= _CD_MIN_TOL
-              and wide and not fista_options else "fista")
+              and wide and not fista_options and on_cpu else "fista")
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt)
@@ -206,8 +209,8 @@ _PATH_ARGS = """
     solver: "cd" (coordinate descent on working sets, the whole path one compiled program:
       fastest at loose tolerances, and about 1 s to compile), "fista" (FISTA on the Gram
       matrix with working sets and an exact support solve: fastest at tight tolerances,
-      compiled once per working-set size), or "auto" ("cd" for lasso and elastic net with
-      method="warm", tol >= 5e-5 and more than 64 features, else "fista").
+      compiled once per working-set size), or "auto" ("cd" on a CPU for lasso and elastic
+      net with method="warm", tol >= 5e-5 and more than 64 features, else "fista").
     screening: working sets of the FISTA solver (method="warm", l1/elastic net): "kkt" or
       True (grown from the violators of the optimality conditions), "strong" (seeded by
       the strong rule), False (none), or "auto" ("kkt" when d > 64). The CD solver always
