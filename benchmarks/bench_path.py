@@ -1,4 +1,4 @@
-"""Lasso path benchmark at equal error: wdjax.path against sklearn's lasso_path, skglm, celer.
+"""Lasso path benchmark at equal error: wdjax.path against sklearn's lasso_path, skglm, celer, glum.
 
     .venv/bin/python benchmarks/bench_path.py [--problems diabetes synthetic] [--out results.json]
 
@@ -38,6 +38,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -160,6 +161,25 @@ def run(name, repeats=3, vmap=True):
   except ImportError:
     print("  celer not installed (pip install celer): skipped")
 
+  try:
+    import glum
+
+    def run_glum(tol):
+      # glum's Gaussian objective is sklearn's (1/(2n)‖y − Xw‖² + α‖w‖₁: checked, error
+      # 8e-12 on diabetes at gradient_tol 1e-12); its path is `alpha_search` over `alphas`
+      model = glum.GeneralizedLinearRegressor(
+          family="normal", l1_ratio=1.0, fit_intercept=False, alpha_search=True,
+          alphas=lams, gradient_tol=tol, max_iter=100_000)
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(model.fit(X, y).coef_path_)
+
+    run_glum(1e-4)  # warm-up
+    for tol in [1e-4, 1e-6, 1e-8, 1e-10] if fine else [1e-4, 1e-8]:
+      add("glum GLM path", f"tol={tol:g}", lambda tol=tol: run_glum(tol))
+  except ImportError:
+    print("  glum not installed (pip install glum): skipped")
+
   # both solvers of wdjax.path: coordinate descent (the default at tol >= 5e-5) and FISTA
   cold = {}
   for solver, dtype, tols in (("cd", "float32", [1e-3, 1e-4, 1e-5, 1e-6]),
@@ -247,13 +267,13 @@ def equal_error_table(result, clock="seconds"):
   targets = sorted({r["error"] for r in ours} | {1e-6, sk[0]["error"],
                                                   min(r["error"] for r in sk)}, reverse=True)
   lines = [f"| target error E | " + " | ".join(
-      ["sklearn lasso_path", "skglm", "celer", "wdjax (best)", "speed-up vs sklearn",
+      ["sklearn lasso_path", "skglm", "celer", "glum", "wdjax (best)", "speed-up vs sklearn",
        "wdjax vs fastest other"]) + " |",
-           "|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|"]
   for E in targets:
     cells = []
     best = {}
-    for key in ("sklearn", "skglm", "celer", "wdjax"):
+    for key in ("sklearn", "skglm", "celer", "glum", "wdjax"):
       ok = [r for r in rows if r["solver"].startswith(key) and r["error"] <= E * (1 + 1e-9)]
       r = min(ok, key=lambda r: r[clock]) if ok else None
       best[key] = r
@@ -261,7 +281,7 @@ def equal_error_table(result, clock="seconds"):
       cells.append(f"{r[clock] * 1e3:.1f} ms ({prec}{r['setting']})" if r else "not reached")
     speed = (f"{best['sklearn'][clock] / best['wdjax'][clock]:.1f}x"
              if best["sklearn"] and best["wdjax"] else "-")
-    others = [best[k][clock] for k in ("sklearn", "skglm", "celer") if best[k]]
+    others = [best[k][clock] for k in ("sklearn", "skglm", "celer", "glum") if best[k]]
     vs = (f"{min(others) / best['wdjax'][clock]:.2f}x" if others and best["wdjax"] else "-")
     lines.append(f"| {E:.1e} | " + " | ".join(cells) + f" | {speed} | {vs} |")
   return "\n".join(lines)
