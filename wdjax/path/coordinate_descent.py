@@ -52,7 +52,8 @@ import jax.numpy as jnp
 # update at 4, measured on a 2-core Xeon; 8 is slower again).
 _UNROLL = 4
 
-# Epochs per Anderson extrapolation (skglm's default).
+# Inner iterations between Anderson extrapolations, which combine the last _K + 1
+# iterates (skglm's default).
 _K = 5
 
 
@@ -67,9 +68,10 @@ def _gap(dual_norm, w, r, y, n, lam1, lam2):
 
 def _smallest(score, size):
   """Indices of the `size` smallest scores (top_k sorts them, so the -inf scores of the
-  support are always among them), then the index d (the zero row): a top_k at the smallest capacity that holds `size` (an argsort of 2000
-  scores costs 0.56 ms on a CPU, a top_k of 64 of them 11 µs, of 512 85 µs). Capacities
-  4x apart: each is a branch to compile (~0.03 s)."""
+  support are always among them), then the index d (the zero row), by a top_k at the
+  smallest capacity that holds `size`: an argsort of 2000 scores costs 0.56 ms on a CPU,
+  a top_k of 64 of them 11 µs, of 512 85 µs. Capacities 4x apart: each is a branch to
+  compile."""
   d = score.shape[0]
   caps = [c for c in (32, 128, 512, 2048, 8192, 32768) if c < d] + [d]
 
@@ -118,7 +120,6 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
   alpha = jnp.asarray(l1_ratio, dt)
   tol_abs = jnp.asarray(tol_abs, dt)
   max_epochs = jnp.asarray(max_epochs, jnp.int32)   # traced: a new cap does not recompile
-
   y = jnp.asarray(y, dt)
 
   def solve_one(carry, lam):
@@ -168,7 +169,7 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
         return jnp.full(d + _UNROLL, d, jnp.int32).at[pos].set(ws, mode="drop"), jnp.sum(on)
 
       def accelerate(w, r, hw):
-        # Anderson extrapolation of the last K+1 epochs' iterates (skglm's AndersonCD): the
+        # Anderson extrapolation of the last K+1 iterates (skglm's AndersonCD): the
         # affine combination Σc_i w_i minimizing ‖Σc_i Δw_i‖. Its residual is formed afresh,
         # y − X·w_acc (one pass over X, in X's dtype): the same combination of the stored
         # residuals would carry their rounding times |c_i|, which can be large.
