@@ -409,3 +409,30 @@ def test_cd_round_cap_is_named(wide, monkeypatch):
   X, y = wide
   with pytest.warns(path.PathConvergenceWarning, match="1 working-set rounds"):
     path.lasso_path(X, y, n_lambdas=12, eps=5e-2, tol=1e-10, solver="cd", dtype="float64")
+
+
+def test_cd_helpers_against_numpy():
+  # the two pieces of the CD solver that the path comparisons reach only indirectly
+  import jax.numpy as jnp
+  from wdjax.path.coordinate_descent import _UNROLL, _anderson, _smallest
+  # Anderson extrapolation is exact on a linear fixed-point iteration x ← Ax + c in
+  # dimension <= K (the minimal polynomial of A has degree <= K): it returns x* = (I−A)⁻¹c
+  rng = np.random.default_rng(0)
+  A = 0.3 * rng.normal(size=(4, 4))
+  c = rng.normal(size=4)
+  H = [np.zeros(4)]
+  for _ in range(5):
+    H.append(A @ H[-1] + c)
+  H = np.stack(H)
+  coef = np.asarray(_anderson(jnp.asarray(H, jnp.float32)))
+  np.testing.assert_allclose(coef.sum(), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(coef @ H[1:], np.linalg.solve(np.eye(4) - A, c), atol=1e-3)
+  # the working set: the `size` smallest scores (NumPy's argsort), then the zero row d
+  d = 300
+  score = rng.normal(size=d)
+  score[[5, 17]] = -np.inf          # the support comes first whatever the size
+  for size in (2, 20, 40, 200, 300):
+    ws = np.asarray(_smallest(jnp.asarray(score), size))
+    assert ws.shape == (d + _UNROLL,)
+    assert set(ws[:size]) == set(np.argsort(score, kind="stable")[:size])
+    assert np.all(ws[size:] == d)

@@ -70,9 +70,9 @@ import numpy as np
 from wdjax.path.coordinate_descent import cd_path
 
 from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solution,
-                                _as_data, _center, _check_eps, _check_lambdas, _default_tol,
-                                _float_dtype, _group_index, _lambda_max_of, _prepare, _x64_scope,
-                                lambda_grid, lambda_max)
+                                _centered, _check_eps, _check_lambdas, _default_tol,
+                                _float_dtype, _grid, _group_index, _lambda_max_of, _prepare,
+                                _x64_scope, lambda_grid, lambda_max)
 from wdjax.path.solver import _path_scan, _path_vmap, _solve_full
 from wdjax.path.working_set import _path_working_sets
 
@@ -133,7 +133,7 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   d = Q.shape[0]
   gidx = _group_index(groups, d) if kind == "group_lasso" else None
   lam_max = _lambda_max_of(b, l1_ratio, gidx)
-  lams = lambda_grid(lam_max, n_lambdas, eps) if lambdas is None else _check_lambdas(lambdas)
+  lams = _grid(lam_max, lambdas, n_lambdas, eps)
   tol_abs = tol * yy
   kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
             polish=bool(polish) and kind != "group_lasso")
@@ -154,16 +154,11 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
 
 def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype):
   """The path by `coordinate_descent.cd_path`: X never leaves its (n, d) form, no Gram."""
-  X, y = _as_data(X, y)
-  Xc, yc, xm, ym = _center(X, y, fit_intercept)
-  n = X.shape[0]
-  lam_max = _lambda_max_of(Xc.T @ yc / n, l1_ratio, None)
-  lams = lambda_grid(lam_max, n_lambdas, eps) if lambdas is None else _check_lambdas(lambdas)
-  yy = float(yc @ yc / n)
+  Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
+  lams = _grid(_lambda_max_of(b, l1_ratio, None), lambdas, n_lambdas, eps)
   tol_abs = tol * yy
-  # X (transposed: a feature's column is a contiguous row) in the asked dtype, the residual
-  # and the coefficients in float64 (see cd_path)
-  # (the coefficients come back in float64 whatever the dtype: their gap is computed at them)
+  # X transposed (a feature's column is a contiguous row) in the asked dtype; the residual,
+  # the coefficients and their gaps in float64, whatever the dtype (see cd_path)
   with jax.enable_x64(True):
     coefs, gaps, iters, rounds = (np.asarray(a) for a in cd_path(
         np.ascontiguousarray(Xc.T, dtype=dtype), yc, lams, l1_ratio, tol_abs,

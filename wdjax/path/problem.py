@@ -164,18 +164,27 @@ def lambda_grid(lam_max: float, n_lambdas: int = 100, eps: float = 1e-3) -> np.n
 # ------------------------------------------------------------------- the FISTA kernel
 
 
-def _prepare(X, y, fit_intercept, dtype):
+def _centered(X, y, fit_intercept):
+  """The checked, centered data of every solver: (Xc, yc, x̄, ȳ, b = Xcᵀyc/n, ‖yc‖²/n);
+  b and yy in float64 (they set λ_max and the gap's scale)."""
   X, y = _as_data(X, y)
   Xc, yc, xm, ym = _center(X, y, fit_intercept)
   n = X.shape[0]
+  return Xc, yc, xm, ym, Xc.T @ yc / n, float(yc @ yc / n)
+
+
+def _prepare(X, y, fit_intercept, dtype):
+  Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
   # The d x d Gram matrix is the largest fixed cost of a path (2 GFLOP at 500 x 2000); a
   # float32 solve rounds it to float32 anyway, so it is formed in float32 (half the time).
-  # b and yy stay float64: they set λ_max and the gap's scale.
   Xg = Xc.astype(np.float32) if dtype == jnp.float32 else Xc
-  Q = Xg.T @ Xg / n
-  b = Xc.T @ yc / n
-  yy = float(yc @ yc / n)
+  Q = Xg.T @ Xg / Xc.shape[0]
   return Xc, yc, xm, ym, Q, b, yy
+
+
+def _grid(lam_max, lambdas, n_lambdas, eps):
+  """The user's λ (checked) or the default grid from λ_max."""
+  return lambda_grid(lam_max, n_lambdas, eps) if lambdas is None else _check_lambdas(lambdas)
 
 
 def _default_tol(dtype):
