@@ -166,3 +166,70 @@ def test_normalize_default_is_unchanged_and_bad_values_fail():
     models.MLP(6, (5,), 3, normalize="batch", rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="layernorm"):
     models.MLP(6, (5,), 3, normalize="layer", layernorm=True, rngs=nnx.Rngs(0))
+
+
+# ------------------------------------------------ conv_as_matmul (the CNN's convolution)
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.mark.parametrize("kernel,padding", [((3, 3), "SAME"), ((3, 3), "VALID"),
+                                            ((2, 3), "SAME"), ((3, 1), ((1, 2), (0, 1)))])
+def test_conv_as_matmul_matches_lax_conv_values_and_grads(kernel, padding):
+  # the reference is XLA's own convolution, in float64 so that only the summation order
+  # differs (1e-12); gradients through both, and under vmap with a batched kernel (the
+  # sweep's case, where lax's version becomes a grouped convolution)
+  from wdjax.layers import conv_as_matmul
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(3, 5, 6, 2)))
+    k = jnp.asarray(rng.normal(size=kernel + (2, 4)))
+
+    def f(conv, x, k):
+      return jnp.sum(jnp.sin(conv(x, k, (1, 1), padding, dimension_numbers=_NHWC)))
+
+    for conv_x_k in (lambda c: c(x, k, (1, 1), padding, dimension_numbers=_NHWC),
+                     lambda c: jax.grad(f, argnums=(1, 2))(c, x, k)):
+      ours, ref = conv_x_k(conv_as_matmul), conv_x_k(jax.lax.conv_general_dilated)
+      for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    ks = jnp.stack([k, 2 * k, -k])
+    ours = jax.vmap(lambda k: conv_as_matmul(x, k, (1, 1), padding, dimension_numbers=_NHWC))(ks)
+    ref = jax.vmap(lambda k: jax.lax.conv_general_dilated(x, k, (1, 1), padding,
+                                                          dimension_numbers=_NHWC))(ks)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_conv_as_matmul_hands_other_convolutions_to_lax():
+  # strides, dilation, groups and other layouts are not its case: lax computes them
+  from wdjax.layers import conv_as_matmul
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(2, 7, 7, 4)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 4, 4)), jnp.float32)
+  for args, kw in [(((2, 2), "SAME"), {}), (((1, 1), "SAME"), dict(rhs_dilation=(2, 2))),
+                   (((1, 1), "SAME"), dict(feature_group_count=2))]:
+    kk = k[:, :, :2] if kw.get("feature_group_count") else k
+    ours = conv_as_matmul(x, kk, *args, dimension_numbers=_NHWC, **kw)
+    ref = jax.lax.conv_general_dilated(x, kk, *args, dimension_numbers=_NHWC, **kw)
+    np.testing.assert_array_equal(ours, ref)
+  xn = jnp.transpose(x, (0, 3, 1, 2))
+  np.testing.assert_array_equal(
+      conv_as_matmul(xn, k, (1, 1), "SAME", dimension_numbers=("NCHW", "HWIO", "NCHW")),
+      jax.lax.conv_general_dilated(xn, k, (1, 1), "SAME",
+                                   dimension_numbers=("NCHW", "HWIO", "NCHW")))
+
+
+def test_cnn_uses_conv_as_matmul_and_keeps_nnx_conv_names():
+  # the CNN's layers stay nnx.Conv (the default mask and checkpoints see the same
+  # module types and parameter names); only the convolution routine is ours
+  from wdjax.layers import conv_as_matmul
+  m = models.CNN((8, 8), 10, rngs=nnx.Rngs(0))
+  assert all(type(c) is nnx.Conv and c.conv_general_dilated is conv_as_matmul for c in m.convs)
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(4, 64)), jnp.float32)
+  ref_convs = [nnx.Conv(c.in_features, c.out_features, kernel_size=(3, 3), padding="SAME",
+                        rngs=nnx.Rngs(0)) for c in m.convs]
+  for r, c in zip(ref_convs, m.convs):
+    r.kernel, r.bias = nnx.Param(c.kernel[...]), nnx.Param(c.bias[...])
+  h = x.reshape(4, 8, 8, 1)
+  np.testing.assert_allclose(m.convs[0](h), ref_convs[0](h), rtol=1e-5, atol=1e-5)

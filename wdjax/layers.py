@@ -1,6 +1,7 @@
-"""Weight-normalized layers: each neuron computes x·(w_j/‖w_j‖) + b_j, so its incoming
-weights are scale-invariant (the setting of the equilibrium predictions in
-`wdjax.dynamics`). `wdjax.models.MLP` and `CNN` use them with `normalize="neuron"`.
+"""Layers of `wdjax.models`: weight-normalized layers (each neuron computes
+x·(w_j/‖w_j‖) + b_j, so its incoming weights are scale-invariant: the setting of the
+equilibrium predictions in `wdjax.dynamics`; `wdjax.models.MLP` and `CNN` use them with
+`normalize="neuron"`), and `conv_as_matmul`, the convolution of `models.CNN`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,68 @@ def _check_normalize(normalize: Any) -> None:
   if normalize not in NORMALIZE:
     raise ValueError(f"normalize must be one of {NORMALIZE} (None: no scale-invariant "
                      f"weights), got {normalize!r}.")
+
+
+def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding: Any,
+                   lhs_dilation: Any = None, rhs_dilation: Any = None,
+                   dimension_numbers: Any = None, feature_group_count: int = 1,
+                   precision: Any = None, preferred_element_type: Any = None,
+                   **kwargs: Any) -> jax.Array:
+  """`jax.lax.conv_general_dilated` for a 2-D NHWC/HWIO convolution with unit strides, as
+  one matrix product of the image patches (im2col) with the kernel; any other convolution
+  goes to `jax.lax.conv_general_dilated` unchanged. A drop-in for nnx.Conv's
+  `conv_general_dilated=` argument:
+
+    y[b, i, j, o] = Σ_{di, dj, c} x_pad[b, i + di, j + dj, c] · k[di, dj, c, o]
+
+  Why: a sweep vmaps the model over the grid, and `vmap` of a convolution whose kernel is
+  batched becomes one grouped convolution, which XLA:CPU runs far below its matrix-product
+  rate; `vmap` of this function is a batched matrix product instead (the digits CNN sweep
+  of `benchmarks/bench_sweep.py`: see benchmarks/README.md). The patches are 9 shifted
+  slices of the padded input for a 3x3 kernel (kh·kw slices in general), concatenated on
+  the channel axis in (di, dj, c) order, which is the kernel's own memory order.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    >>> k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+    >>> ref = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
+    ...                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    >>> bool(jnp.allclose(conv_as_matmul(x, k, (1, 1), "SAME", dimension_numbers=(
+    ...     "NHWC", "HWIO", "NHWC")), ref, atol=1e-5))
+    True
+  """
+  def general():
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, precision=precision,
+        preferred_element_type=preferred_element_type, **kwargs)
+
+  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+  try:
+    dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  except (TypeError, ValueError):
+    return general()
+  if (lhs.ndim != 4 or dims != nhwc or feature_group_count != 1
+      or any(s != 1 for s in window_strides)
+      or any(v is not None and any(e != 1 for e in v) for v in (lhs_dilation, rhs_dilation))
+      or kwargs.get("out_sharding") is not None):
+    return general()
+  kh, kw, cin, cout = rhs.shape
+  if isinstance(padding, str):
+    if padding not in ("SAME", "VALID"):
+      return general()
+    pads = ((0, 0), (0, 0)) if padding == "VALID" else (((kh - 1) // 2, kh // 2),
+                                                        ((kw - 1) // 2, kw // 2))
+  else:
+    pads = tuple(tuple(p) for p in padding)
+  x = jnp.pad(lhs, ((0, 0),) + pads + ((0, 0),))
+  h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+  cols = jnp.concatenate([x[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)],
+                         axis=-1)
+  return jax.lax.dot_general(cols, rhs.reshape(kh * kw * cin, cout), (((3,), (0,)), ((), ())),
+                             precision=precision, preferred_element_type=preferred_element_type)
 
 
 def _unit_columns(kernel: jax.Array) -> jax.Array:
@@ -86,6 +149,6 @@ class NormalizedConv(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((out_features,), dt))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = jax.lax.conv_general_dilated(x, _unit_columns(self.kernel[...]), (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = conv_as_matmul(x, _unit_columns(self.kernel[...]), (1, 1), "SAME",
+                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y + self.bias[...].reshape(1, 1, 1, -1)

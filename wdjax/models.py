@@ -57,7 +57,8 @@ from flax import nnx
 
 from wdjax._validate import positive_int as _positive_int
 from wdjax.layers import NORMALIZE  # noqa: F401  (the values of `normalize`, documented here)
-from wdjax.layers import NormalizedConv, NormalizedLinear, _check_normalize, _dtype
+from wdjax.layers import (NormalizedConv, NormalizedLinear, _check_normalize, _dtype,
+                          conv_as_matmul)
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
@@ -275,8 +276,11 @@ class CNN(nnx.Module):
     if normalize == "neuron":
       self.convs = nnx.List([NormalizedConv(a, b, param_dtype=dt, rngs=rngs) for a, b in pairs])
     else:
+      # conv_as_matmul: vmapped over a sweep's grid, a batched matrix product rather
+      # than XLA's grouped convolution (2.6x faster CNN sweep on a CPU)
       self.convs = nnx.List([nnx.Conv(a, b, kernel_size=(3, 3), padding="SAME",
-                                      use_bias=normalize is None, param_dtype=dt, rngs=rngs)
+                                      use_bias=normalize is None, param_dtype=dt,
+                                      conv_general_dilated=conv_as_matmul, rngs=rngs)
                              for a, b in pairs])
     h, w = image_shape[:2]
     for _ in features:
