@@ -109,7 +109,7 @@ def rel_error(coefs, ref):
   return float(np.max(np.abs(coefs - ref)) / np.max(np.abs(ref)))
 
 
-def run(name, repeats=3, vmap=True):
+def run(name, repeats=3, vmap=True, skip=()):
   from sklearn.linear_model import lasso_path
   from wdjax import path
 
@@ -135,6 +135,8 @@ def run(name, repeats=3, vmap=True):
         lambda tol=tol: lasso_path(X, y, alphas=lams, tol=tol, max_iter=10_000_000)[1].T,
         "(default tol)" if tol == 1e-4 else "")
   try:
+    if "skglm" in skip:
+      raise ImportError
     from skglm.datafits import Quadratic
     from skglm.penalties import L1
     from skglm.solvers import AndersonCD
@@ -147,8 +149,10 @@ def run(name, repeats=3, vmap=True):
     for tol in [1e-4, 1e-6, 1e-8, 1e-10, 1e-12] if fine else [1e-4, 1e-6, 1e-8, 1e-10]:
       add("skglm AndersonCD", f"tol={tol:g}", lambda tol=tol: skglm_path(tol))
   except ImportError:
-    print("  skglm not installed (pip install skglm): skipped")
+    print("  skglm: skipped (--skip, or not installed: pip install skglm)")
   try:
+    if "celer" in skip:
+      raise ImportError
     from celer import celer_path
 
     def run_celer(tol):
@@ -159,9 +163,11 @@ def run(name, repeats=3, vmap=True):
     for tol in [1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12] if fine else [1e-4, 1e-6, 1e-8, 1e-10]:
       add("celer celer_path", f"tol={tol:g}", lambda tol=tol: run_celer(tol))
   except ImportError:
-    print("  celer not installed (pip install celer): skipped")
+    print("  celer: skipped (--skip, or not installed: pip install celer)")
 
   try:
+    if "glum" in skip:
+      raise ImportError
     import glum
 
     def run_glum(tol):
@@ -178,11 +184,11 @@ def run(name, repeats=3, vmap=True):
     for tol in [1e-4, 1e-6, 1e-8, 1e-10] if fine else [1e-4, 1e-8]:
       add("glum GLM path", f"tol={tol:g}", lambda tol=tol: run_glum(tol))
   except ImportError:
-    print("  glum not installed (pip install glum): skipped")
+    print("  glum: skipped (--skip, or not installed: pip install glum)")
 
   # both solvers of wdjax.path: coordinate descent (the default at tol >= 5e-5) and FISTA
   cold = {}
-  for solver, dtype, tols in (("cd", "float32", [1e-3, 1e-4, 1e-5, 1e-6]),
+  for solver, dtype, tols in (("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6]),
                               ("cd", "float64", [1e-4, 1e-8]),
                               ("fista", "float64", [1e-8, 1e-10, 1e-12]),
                               ("fista", "float32", [1e-4, 1e-5])):
@@ -296,16 +302,25 @@ def main():
   ap.add_argument("--vmap-wide", action="store_true",
                   help="also time the vmapped solver (cold starts, full d×d Gram for all 100 λ "
                   "at once) on the wide problem: minutes on a CPU, meant for accelerators")
+  ap.add_argument("--skip", nargs="+", default=[], choices=["skglm", "celer", "glum"],
+                  help="leave these anchors out (glum alone takes minutes: 27-39 s a path)")
+  ap.add_argument("--one-core", action="store_true",
+                  help="pin the process to one CPU core before JAX starts: every solver then "
+                  "runs on one core and its CPU time is its wall time (XLA's idle worker "
+                  "threads, which spin on a second core otherwise, share that core)")
   args = ap.parse_args()
+  if args.one_core:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
   import jax
   import sklearn
-  machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+  machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible"
+             f"{', pinned to one (--one-core)' if args.one_core else ''}, "
              f"jax {jax.__version__} ({jax.default_backend()}), sklearn {sklearn.__version__}, "
              f"load average {os.getloadavg()[0]:.1f}")
   print(machine)
   from _bench import record
   record("path", "machine", machine)
-  results = [run(p, args.repeats, vmap=p == "diabetes" or args.vmap_wide)
+  results = [run(p, args.repeats, vmap=p == "diabetes" or args.vmap_wide, skip=args.skip)
              for p in args.problems]
   for r in results:
     if jax.default_backend() == "cpu":

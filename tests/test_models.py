@@ -233,3 +233,15 @@ def test_cnn_uses_conv_as_matmul_and_keeps_nnx_conv_names():
     r.kernel, r.bias = nnx.Param(c.kernel[...]), nnx.Param(c.bias[...])
   h = x.reshape(4, 8, 8, 1)
   np.testing.assert_allclose(m.convs[0](h), ref_convs[0](h), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_as_matmul_leaves_accelerators_to_xla(monkeypatch):
+  # on a GPU/TPU the convolution stays XLA's (cuDNN), the measured path there
+  from wdjax import layers
+  calls = []
+  monkeypatch.setattr(layers.jax, "default_backend", lambda: "gpu")
+  monkeypatch.setattr(layers.jax.lax, "conv_general_dilated",
+                      lambda *a, **k: calls.append(a) or "lax")
+  assert layers.conv_as_matmul(jnp.ones((1, 4, 4, 1)), jnp.ones((3, 3, 1, 2)), (1, 1), "SAME",
+                               dimension_numbers=_NHWC) == "lax"
+  assert len(calls) == 1

@@ -436,3 +436,15 @@ def test_cd_helpers_against_numpy():
     assert ws.shape == (d + _UNROLL,)
     assert set(ws[:size]) == set(np.argsort(score, kind="stable")[:size])
     assert np.all(ws[size:] == d)
+  # zero columns score +inf: taken last, only when nothing else is left; equal scores are
+  # ties taken in index order; no candidates at all leaves the support alone
+  score[[7, 8]] = np.inf
+  for size in (297, 298, 300):
+    ws = np.asarray(_smallest(jnp.asarray(score), size))
+    assert set(ws[:size]) == set(np.argsort(score, kind="stable")[:size])
+  tied = np.zeros(10)
+  tied[3] = -np.inf
+  np.testing.assert_array_equal(np.asarray(_smallest(jnp.asarray(tied), 4))[:5], [3, 0, 1, 2, 10])
+  none = np.full(6, np.inf)
+  none[1] = -np.inf
+  np.testing.assert_array_equal(np.asarray(_smallest(jnp.asarray(none), 1))[:3], [1, 6, 6])
