@@ -40,15 +40,18 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
 # Every solver on one thread (the coordinate-descent solvers of sklearn and skglm use one
 # core; XLA and BLAS are pinned to one too), timed in CPU seconds of this process
 # (time.process_time): on a machine shared with other jobs, wall time measures the load.
+# Set before numpy is imported: OpenBLAS sizes its thread pool when it loads, and until
+# 2026-11-27 (run J) it loaded first, with a thread per core whose spinning after every
+# BLAS call of a solver's set-up doubled the CPU time of the CD path.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                       "intra_op_parallelism_threads=1")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
   os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402  (after the thread settings above)
 
 
 def correlated_design(n, d, rho=0.6, k=20, snr=3.0, seed=0):

@@ -427,7 +427,7 @@ def test_cd_helpers_against_numpy():
   coef = np.asarray(_anderson(jnp.asarray(H, jnp.float32)))
   np.testing.assert_allclose(coef.sum(), 1.0, rtol=1e-5)
   np.testing.assert_allclose(coef @ H[1:], np.linalg.solve(np.eye(4) - A, c), atol=1e-3)
-  # the working set: the `size` smallest scores (NumPy's argsort), then the zero row d
+  # the working set: the `size` smallest scores (NumPy's argsort), then the padding index d
   d = 300
   score = rng.normal(size=d)
   score[[5, 17]] = -np.inf          # the support comes first whatever the size

@@ -170,7 +170,10 @@ def _centered(X, y, fit_intercept):
   X, y = _as_data(X, y)
   Xc, yc, xm, ym = _center(X, y, fit_intercept)
   n = X.shape[0]
-  return Xc, yc, xm, ym, Xc.T @ yc / n, float(yc @ yc / n)
+  # einsum, not `Xc.T @ yc`: a BLAS matrix-vector product wakes OpenBLAS's thread pool,
+  # whose threads then spin through the whole (single-threaded) CD path, doubling its CPU
+  # time (0.3 ms here instead of 0.15)
+  return Xc, yc, xm, ym, np.einsum("ij,i->j", Xc, yc) / n, float(yc @ yc / n)
 
 
 def _prepare(X, y, fit_intercept, dtype):
