@@ -327,8 +327,8 @@ def main():
              for p in args.problems]
   for r in results:
     if jax.default_backend() == "cpu":
-      # XLA runs its large matrix-vector products on a second thread: the CPU time of the
-      # process counts it, the wall time does not; the other solvers are single-threaded
+      # both clocks: XLA may still use a second core for some operations (the CPU time
+      # counts it, the wall time does not); the other solvers are single-threaded
       for clock, what in (("seconds", "CPU time of the process"), ("wall_seconds", "wall time")):
         print(f"\n### {r['problem']} {tuple(r['shape'])}: fastest setting reaching error <= E "
               f"({what})\n")
