@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_adamw_cores.py [--size 10000000] [--steps 40]
 
-One float32 buffer of `size` parameters, in one process each for "all cores" and "one
-core" (the second pinned with `os.sched_setaffinity` before JAX and torch start):
+A CPU benchmark (on a GPU/TPU host it says so and stops). One float32 buffer of `size`
+parameters, in one process each for "all cores" and "one core" (the second pinned with `os.sched_setaffinity` before JAX and torch start):
 
 - `optax.adamw` and `wdjax.adamw` (their jitted update + `apply_updates`, buffers donated),
 - the same AdamW step written by hand as one jitted function (the least XLA can be given),
@@ -103,6 +103,11 @@ def main() -> None:
     if args.child == "one":
       os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     print(json.dumps(measure(args.size, args.steps)))
+    return
+  import jax
+  if jax.default_backend() != "cpu":
+    print(f"bench_adamw_cores.py compares CPU cores; JAX runs on {jax.default_backend()}: "
+          "skipped (bench_core.py times the accelerator's step)")
     return
   bytes_moved = 7 * 4 * args.size
   print(f"AdamW step on one float32 buffer of {args.size:,} parameters; 7 passes = "
