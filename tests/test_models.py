@@ -208,11 +208,21 @@ def test_conv_as_matmul_hands_other_convolutions_to_lax():
   x = jnp.asarray(rng.normal(size=(2, 7, 7, 4)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 4, 4)), jnp.float32)
   for args, kw in [(((2, 2), "SAME"), {}), (((1, 1), "SAME"), dict(rhs_dilation=(2, 2))),
-                   (((1, 1), "SAME"), dict(feature_group_count=2))]:
+                   (((1, 1), "SAME"), dict(feature_group_count=2)),
+                   (((1, 1), ((-1, 1), (1, 1))), {})]:   # a negative pad crops
     kk = k[:, :, :2] if kw.get("feature_group_count") else k
     ours = conv_as_matmul(x, kk, *args, dimension_numbers=_NHWC, **kw)
     ref = jax.lax.conv_general_dilated(x, kk, *args, dimension_numbers=_NHWC, **kw)
     np.testing.assert_array_equal(ours, ref)
+  xb, kb = jnp.concatenate([x, x]), k[:, :, :, :2]        # batch groups: 2 x 2 channels
+  np.testing.assert_array_equal(
+      conv_as_matmul(xb, kb, (1, 1), "SAME", dimension_numbers=_NHWC, batch_group_count=2),
+      jax.lax.conv_general_dilated(xb, kb, (1, 1), "SAME", dimension_numbers=_NHWC,
+                                   batch_group_count=2))
+  x1, k1 = x[:, :, 0, :], k[:, 0]                           # 1-D: (N, W, C), (W, I, O)
+  np.testing.assert_array_equal(
+      conv_as_matmul(x1, k1, (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC")),
+      jax.lax.conv_general_dilated(x1, k1, (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC")))
   xn = jnp.transpose(x, (0, 3, 1, 2))
   np.testing.assert_array_equal(
       conv_as_matmul(xn, k, (1, 1), "SAME", dimension_numbers=("NCHW", "HWIO", "NCHW")),
@@ -226,6 +236,13 @@ def test_cnn_uses_conv_as_matmul_and_keeps_nnx_conv_names():
   from wdjax.layers import conv_as_matmul
   m = models.CNN((8, 8), 10, rngs=nnx.Rngs(0))
   assert all(type(c) is nnx.Conv and c.conv_general_dilated is conv_as_matmul for c in m.convs)
+  # and flax's call (ConvDimensionNumbers, unit dilations, out_sharding=None) takes the
+  # matrix-product path, not the fallback
+  def no_lax(*a, **k):
+    raise AssertionError("conv_as_matmul fell back to lax.conv_general_dilated")
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(jax.lax, "conv_general_dilated", no_lax)
+    assert m(jnp.ones((2, 64))).shape == (2, 10)
   x = jnp.asarray(np.random.default_rng(2).normal(size=(4, 64)), jnp.float32)
   ref_convs = [nnx.Conv(c.in_features, c.out_features, kernel_size=(3, 3), padding="SAME",
                         rngs=nnx.Rngs(0)) for c in m.convs]

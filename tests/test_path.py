@@ -403,6 +403,22 @@ def test_cd_edge_cases(wide):
   assert res.converged.all() and np.all(res.coefs == 0)
 
 
+def test_cd_zero_columns_do_not_crowd_out_features():
+  # constant columns (zero after centering) at the lowest indices, the signal on the
+  # highest: the working set must hold the real candidates, not the zero columns (a review
+  # found a version that took them in index order and never converged here)
+  rng = np.random.default_rng(3)
+  X = rng.normal(size=(30, 12))
+  X[:, :3] = 1.0
+  y = 3 * X[:, 11] + 2 * X[:, 10] + 0.1 * rng.normal(size=30)
+  res = path.lasso_path(X, y, n_lambdas=8, eps=1e-2, dtype="float64", tol=1e-10, solver="cd",
+                        fit_intercept=True)
+  assert res.converged.all() and np.all(res.coefs[:, :3] == 0)
+  ref = lasso_path(X - X.mean(0), y - y.mean(), alphas=res.lambdas, tol=1e-13,
+                   max_iter=100_000)[1].T
+  _assert_same_path(res.coefs, ref)
+
+
 def test_cd_round_cap_is_named(wide, monkeypatch):
   import wdjax.path as wp
   monkeypatch.setattr(wp, "CD_MAX_ROUNDS", 1)
@@ -436,12 +452,17 @@ def test_cd_helpers_against_numpy():
     assert ws.shape == (d + _UNROLL,)
     assert set(ws[:size]) == set(np.argsort(score, kind="stable")[:size])
     assert np.all(ws[size:] == d)
-  # zero columns score +inf: taken last, only when nothing else is left; equal scores are
-  # ties taken in index order; no candidates at all leaves the support alone
-  score[[7, 8]] = np.inf
-  for size in (297, 298, 300):
+  # zero columns score +inf and are never taken (their coefficient cannot leave 0): when
+  # fewer finite scores than asked remain, the set is shorter and padded with d; equal
+  # scores are ties taken in index order; no candidates at all leaves the support alone
+  score[[0, 1, 7, 8]] = np.inf      # low indices: they must not push finite ones out
+  finite_order = [i for i in np.argsort(score, kind="stable") if np.isfinite(score[i])
+                  or score[i] == -np.inf]
+  for size in (295, 296, 297, 298, 299, 300):
     ws = np.asarray(_smallest(jnp.asarray(score), size))
-    assert set(ws[:size]) == set(np.argsort(score, kind="stable")[:size])
+    real = ws[ws < d]
+    assert set(real) == set(finite_order[:size])
+    assert list(ws[:real.size]) == list(real) and np.all(ws[real.size:] == d)
   tied = np.zeros(10)
   tied[3] = -np.inf
   np.testing.assert_array_equal(np.asarray(_smallest(jnp.asarray(tied), 4))[:5], [3, 0, 1, 2, 10])

@@ -66,17 +66,20 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding:
         feature_group_count=feature_group_count, precision=precision,
         preferred_element_type=preferred_element_type, **kwargs)
 
-  if jax.default_backend() != "cpu":
+  # its case: CPU backend, 2-D NHWC/HWIO, unit strides and dilations, no groups, no
+  # sharding or batch groups, and padding "SAME", "VALID" or non-negative pairs
+  if jax.default_backend() != "cpu" or lhs.ndim != 4 or rhs.ndim != 4:
     return general()
-  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
   try:
     dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
   except (TypeError, ValueError):
     return general()
-  if (lhs.ndim != 4 or dims != nhwc or feature_group_count != 1
+  nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+  extra_ok = all((k == "out_sharding" and v is None) or (k == "batch_group_count" and v == 1)
+                 for k, v in kwargs.items())
+  if (dims != nhwc or feature_group_count != 1 or not extra_ok
       or any(s != 1 for s in window_strides)
-      or any(v is not None and any(e != 1 for e in v) for v in (lhs_dilation, rhs_dilation))
-      or kwargs.get("out_sharding") is not None):
+      or any(v is not None and any(e != 1 for e in v) for v in (lhs_dilation, rhs_dilation))):
     return general()
   kh, kw, cin, cout = rhs.shape
   if isinstance(padding, str):
@@ -86,6 +89,8 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding:
                                                         ((kw - 1) // 2, kw // 2))
   else:
     pads = tuple(tuple(p) for p in padding)
+    if len(pads) != 2 or any(len(p) != 2 or min(p) < 0 for p in pads):
+      return general()                              # (negative pads crop: lax's case)
   x = jnp.pad(lhs, ((0, 0),) + pads + ((0, 0),))
   h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
   cols = jnp.concatenate([x[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)],

@@ -62,7 +62,8 @@ import jax.numpy as jnp
 # Xeon), but each doubling adds ~0.15 s of compilation to the path's ~1.2 s.
 _UNROLL = 4
 
-# Halvings of the threshold search of `_smallest` (exact up to 2^-40 of the score range).
+# Halvings of the threshold search of `_smallest` (2^-40 of the score range: below float64's
+# resolution of the scores' spread, so exact up to ties).
 _BISECT = 40
 
 # Inner iterations between Anderson extrapolations, which combine the last _K + 1
@@ -80,13 +81,15 @@ def _gap(dual_norm, w, r, y, n, lam1, lam2):
 
 
 def _smallest(score, size):
-  """Indices of the `size` smallest scores, then the padding index d: the -inf
-  scores (the support) first, then the others at or under a threshold found by bisection
-  (_BISECT halvings of the range of the finite scores, each one fused compare-and-count
-  over the d scores), both in index order. Scores closer than 2^-_BISECT of their range
-  are ties, broken by index. A sort, which `top_k` and `argsort` become inside a compiled
-  loop on a CPU, cost ~0.3 ms per working set whatever its size (a third of the
-  correlated benchmark path's time); this costs ~0.05 ms."""
+  """Indices of the (at most) `size` smallest scores, then the padding index d: the -inf
+  scores (the support) first, then the finite ones at or under a threshold found by
+  bisection (_BISECT halvings of the range of the finite scores, each one fused
+  compare-and-count over the d scores), both in index order. +inf scores (zero columns,
+  whose coefficient cannot leave 0) and NaN are never taken, so fewer than `size` real
+  indices may come back. Finite scores closer than the bisection's resolution (2^-_BISECT
+  of their range, or float32's 2^-24) are ties, broken by index. A sort, which `top_k` and
+  `argsort` become inside a compiled loop on a CPU, cost ~0.3 ms per working set whatever
+  its size (a third of the correlated benchmark path's time); this costs ~0.07 ms."""
   d = score.shape[0]
   support = score == -jnp.inf
   n_support = jnp.sum(support, dtype=jnp.int32)
@@ -104,7 +107,7 @@ def _smallest(score, size):
   lo, hi = jax.lax.fori_loop(0, _BISECT, halve, (lo, hi))
   n_finite = jnp.sum(finite, dtype=jnp.int32)
   threshold = jnp.where(want == 0, -jnp.inf, jnp.where(n_finite < want, jnp.inf, hi))
-  taken = ~support & (score <= threshold)
+  taken = finite & (score <= threshold)
   slot = jnp.where(support, jnp.cumsum(support) - 1, n_support + jnp.cumsum(taken) - 1)
   slot = jnp.where((support | taken) & (slot < size), slot, d + _UNROLL)
   return jnp.full(d + _UNROLL, d, jnp.int32).at[slot].set(jnp.arange(d, dtype=jnp.int32),
@@ -248,7 +251,10 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
         def dots(j, dn):
           k = ws[j]
           x = jax.lax.dynamic_index_in_dim(Xt, k, keepdims=False).astype(dt)
-          return jnp.maximum(dn, jnp.abs(jnp.vdot(x, r) / nf - lam2 * w[k]))
+          # (the padding index d, where a set has fewer real members than `size`, reads
+          # the clamped row X[d−1]: it must not count)
+          return jnp.where(k < d, jnp.maximum(dn, jnp.abs(jnp.vdot(x, r) / nf - lam2 * w[k])),
+                           dn)
         dn = jax.lax.fori_loop(0, size, dots, jnp.zeros([], dt))
         return dict(w=w, r=r, hw=hw, count=count, epochs=s["epochs"] + 1 + active_epochs,
                     gap=_gap(dn, w, r, y, nf, lam1, lam2))
