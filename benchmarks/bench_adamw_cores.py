@@ -24,72 +24,56 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 
 def measure(size: int, steps: int) -> dict:
+  # bench_core's cases (jitted update + apply_updates with donation; torch's AdamW) on one
+  # buffer instead of its pytree; imported here, after the "one core" child has pinned itself
   import jax
   import jax.numpy as jnp
   import optax
 
+  import bench_core as bc
   import wdjax
 
   def hand_step(p, m, v, g):
-    b1, b2, lr, wd, eps = 0.9, 0.999, 1e-3, 1e-2, 1e-8
-    m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g * g
-    return p - lr * (m / (jnp.sqrt(v) + eps) + wd * p), m, v
+    m = 0.9 * m + 0.1 * g
+    v = 0.999 * v + 0.001 * g * g
+    return p - bc.LR * (m / (jnp.sqrt(v) + 1e-8) + bc.WD * p), m, v
 
-  def timed(step, state):
-    for _ in range(3):
-      state = step(*state)
-    jax.block_until_ready(state)
-    ts = []
-    for _ in range(steps):
-      t = time.perf_counter()
-      state = step(*state)
-      jax.block_until_ready(state)
-      ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
-
-  g = jnp.full(size, 0.1, jnp.float32)
-  out = {}
+  p, g = np.ones(size, np.float32), np.full(size, 0.1, np.float32)
   hand = jax.jit(hand_step, donate_argnums=(0, 1, 2))
-  out["hand-written step"] = timed(lambda p, m, v: hand(p, m, v, g),
-                                   (jnp.ones(size), jnp.zeros(size), jnp.zeros(size)))
-  hlo = hand.lower(jnp.ones(size), jnp.zeros(size), jnp.zeros(size), g).compile().as_text()
+  state = [jnp.asarray(p), jnp.zeros(size), jnp.zeros(size)]
+  jg = jnp.asarray(g)
+
+  def hand_once():
+    state[:] = hand(*state, jg)
+    jax.block_until_ready(state)
+
+  hand_once()  # compile
+  makers = {"hand-written step": lambda: bc.Case("hand-written step", "adamw",
+                                                 bc.ADAMW_PASSES, hand_once)}
+  for name, tx in (("optax.adamw", optax.adamw(bc.LR, weight_decay=bc.WD)),
+                   ("wdjax.adamw", wdjax.adamw(bc.LR, weight_decay=bc.WD))):
+    makers[name] = lambda name=name, tx=tx: bc.jax_case(name, "adamw", bc.ADAMW_PASSES, tx,
+                                                        jg, p)
+  makers["torch"] = lambda: (bc.torch_cases({"p": p}, {"p": g}, kinds=("fused",))[0] or [None])[0]
+  times = {}
+  for make in makers.values():   # one at a time, each case's buffers freed before the next
+    case = make()
+    if case is not None:
+      for _ in range(3):         # warm-up
+        case.step()
+      case.round(steps)
+      times[case.name] = case.best
+    del case
+  hlo = hand.lower(*state, jg).compile().as_text()
   loops = [line for line in hlo.splitlines() if "kind=kLoop" in line and "fusion(" in line]
   parts = sorted({m for line in loops
                   for m in re.findall(r'"outer_dimension_partitions":\[([^\]]*)\]', line)})
-
-  for name, tx in (("optax.adamw", optax.adamw(1e-3, weight_decay=1e-2)),
-                   ("wdjax.adamw", wdjax.adamw(1e-3, weight_decay=1e-2))):
-    def step(p, s, g, tx=tx):
-      u, s = tx.update(g, s, p)
-      return optax.apply_updates(p, u), s
-    jstep = jax.jit(step, donate_argnums=(0, 1))
-    p = jnp.ones(size)
-    out[name] = timed(lambda p, s, jstep=jstep: jstep(p, s, g), (p, tx.init(p)))
-
-  try:
-    import torch
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    tp = torch.nn.Parameter(torch.ones(size))
-    tp.grad = torch.full((size,), 0.1)
-    opt = torch.optim.AdamW([tp], lr=1e-3, weight_decay=1e-2, fused=True)
-    for _ in range(3):
-      opt.step()
-    ts = []
-    for _ in range(steps):
-      t = time.perf_counter()
-      opt.step()
-      ts.append(time.perf_counter() - t)
-    out["torch AdamW(fused=True)"] = float(np.median(ts))
-  except ImportError:
-    pass
-  return dict(times=out, loops=len(loops), partitions=parts,
+  return dict(times=times, loops=len(loops), partitions=parts,
               cores=len(os.sched_getaffinity(0)))
 
 
@@ -119,7 +103,7 @@ def main() -> None:
     r = json.loads(run.stdout.strip().splitlines()[-1])
     print(f"\n{r['cores']} core(s): XLA emits {r['loops']} loops for the hand-written step, "
           f"outer_dimension_partitions {r['partitions']}")
-    torch_t = r["times"].get("torch AdamW(fused=True)")
+    torch_t = r["times"].get("torch.optim.AdamW(fused=True)")
     for name, t in r["times"].items():
       ratio = f"{t / torch_t:5.2f}x torch" if torch_t else ""
       print(f"  {name:28s} {t * 1e3:7.2f} ms  {bytes_moved / t / 1e9:6.1f} GB/s (7 passes)  "

@@ -188,17 +188,18 @@ def flat_case(name: str, group: str, passes: int, tx: optax.GradientTransformati
   return jax_case(name, group, passes, tx, flat_g, flat_p, note=note)
 
 
-def torch_cases(params: dict, grads: dict) -> tuple[list[Case], str]:
+def torch_cases(params: dict, grads: dict,
+                kinds: tuple[str, ...] = ("fused", "foreach")) -> tuple[list[Case], str]:
   try:
     import torch
   except ImportError:
     return [], "torch not installed: torch rows skipped (.venv/bin/pip install torch==2.13.0)"
-  torch.set_num_threads(os.cpu_count() or 1)
+  torch.set_num_threads(len(os.sched_getaffinity(0)))   # the cores this process may use
   dev = torch_device()
   cases = []
-  for kind in ("fused", "foreach"):
-    ps = [torch.nn.Parameter(torch.from_numpy(params[k].copy()).to(dev)) for k in SHAPES]
-    for p, k in zip(ps, SHAPES):
+  for kind in kinds:
+    ps = [torch.nn.Parameter(torch.from_numpy(params[k].copy()).to(dev)) for k in params]
+    for p, k in zip(ps, params):
       p.grad = torch.from_numpy(np.array(grads[k])).to(dev)
     try:
       opt = torch.optim.AdamW(ps, lr=LR, weight_decay=WD, **{kind: True})

@@ -430,7 +430,8 @@ def test_cd_round_cap_is_named(wide, monkeypatch):
 def test_cd_helpers_against_numpy():
   # the two pieces of the CD solver that the path comparisons reach only indirectly
   import jax.numpy as jnp
-  from wdjax.path.coordinate_descent import _UNROLL, _anderson, _smallest
+  from wdjax.path.coordinate_descent import (_UNROLL, _anderson, _oldest_first, _pack,
+                                               _smallest)
   # Anderson extrapolation is exact on a linear fixed-point iteration x ← Ax + c in
   # dimension <= K (the minimal polynomial of A has degree <= K): it returns x* = (I−A)⁻¹c
   rng = np.random.default_rng(0)
@@ -469,3 +470,18 @@ def test_cd_helpers_against_numpy():
   none = np.full(6, np.inf)
   none[1] = -np.inf
   np.testing.assert_array_equal(np.asarray(_smallest(jnp.asarray(none), 1))[:3], [1, 6, 6])
+  # the compaction under both: kept values in order from `offset`, dropped at `limit`
+  keep = rng.random(40) < 0.4
+  vals = rng.permutation(40).astype(np.int32)
+  out = np.asarray(_pack(jnp.asarray(vals), jnp.asarray(keep), jnp.full(45, -1, jnp.int32),
+                         offset=3, limit=10))
+  expect = np.full(45, -1)
+  expect[3:3 + min(keep.sum(), 7)] = vals[keep][:7]
+  np.testing.assert_array_equal(out, expect)
+  # Anderson's ring: rows written at steps 1..9 into 6 slots (step t at t mod 6) read back
+  # oldest first are the last 6 steps in order
+  ring = np.zeros((6, 2))
+  for t in range(1, 10):
+    ring[t % 6] = t
+  np.testing.assert_array_equal(np.asarray(_oldest_first(jnp.asarray(ring), 9 % 6))[:, 0],
+                                np.arange(4, 10))

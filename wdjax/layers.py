@@ -67,7 +67,7 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding:
         preferred_element_type=preferred_element_type, **kwargs)
 
   # its case: CPU backend, 2-D NHWC/HWIO, unit strides and dilations, no groups, no
-  # sharding or batch groups, and padding "SAME", "VALID" or non-negative pairs
+  # sharding or batch groups, and a padding type or non-negative pairs
   if jax.default_backend() != "cpu" or lhs.ndim != 4 or rhs.ndim != 4:
     return general()
   try:
@@ -82,11 +82,11 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding:
       or any(v is not None and any(e != 1 for e in v) for v in (lhs_dilation, rhs_dilation))):
     return general()
   kh, kw, cin, cout = rhs.shape
-  if isinstance(padding, str):
-    if padding not in ("SAME", "VALID"):
+  if isinstance(padding, str):   # "SAME", "SAME_LOWER", "VALID": lax's own pads
+    try:
+      pads = tuple(jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), (1, 1), padding))
+    except (RuntimeError, ValueError):
       return general()
-    pads = ((0, 0), (0, 0)) if padding == "VALID" else (((kh - 1) // 2, kh // 2),
-                                                        ((kw - 1) // 2, kw // 2))
   else:
     pads = tuple(tuple(p) for p in padding)
     if len(pads) != 2 or any(len(p) != 2 or min(p) < 0 for p in pads):

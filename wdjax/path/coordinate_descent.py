@@ -80,6 +80,14 @@ def _gap(dual_norm, w, r, y, n, lam1, lam2):
           - kappa * jnp.vdot(r, y) / n + 0.5 * lam2 * k2 * jnp.vdot(w, w))
 
 
+def _pack(values, keep, out, offset=0, limit=None):
+  """`out` with values[keep], in their order, written at out[offset], out[offset + 1], …
+  (slots at or past `limit` dropped): the compaction of the working sets."""
+  slot = offset + jnp.cumsum(keep) - 1
+  ok = keep if limit is None else keep & (slot < limit)
+  return out.at[jnp.where(ok, slot, out.shape[0])].set(values, mode="drop")
+
+
 def _smallest(score, size):
   """Indices of the (at most) `size` smallest scores, then the padding index d: the -inf
   scores (the support) first, then the finite ones at or under a threshold found by
@@ -108,10 +116,15 @@ def _smallest(score, size):
   n_finite = jnp.sum(finite, dtype=jnp.int32)
   threshold = jnp.where(want == 0, -jnp.inf, jnp.where(n_finite < want, jnp.inf, hi))
   taken = finite & (score <= threshold)
-  slot = jnp.where(support, jnp.cumsum(support) - 1, n_support + jnp.cumsum(taken) - 1)
-  slot = jnp.where((support | taken) & (slot < size), slot, d + _UNROLL)
-  return jnp.full(d + _UNROLL, d, jnp.int32).at[slot].set(jnp.arange(d, dtype=jnp.int32),
-                                                          mode="drop")
+  index = jnp.arange(d, dtype=jnp.int32)
+  out = _pack(index, support, jnp.full(d + _UNROLL, d, jnp.int32), limit=size)
+  return _pack(index, taken, out, offset=n_support, limit=size)
+
+
+def _oldest_first(ring, newest):
+  """The rows of a ring buffer (row i written at step ≡ i mod its length) from the oldest
+  to the newest, `newest` being the row written last."""
+  return jnp.roll(ring, -((newest + 1) % ring.shape[0]), axis=0)
 
 
 def _anderson(H):
@@ -153,6 +166,9 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
   tol_abs = jnp.asarray(tol_abs, dt)
   max_epochs = jnp.asarray(max_epochs, jnp.int32)   # traced: a new cap does not recompile
   y = jnp.asarray(y, dt)
+
+  def correlations(r):
+    return (Xt @ r.astype(xdt)).astype(dt) / nf   # Xᵀr/n: one pass over X
 
   def solve_one(carry, lam):
     w, r, c = carry
@@ -206,16 +222,14 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       def active(w):
         # the members of the working set that are non-zero, compacted to the front
         on = (w[ws] != 0) & (jnp.arange(d + _UNROLL) < size)
-        pos = jnp.where(on, jnp.cumsum(on) - 1, d + _UNROLL)
-        return (jnp.full(d + _UNROLL, d, jnp.int32).at[pos].set(ws, mode="drop"),
-                jnp.sum(on).astype(jnp.int32))
+        return _pack(ws, on, jnp.full(d + _UNROLL, d, jnp.int32)), jnp.sum(on, dtype=jnp.int32)
 
       def accelerate(w, r, ring, count):
         # Anderson extrapolation of the last K+1 iterates (skglm's AndersonCD): the
         # affine combination Σc_i w_i minimizing ‖Σc_i Δw_i‖. Its residual is formed afresh,
         # y − X·w_acc (one pass over X, in X's dtype): the same combination of the stored
         # residuals would carry their rounding times |c_i|, which can be large.
-        hw = jnp.roll(ring, -((count + 1) % (_K + 1)), axis=0)   # oldest first
+        hw = _oldest_first(ring, count % (_K + 1))
         coef = _anderson(hw)
         w_acc = coef @ hw[1:]
         r_acc = y - (w_acc[:d].astype(xdt) @ Xt).astype(dt)
@@ -276,9 +290,6 @@ def cd_path(Xt, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
     st = jax.lax.while_loop(outer_cond, outer_body, st)
     return ((st["w"], st["r"], st["c"]),
             (st["w"][:d], st["gap"], st["epochs"], st["outer"]))
-
-  def correlations(r):
-    return (Xt @ r.astype(xdt)).astype(dt) / nf
 
   _, out = jax.lax.scan(solve_one, (jnp.zeros(d + 1, dt), y, correlations(y)), lams)
   return out
