@@ -15,10 +15,12 @@ Two solvers (`solver=`), both stopping on the duality gap of the full problem:
 
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
-  `lax.scan` compiled once per (n, d, number of λ). The default for lasso and elastic
-  net at the default tolerance (sklearn's 1e-4) when X has more than 64 features.
-- FISTA (`solver="fista"`, the default at tol < 5e-5, for d <= 64 and for the group
-  lasso), below.
+  `lax.scan` compiled once per (n, d, number of λ); for the group lasso, block
+  coordinate descent (one proximal step per group). The default on a CPU when X has more
+  than 64 features: for lasso and elastic net at the default tolerance (sklearn's 1e-4),
+  for the group lasso at every tolerance.
+- FISTA (`solver="fista"`, the default at tol < 5e-5 for lasso and elastic net, for
+  d <= 64 and on accelerators), below.
 
 The FISTA solver is accelerated proximal gradient (Beck & Teboulle 2009) with the
 gradient adaptive restart of O'Donoghue & Candès (2015), run on the Gram matrix
@@ -101,9 +103,9 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   if kind == "l1" and l1_ratio != 1.0:
     raise ValueError(f"lasso_path has no l1_ratio (got {l1_ratio}); use enet_path(X, y, "
                      "l1_ratio=...) for the elastic net.")
-  if solver == "cd" and (kind == "group_lasso" or method == "vmap"):
-    raise ValueError("solver='cd' solves lasso and elastic-net paths with method='warm'; use "
-                     "solver='fista' (or 'auto') for the group lasso or method='vmap'.")
+  if solver == "cd" and method == "vmap":
+    raise ValueError("solver='cd' solves the path with method='warm'; use solver='fista' (or "
+                     "'auto') with method='vmap'.")
   _check_eps(eps)
   dt = _float_dtype(dtype)
   tol = PATH_TOL if tol is None else float(tol)
@@ -123,11 +125,15 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     # on an accelerator every step of CD's scalar loop is a kernel launch (µs each), while
     # FISTA's steps are matrix products: CD is a CPU solver
     on_cpu = jax.default_backend() == "cpu"
-    solver = ("cd" if kind != "group_lasso" and method == "warm" and tol >= _CD_MIN_TOL
-              and wide and not fista_options and on_cpu else "fista")
+    # (the group lasso: block CD at every tol, FISTA has no working sets for it and was
+    # 10x slower at 1e-4 and 2-3x at 1e-8 on the benchmark problems)
+    loose = tol >= _CD_MIN_TOL or kind == "group_lasso"
+    solver = ("cd" if method == "warm" and loose and wide and not fista_options and on_cpu
+              else "fista")
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
-               fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt)
+               fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
+               groups=groups if kind == "group_lasso" else None)
   # the arguments are checked before the d x d Gram matrix is built
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   d = Q.shape[0]
@@ -152,17 +158,30 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 4)
 
 
-def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype):
-  """The path by `coordinate_descent.cd_path`: X never leaves its (n, d) form, no Gram."""
+def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype,
+        groups=None):
+  """The path by `coordinate_descent.cd_path`: X never leaves its (n, d) form, no Gram.
+  With `groups`, block coordinate descent over the groups (the group lasso)."""
   Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
-  lams = _grid(_lambda_max_of(b, l1_ratio, None), lambdas, n_lambdas, eps)
+  d = Xc.shape[1]
+  gidx = None if groups is None else _group_index(groups, d)
+  lams = _grid(_lambda_max_of(b, l1_ratio, gidx), lambdas, n_lambdas, eps)
   tol_abs = tol * yy
-  # X transposed (a feature's column is a contiguous row) in the asked dtype; the residual,
-  # the coefficients and their gaps in float64, whatever the dtype (see cd_path)
+  # X transposed (a feature's column is a contiguous row) in the asked dtype, one block of
+  # rows per group (a group narrower than the widest is padded with zero rows); the
+  # residual, the coefficients and their gaps in float64, whatever the dtype (see cd_path)
+  Xt = np.ascontiguousarray(Xc.T, dtype=dtype)
+  Xb = (Xt[:, None, :] if gidx is None
+        else np.concatenate([Xt, np.zeros((1, Xt.shape[1]), Xt.dtype)])[gidx])
   with jax.enable_x64(True):
-    coefs, gaps, iters, rounds = (np.asarray(a) for a in cd_path(
-        np.ascontiguousarray(Xc.T, dtype=dtype), yc, lams, l1_ratio, tol_abs,
-        max_epochs=int(max_iter), max_outer=CD_MAX_ROUNDS))
+    blocks, gaps, iters, rounds = (np.asarray(a) for a in cd_path(
+        Xb, yc, lams, l1_ratio, tol_abs, max_epochs=int(max_iter), max_outer=CD_MAX_ROUNDS))
+  if gidx is None:
+    coefs = blocks[:, :, 0]
+  else:   # blocks back to features (the padding slots, index d, dropped)
+    coefs = np.zeros((lams.size, d + 1))
+    coefs[:, gidx.reshape(-1)] = blocks.reshape(lams.size, -1)
+    coefs = coefs[:, :d]
   limit = None
   if np.any((gaps > tol_abs) & (rounds >= CD_MAX_ROUNDS) & (iters < max_iter)):
     limit = (f"{CD_MAX_ROUNDS} working-set rounds (the gap is near its floor: float32 X "
@@ -204,8 +223,9 @@ _PATH_ARGS = """
     solver: "cd" (coordinate descent on working sets, the whole path one compiled program:
       fastest at loose tolerances, and about 1 s to compile), "fista" (FISTA on the Gram
       matrix with working sets and an exact support solve: fastest at tight tolerances,
-      compiled once per working-set size), or "auto" ("cd" on a CPU for lasso and elastic
-      net with method="warm", tol >= 5e-5 and more than 64 features, else "fista").
+      compiled once per working-set size), or "auto" ("cd" on a CPU with method="warm" and
+      more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the group
+      lasso at every tol; else "fista").
     screening: working sets of the FISTA solver (method="warm", l1/elastic net): "kkt" or
       True (grown from the violators of the optimality conditions), "strong" (seeded by
       the strong rule), False (none), or "auto" ("kkt" when d > 64). The CD solver always
@@ -261,8 +281,11 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, **kwargs: Any) -> PathRe
 def group_lasso_path(X: Any, y: Any, groups: Sequence[int], **kwargs: Any) -> PathResult:
   """Group-lasso path: 1/(2n)‖y − Xw‖² + λΣ_g‖w_g‖₂; `groups[j]` is feature j's group id.
 
-  λ_max = max_g ‖X_gᵀy‖₂/n. No working sets or polishing (plain warm-started FISTA);
-  other arguments as `lasso_path`.
+  λ_max = max_g ‖X_gᵀy‖₂/n. On a CPU with more than 64 features: block coordinate descent
+  on working sets of groups (`solver="cd"`; a group's step is the proximal step of its
+  quadratic majorant, L_g = ‖X_g‖₂²/n, as skglm's GroupBCD), at every tolerance; else
+  plain warm-started FISTA on the Gram matrix (no working sets or polishing). Other
+  arguments as `lasso_path`.
 
   Example:
     >>> import numpy as np
