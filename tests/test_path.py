@@ -180,26 +180,34 @@ def test_group_lasso_path_satisfies_kkt(diabetes, solver):
 
 
 def test_group_cd_wide_uneven_groups(correlated):
-  # block CD on p >> n with groups of 1 to 7 correlated neighbours in shuffled order, and
-  # a group of zero columns (L_g = 0: it must stay 0 and never enter a working set):
-  # the optimality conditions at tight tol, and the same path as FISTA's on the Gram matrix
+  # block CD on p >> n with groups of 1 to 7 features, their members interleaved across X
+  # and their ids neither sorted nor contiguous, and one group of zero columns (L_g = 0: it
+  # must stay 0 and never enter a working set): the optimality conditions at tight tol, the
+  # same path as FISTA's on the Gram matrix, with an intercept as well
   X, y = correlated
-  X = X[:, :300].copy()
-  X[:, 40:43] = 0
+  X = X[:, :300] + 1.5   # not centered: fit_intercept has work to do
   sizes = np.resize([1, 3, 7, 2, 5, 4], 300)
   ids = np.repeat(np.arange(300), sizes)[:300]
-  groups = np.random.default_rng(0).permutation(ids.max() + 1)[ids]  # ids not in feature order
+  groups = 3 * np.random.default_rng(0).permutation(ids)   # members interleaved, ids 0, 3, …
+  zero = groups == groups[17]
+  assert zero.sum() > 1
+  X[:, zero] = 0
+  Xc, yc = X - X.mean(axis=0), y - y.mean()
   res = path.group_lasso_path(X, y, groups, n_lambdas=12, eps=2e-2, dtype="float64",
-                              tol=1e-12, solver="cd")
+                              tol=1e-12, solver="cd", fit_intercept=True)
   assert res.converged.all() and (res.coefs[-1] != 0).sum() > 20
-  assert _assert_group_kkt(X, y, groups, res, 1e-5)
-  assert not res.coefs[:, 40:43].any()
+  assert _assert_group_kkt(Xc, yc, groups, res, 1e-5)
+  assert not res.coefs[:, zero].any()
   ref = path.group_lasso_path(X, y, groups, lambdas=res.lambdas, dtype="float64", tol=1e-12,
-                              solver="fista", max_iter=200_000)
+                              solver="fista", max_iter=200_000, fit_intercept=True)
   _assert_same_path(res.coefs, ref.coefs)
-  # float32 X at the default tol: within the gap's reach of the float64 path
-  f32 = path.group_lasso_path(X, y, groups, lambdas=res.lambdas, dtype="float32", solver="cd")
-  assert f32.converged.all()
+  np.testing.assert_allclose(res.intercepts, ref.intercepts, rtol=1e-6)
+  # float32 X at the default tol: its gaps are certified (computed in float64 from the
+  # float32 X), and its coefficients land within that gap's reach of the float64 path
+  # (error ~ √gap: ~1e-2 of the largest coefficient at tol 1e-4 on this problem)
+  f32 = path.group_lasso_path(X, y, groups, lambdas=res.lambdas, dtype="float32", solver="cd",
+                              fit_intercept=True)
+  assert f32.converged.all() and (f32.gaps <= 1e-4 * np.mean(yc ** 2)).all()
   np.testing.assert_allclose(f32.coefs, res.coefs, atol=3e-2 * np.abs(res.coefs).max())
 
 
@@ -262,6 +270,8 @@ def test_bad_data_and_penalty_arguments(diabetes):
     path.enet_path(X, y, l1_ratio=0.0)
   with pytest.raises(ValueError, match="groups"):
     path.group_lasso_path(X, y, [0, 1])
+  with pytest.raises(ValueError, match="group_lasso_path has no l1_ratio"):
+    path.group_lasso_path(X, y, np.arange(10), l1_ratio=0.5)
   with pytest.raises(ValueError, match="penalty"):
     path.fista(X, y, 0.1, penalty="l0")
   with pytest.raises(ValueError, match="solver='cd' solves the path with method='warm'"):
@@ -399,11 +409,15 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   calls.clear()
   path.enet_path(X, y, l1_ratio=0.5, n_lambdas=3, eps=0.5, dtype="float64")
   assert calls == ["cd"]
-  for tol in (1e-4, 1e-10):  # the group lasso: block CD at every tol
+  for tol in (1e-4, 1e-10):  # the group lasso: block CD at every tol (screening is not its)
     calls.clear()
     path.group_lasso_path(X, y, np.arange(100) // 4, n_lambdas=3, eps=0.5, dtype="float64",
-                          tol=tol)
+                          tol=tol, screening=False)
     assert calls == ["cd"], tol
+  calls.clear()   # one 40-wide group among singletons: padding would be 24x X, FISTA
+  uneven = np.concatenate([np.zeros(40, int), np.arange(1, 61)])
+  path.group_lasso_path(X, y, uneven, n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == []
   calls.clear()
   path.lasso_path(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
   assert calls == []   # d = 10: the scanned FISTA solver, no working sets

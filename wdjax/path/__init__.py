@@ -100,8 +100,9 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   if solver not in ("auto", "cd", "fista"):
     raise ValueError(f"solver must be 'auto', 'cd' (coordinate descent) or 'fista', got "
                      f"{solver!r}.")
-  if kind == "l1" and l1_ratio != 1.0:
-    raise ValueError(f"lasso_path has no l1_ratio (got {l1_ratio}); use enet_path(X, y, "
+  if kind in ("l1", "group_lasso") and l1_ratio != 1.0:
+    name = "lasso_path" if kind == "l1" else "group_lasso_path"
+    raise ValueError(f"{name} has no l1_ratio (got {l1_ratio}); use enet_path(X, y, "
                      "l1_ratio=...) for the elastic net.")
   if solver == "cd" and method == "vmap":
     raise ValueError("solver='cd' solves the path with method='warm'; use solver='fista' (or "
@@ -120,14 +121,20 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     # (few features: FISTA on the small Gram matrix beats CD's per-update loop overhead,
     # 1.4 against 11.6 ms on diabetes's d = 10)
     wide = len(np.shape(X)) == 2 and np.shape(X)[1] > 64
-    # screening/polish set away from their defaults are FISTA options: honour them
-    fista_options = screening != "auto" or polish is not True
+    # screening/polish set away from their defaults are FISTA options of the lasso and
+    # elastic net: honour them (the group-lasso FISTA has neither)
+    fista_options = kind != "group_lasso" and (screening != "auto" or polish is not True)
     # on an accelerator every step of CD's scalar loop is a kernel launch (µs each), while
     # FISTA's steps are matrix products: CD is a CPU solver
     on_cpu = jax.default_backend() == "cpu"
     # (the group lasso: block CD at every tol, FISTA has no working sets for it and was
     # 10x slower at 1e-4 and 2-3x at 1e-8 on the benchmark problems)
     loose = tol >= _CD_MIN_TOL or kind == "group_lasso"
+    # block CD pads every group to the widest one: with very uneven groups (say one of 1000
+    # features among singletons) that multiplies X's copy and each update's work, so it is
+    # taken only while the padding at most doubles X
+    if kind == "group_lasso" and wide:
+      wide = _group_index(groups, np.shape(X)[1]).size <= 2 * np.shape(X)[1]
     solver = ("cd" if method == "warm" and loose and wide and not fista_options and on_cpu
               else "fista")
   if solver == "cd":
@@ -160,8 +167,9 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
 
 def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype,
         groups=None):
-  """The path by `coordinate_descent.cd_path`: X never leaves its (n, d) form, no Gram.
-  With `groups`, block coordinate descent over the groups (the group lasso)."""
+  """The path by `coordinate_descent.cd_path`: no Gram matrix, X transposed (and, with
+  `groups`, its columns gathered into zero-padded blocks of the widest group's size for
+  block coordinate descent: the group lasso)."""
   Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
   d = Xc.shape[1]
   gidx = None if groups is None else _group_index(groups, d)
@@ -214,8 +222,10 @@ _PATH_ARGS = """
     fit_intercept: center X and y and return an unpenalized intercept (like sklearn's Lasso).
     tol: stop when the duality gap is <= tol·‖y‖²/n (sklearn's convention and sklearn's
       default, 1e-4: about 1e-2 relative error in the coefficients on a wide problem); ask
-      tol=1e-10 with dtype="float64" for coefficients exact to ~1e-11 (FISTA's support
-      solve). Until 2026-11-27 the default was 1e-10 in float64, 1e-5 in float32.
+      tol=1e-10 with dtype="float64" for lasso/elastic-net coefficients exact to ~1e-11
+      (FISTA's support solve; the group lasso has none: its error goes as √gap, ~1e-5 at
+      1e-10 on the benchmark problems). Until 2026-11-27 the default was 1e-10 in float64,
+      1e-5 in float32.
     max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
       over the working set of the moment); a safety cap, non-convergence warns. The CD
       solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
