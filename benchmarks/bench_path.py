@@ -356,8 +356,8 @@ def equal_error_table(result, clock="seconds"):
   targets = sorted({r["error"] for r in ours} | {1e-6, anchors[0]["error"],
                                                   min(r["error"] for r in anchors)}, reverse=True)
   lines = ["| target error E | " + " | ".join(
-      ["sklearn lasso_path", "skglm", "celer", "glum", "wdjax (best)", "speed-up vs sklearn",
-       "wdjax vs fastest other"]) + " |",
+      [sk[0]["solver"] if sk else "sklearn (none)", "skglm", "celer", "glum", "wdjax (best)",
+       "speed-up vs sklearn", "wdjax vs fastest other"]) + " |",
            "|---|---|---|---|---|---|---|---|"]
   for E in targets:
     cells = []

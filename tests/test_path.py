@@ -211,6 +211,28 @@ def test_group_cd_wide_uneven_groups(correlated):
   np.testing.assert_allclose(f32.coefs, res.coefs, atol=3e-2 * np.abs(res.coefs).max())
 
 
+def test_group_cd_refines_the_support_at_tight_tol(wide):
+  # Near λ_max one small group is active and the gap, read from objective values, misses a
+  # point δ away from the solution by only ~δ²: gap <= 1e-10·‖y‖²/n left the coefficients
+  # 6e-5 off here. Below tol 5e-5 the support is swept until the optimality conditions hold
+  # to tol·λ_max: they must then hold in NumPy to that order (fails without the refinement)
+  X, y = wide
+  groups = np.arange(2000) // 5
+  n = len(y)
+  lam_max = max(np.linalg.norm(X[:, groups == g].T @ y) / n for g in range(400))
+  res = path.group_lasso_path(X, y, groups, lambdas=lam_max * np.array([1, 0.93, 0.87]),
+                              dtype="float64", tol=1e-10, solver="cd")   # (1.4e-5 unrefined)
+  assert res.converged.all() and all((res.coefs[1:] != 0).any(axis=1))
+  for lam, w in zip(res.lambdas, res.coefs):
+    grad = X.T @ (y - X @ w) / n
+    for g in range(400):
+      wg, cg = w[groups == g], grad[groups == g]
+      norm = np.linalg.norm(wg)
+      off = (np.linalg.norm(cg - lam * wg / norm) if norm > 0
+             else max(np.linalg.norm(cg) - lam, 0))
+      assert off <= 1e-8 * lam_max, (lam, g, off)
+
+
 def test_group_lasso_with_singleton_groups_is_the_lasso(diabetes):
   X = StandardScaler().fit_transform(diabetes[0])
   y = diabetes[1] - diabetes[1].mean()
