@@ -233,6 +233,23 @@ def test_group_cd_refines_the_support_at_tight_tol(wide):
       assert off <= 1e-8 * lam_max, (lam, g, off)
 
 
+def test_cd_enet_refined_support_conditions(wide):
+  # the refinement for width-1 blocks with the elastic net's ridge term: |x_jᵀr/n − λ(1−α)w_j
+  # − λα·sign(w_j)| on the support, |x_jᵀr/n| <= λα off it, to tol·α·λ_max
+  X, y = wide
+  n, alpha = len(y), 0.5
+  res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=5, eps=0.3, dtype="float64",
+                       tol=1e-10, solver="cd")
+  assert res.converged.all() and (res.coefs[1:] != 0).any(axis=1).all()
+  lam_max_alpha = np.max(np.abs(X.T @ y)) / n
+  for lam, w in zip(res.lambdas, res.coefs):
+    v = X.T @ (y - X @ w) / n - lam * (1 - alpha) * w
+    on = w != 0
+    np.testing.assert_allclose(v[on], lam * alpha * np.sign(w[on]), rtol=0,
+                               atol=1e-8 * lam_max_alpha)
+    assert np.all(np.abs(v[~on]) <= lam * alpha + 1e-8 * lam_max_alpha)
+
+
 def test_group_lasso_with_singleton_groups_is_the_lasso(diabetes):
   X = StandardScaler().fit_transform(diabetes[0])
   y = diabetes[1] - diabetes[1].mean()
@@ -410,6 +427,9 @@ def test_cd_non_convergence_is_reported(wide):
     res = path.lasso_path(X, y, n_lambdas=12, eps=1e-3, tol=1e-12, max_iter=10, solver="cd",
                           dtype="float64")
   assert not res.converged.all()
+  # the cap holds with the support refinement of tight tolerances too (up to the last
+  # inner iteration's 1 + 3 sweeps)
+  assert (res.n_iter <= 10 + 3).all(), res.n_iter
 
 
 def test_auto_solver_routing(wide, diabetes, monkeypatch):
