@@ -235,11 +235,11 @@ def test_group_cd_refines_the_support_at_tight_tol(wide):
 
 def test_cd_enet_refined_support_conditions(wide):
   # the refinement for width-1 blocks with the elastic net's ridge term: |x_jᵀr/n − λ(1−α)w_j
-  # − λα·sign(w_j)| on the support, |x_jᵀr/n| <= λα off it, to tol·α·λ_max
+  # − λα·sign(w_j)| on the support, |x_jᵀr/n| <= λα off it, to tol·α·λ_max (fails unrefined)
   X, y = wide
   n, alpha = len(y), 0.5
-  res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=5, eps=0.3, dtype="float64",
-                       tol=1e-10, solver="cd")
+  res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=5, eps=0.01, dtype="float64",
+                       tol=1e-8, solver="cd")   # (unrefined: 2.6e-8·α·λ_max off; refined 3e-9)
   assert res.converged.all() and (res.coefs[1:] != 0).any(axis=1).all()
   lam_max_alpha = np.max(np.abs(X.T @ y)) / n
   for lam, w in zip(res.lambdas, res.coefs):
