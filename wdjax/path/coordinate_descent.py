@@ -8,7 +8,7 @@ with zero rows, and every |·| below the Euclidean norm of a block). Said for fe
 For each λ of the grid (a `lax.scan`, warm-started from the previous λ):
 
   c = Xᵀr/n over every feature and the duality gap of the full problem (one pass over X);
-  while gap > tol_abs (at most `max_outer` times):
+  while gap > tol_abs (at most `max_outer` working-set rounds):
     working set = the support plus the features closest to violating |c_j| <= λα, ranked
       by (λα − |c_j − λ(1−α)w_j|)/‖x_j‖ (celer's rule), of size max(p0, 2·|support|)
       (`_smallest`: a threshold by bisection, not a sort);
@@ -38,8 +38,8 @@ the block soft threshold, w_g' = max(0, 1 − λα/‖z‖)·z/(L_g + λ(1−α)
 L_g = ‖X_g‖₂²/n (the proximal step of the block's quadratic majorant, as skglm's GroupBCD;
 5-wide groups cost ~0.35 µs a feature per update at n = 500). Every shape in the
 program is fixed by (blocks, width, n, number of λ), so one compilation (about 1.4 s)
-serves the whole path whatever the working sets do; the FISTA working-set solver compiles once per padded set size (10 sizes
-and 11-28 s on the 500 x 2000 benchmark problem).
+serves the whole path whatever the working sets do; the FISTA working-set solver compiles
+once per padded set size (10 sizes and 11-28 s on the 500 x 2000 benchmark problem).
 
 Measured and left out: celer's dual extrapolation (a better dual point from the residuals
 of the last epochs) did not lower the epochs needed on the benchmark problems; a working
@@ -48,14 +48,19 @@ costs ~0.5 µs at n = 500 (0.3 at n = 100), mostly the per-kernel overhead of th
 loop on a CPU (4 kernels per update: the product, its partial and final sums, the axpy;
 celer's Cython ~0.2 µs), which is why this solver pays off at loose and moderate
 tolerances and the FISTA solver with its exact support solve wins at tight ones
-(`lasso_path(solver="auto")`). What a compiled loop on a CPU punishes, and this program
-avoids: writing one entry of w at a time (XLA copied all of w before each write: 0.83 ->
-0.52 µs per update once a step's 4 entries are gathered and scattered together), and a
-`top_k`/`argsort` per working set (a sort of all d scores, ~0.3 ms, whatever the size).
+(`lasso_path(solver="auto")`). Measured and dropped too: the 4 coordinates of a step
+updated from their products with r and with each other (x_uᵀx_v/n, so that one fused
+product and one axpy serve all 4, exactly sequential CD): 2.5-3.5x slower. What a
+compiled loop on a CPU punishes, and this program avoids: writing one entry of w at a time
+(XLA copied all of w before each write: 0.83 -> 0.52 µs per update once a step's 4
+entries are gathered and scattered together), and a `top_k`/`argsort` per working set (a
+sort of all d scores, ~0.3 ms, whatever the size).
 
 The gap is sklearn's (`solver._gap`) written with the residual:
   ρ = c − λ(1−α)w, κ = min(1, λα/‖ρ‖∞),
-  gap = ½‖r‖²/n·(1+κ²) + λα‖w‖₁ − κ·rᵀy/n + ½λ(1−α)(1+κ²)‖w‖².
+  gap = ½‖r‖²/n·(1+κ²) + λα‖w‖₁ − κ·rᵀy/n + ½λ(1−α)(1+κ²)‖w‖²;
+for groups ‖ρ‖∞ is max_g ‖ρ_g‖₂ and ‖w‖₁ is Σ_g‖w_g‖₂ (κr/n is then dual feasible: the
+conjugate of λα·Σ_g‖w_g‖₂ is the indicator of max_g ‖v_g‖₂ <= λα).
 
 References: Friedman, Hastie & Tibshirani (2010), glmnet's coordinate descent; Massias,
 Gramfort & Salmon, Celer: a Fast Solver for the Lasso with Dual Extrapolation, ICML 2018,
@@ -351,10 +356,10 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
     def refine_support(st):
       # Tight tolerances: sweeps over the support until its optimality conditions hold to
       # kkt_tol·λ_max·α (distance of X_gᵀr/n − λ(1−α)w_g to λα·∂‖w_g‖; at most
-      # REFINE_EPOCHS sweeps). The gap is read from objective values, which a point at distance δ from
-      # the solution misses by only ~δ²: a gap of 1e-10·‖y‖²/n left the group lasso's
-      # coefficients 1e-5 off near λ_max, where the support is a group or two and more
-      # sweeps cost next to nothing. The conditions are in the gradient: ~δ.
+      # REFINE_EPOCHS sweeps). The gap is read from objective values, which a point at
+      # distance δ from the solution misses by only ~δ²: a gap of 1e-10·‖y‖²/n left the
+      # group lasso's coefficients 1e-5 off near λ_max, where the support is a group or
+      # two and more sweeps cost next to nothing. The conditions are in the gradient: ~δ.
       w, r = st["w"], st["r"]
       on = jnp.any(w[:G] != 0, axis=1)
       idx = _pack(jnp.arange(G, dtype=jnp.int32), on, jnp.full(G + _UNROLL, G, jnp.int32))
