@@ -128,7 +128,7 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     # FISTA's steps are matrix products: CD is a CPU solver
     on_cpu = jax.default_backend() == "cpu"
     # (the group lasso: block CD at every tol, FISTA has no working sets for it and was
-    # 10x slower at 1e-4 and 2-3x at 1e-8 on the benchmark problems)
+    # 14-38x slower at 1e-4 and 3-26x at 1e-8 on the benchmark problems, run K)
     loose = tol >= _CD_MIN_TOL or kind == "group_lasso"
     # block CD pads every group to the widest one: with very uneven groups (say one of 1000
     # features among singletons) that multiplies X's copy and each update's work, so it is
@@ -224,7 +224,7 @@ _PATH_ARGS = """
     tol: stop when the duality gap is <= tol·‖y‖²/n (sklearn's convention and sklearn's
       default, 1e-4: about 1e-2 relative error in the coefficients on a wide problem); ask
       tol=1e-10 with dtype="float64" for lasso/elastic-net coefficients exact to ~1e-11
-      (FISTA's support solve). Below 5e-5 the CD solver (the group lasso's) also sweeps
+      (FISTA's support solve). Below 5e-5 the CD solver (any penalty) also sweeps
       each λ's support, up to 100 times, towards its optimality conditions holding to
       tol·α·λ_max: the gap alone, read from objective values, lets the coefficients sit
       ~√gap away (on the 500 x 2000 benchmark's group path at tol 1e-8: 1.3e-5 of the
@@ -239,14 +239,15 @@ _PATH_ARGS = """
       matrix with working sets and an exact support solve: fastest at tight tolerances,
       compiled once per working-set size), or "auto" ("cd" on a CPU with method="warm" and
       more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the group
-      lasso at every tol; else "fista").
+      lasso at every tol while padding every group to the widest at most doubles X; else
+      "fista").
     screening: working sets of the FISTA solver (method="warm", l1/elastic net): "kkt" or
       True (grown from the violators of the optimality conditions), "strong" (seeded by
       the strong rule), False (none), or "auto" ("kkt" when d > 64). The CD solver always
-      grows its working sets from the violators; a value other than "auto" makes
-      solver="auto" pick FISTA.
+      grows its working sets from the violators; for lasso and elastic net a value other
+      than "auto" makes solver="auto" pick FISTA (the group lasso ignores it).
     polish: FISTA: try the exact solve on a stable support (l1/elastic net); False makes
-      solver="auto" pick FISTA.
+      solver="auto" pick FISTA for lasso and elastic net (the group lasso ignores it).
     dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled. The
       CD solver keeps X in this dtype and its residual, coefficients and gaps in float64.
 

@@ -47,8 +47,9 @@ set of the support plus the violators only (instead of 2·|support|) neither. Ea
 costs ~0.5 µs at n = 500 (0.3 at n = 100), mostly the per-kernel overhead of the compiled
 loop on a CPU (4 kernels per update: the product, its partial and final sums, the axpy;
 celer's Cython ~0.2 µs), which is why this solver pays off at loose and moderate
-tolerances and the FISTA solver with its exact support solve wins at tight ones
-(`lasso_path(solver="auto")`). Measured and dropped too: the 4 coordinates of a step
+tolerances and, for lasso and elastic net, the FISTA solver with its exact support solve
+wins at tight ones (`lasso_path(solver="auto")`; for groups block CD is the faster at every
+tol, benchmarks/README.md run K). Measured and dropped too: the 4 coordinates of a step
 updated from their products with r and with each other (x_uᵀx_v/n, so that one fused
 product and one axpy serve all 4, exactly sequential CD): 2.5-3.5x slower. What a
 compiled loop on a CPU punishes, and this program avoids: writing one entry of w at a time
