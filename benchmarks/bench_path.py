@@ -254,7 +254,7 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
     wd = {"enet": lambda **kw: path.enet_path(X, y, l1_ratio=L1_RATIO, lambdas=lams, **kw),
           "group": lambda **kw: path.group_lasso_path(X, y, groups, lambdas=lams, **kw)}[penalty]
     settings = [("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6]),
-                ("cd", "float64", [1e-4, 1e-6, 1e-8, 1e-10])]
+                ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10])]
     if penalty == "enet":
       settings += [("fista", "float32", [1e-5]), ("fista", "float64", [1e-8, 1e-10, 1e-12])]
     for solver, dtype, tols in settings:
