@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_adamw_cores.py [--size 10000000] [--steps 40]
 
 A CPU benchmark (on a GPU/TPU host it says so and stops). One float32 buffer of `size`
-parameters, in one process each for "all cores" and "one core" (the second pinned with `os.sched_setaffinity` before JAX and torch start):
+parameters, in one process each for "all cores" and "one core" (the second pinned with
+`os.sched_setaffinity` before JAX and torch start):
 
 - `optax.adamw` and `wdjax.adamw` (their jitted update + `apply_updates`, buffers donated),
 - the same AdamW step written by hand as one jitted function (the least XLA can be given),

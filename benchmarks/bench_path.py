@@ -127,6 +127,16 @@ def rel_error(coefs, ref):
 L1_RATIO = 0.5
 GROUP_SIZE = 5
 
+# wdjax's settings per penalty: (solver, dtype, tolerances)
+_LOOSE_CD = ("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6])
+WDJAX_SETTINGS = {
+    "lasso": [_LOOSE_CD, ("cd", "float64", [1e-4, 1e-8]),
+              ("fista", "float64", [1e-8, 1e-10, 1e-12]), ("fista", "float32", [1e-4, 1e-5])],
+    "enet": [_LOOSE_CD, ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10]),
+             ("fista", "float32", [1e-5]), ("fista", "float64", [1e-8, 1e-10, 1e-12])],
+    "group": [_LOOSE_CD, ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10])],
+}
+
 
 def grid(X, y, penalty):
   """The 100-λ grid of `penalty`, from its own λ_max (computed here, not by wdjax)."""
@@ -173,7 +183,7 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
   if penalty != "group":
     for tol in ([1e-4, 1e-6, 1e-8, 5e-9, 3e-9, 2e-9, 1e-9, 1e-10, 1e-11, 1e-12] if fine
                 else [1e-4, 1e-6, 1e-8, 1e-10]):
-      add(f"sklearn {sk_path.__name__ if penalty == 'lasso' else 'enet_path'}", f"tol={tol:g}",
+      add(f"sklearn {'lasso_path' if penalty == 'lasso' else 'enet_path'}", f"tol={tol:g}",
           lambda tol=tol: sk_path(X, y, alphas=lams, tol=tol, max_iter=10_000_000)[1].T,
           "(default tol)" if tol == 1e-4 else "")
 
@@ -250,37 +260,20 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
   anchor("glum", "glum GLM path", make_glum,
          [1e-4, 1e-6, 1e-8, 1e-10] if fine else [1e-4, 1e-8])
 
-  if penalty != "lasso":
-    wd = {"enet": lambda **kw: path.enet_path(X, y, l1_ratio=L1_RATIO, lambdas=lams, **kw),
-          "group": lambda **kw: path.group_lasso_path(X, y, groups, lambdas=lams, **kw)}[penalty]
-    settings = [("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6]),
-                ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10])]
-    if penalty == "enet":
-      settings += [("fista", "float32", [1e-5]), ("fista", "float64", [1e-8, 1e-10, 1e-12])]
-    for solver, dtype, tols in settings:
-      for tol in tols:
-        fn = lambda tol=tol, dtype=dtype, solver=solver: wd(tol=tol, dtype=dtype,
-                                                            solver=solver).coefs
-        t = time.perf_counter()
-        fn()  # compilation
-        add(f"wdjax {solver} {dtype}", f"tol={tol:g}", fn,
-            f"(first call {time.perf_counter() - t:.1f} s)")
-    return _timed_rows(label, X, ref, t_ref, configs, labels, repeats, fresh={})
-
-  # both solvers of wdjax.path: coordinate descent (the default at tol >= 5e-5) and FISTA
-  cold = {}
-  for solver, dtype, tols in (("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6]),
-                              ("cd", "float64", [1e-4, 1e-8]),
-                              ("fista", "float64", [1e-8, 1e-10, 1e-12]),
-                              ("fista", "float32", [1e-4, 1e-5])):
+  # both solvers of wdjax.path: coordinate descent and FISTA, over their tolerances
+  wd = {"lasso": lambda **kw: path.lasso_path(X, y, lambdas=lams, **kw),
+        "enet": lambda **kw: path.enet_path(X, y, l1_ratio=L1_RATIO, lambdas=lams, **kw),
+        "group": lambda **kw: path.group_lasso_path(X, y, groups, lambdas=lams, **kw)}[penalty]
+  for solver, dtype, tols in WDJAX_SETTINGS[penalty]:
     for tol in tols:
-      fn = lambda tol=tol, dtype=dtype, solver=solver: path.lasso_path(
-          X, y, lambdas=lams, tol=tol, dtype=dtype, solver=solver).coefs
+      fn = lambda tol=tol, dtype=dtype, solver=solver: wd(tol=tol, dtype=dtype,
+                                                          solver=solver).coefs
       t = time.perf_counter()
       fn()  # compilation
-      cold[(solver, dtype, tol)] = time.perf_counter() - t
       add(f"wdjax {solver} {dtype}", f"tol={tol:g}", fn,
-          f"(first call {cold[(solver, dtype, tol)]:.1f} s)")
+          f"(first call {time.perf_counter() - t:.1f} s)")
+  if penalty != "lasso":
+    return _timed_rows(label, X, ref, t_ref, configs, labels, repeats, fresh={})
   if vmap:
     for dtype, tol in (("float64", 1e-10), ("float32", 1e-5)):
       fn = lambda tol=tol, dtype=dtype: path.lasso_path(X, y, lambdas=lams, tol=tol, dtype=dtype,
@@ -289,8 +282,8 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
       add(f"wdjax vmap {dtype}", f"tol={tol:g}", fn)
 
   fresh = fresh_process_first_call(name)
-  for label, f in fresh.items():
-    print(f"  wdjax lasso_path first call in a fresh process ({label}): "
+  for call, f in fresh.items():
+    print(f"  wdjax lasso_path first call in a fresh process ({call}): "
           f"{f['total']:.2f} s, of which import {f['import']:.2f} s and first call "
           f"{f['first_call']:.2f} s = compilation ~{f['first_call'] - f['second_call']:.2f} s + "
           f"solve {f['second_call']:.3f} s (the second call)", flush=True)

@@ -250,6 +250,40 @@ def test_cd_enet_refined_support_conditions(wide):
     assert np.all(np.abs(v[~on]) <= lam * alpha + 1e-8 * lam_max_alpha)
 
 
+def test_group_cd_gaps_and_step_sizes_against_numpy(correlated):
+  # the block solver's two pieces of math the KKT checks reach only indirectly: its step
+  # sizes L_g = ‖X_g‖₂²/n (NumPy's spectral norm; a zero-padded and an all-zero group
+  # included), and the duality gaps it reports, recomputed from the definitions:
+  # P(w) − D(θ), θ = κ·r/n, κ = min(1, λ/max_g ‖X_gᵀr/n‖), D(θ) = ½‖y‖²/n − (n/2)‖y/n − θ‖²
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path.coordinate_descent import _lipschitz
+  X, y = correlated
+  X = X[:, :120].copy()
+  X[:, 9:12] = 0
+  n = len(y)
+  groups = np.repeat(np.arange(40), 3)
+  groups[[1, 2]] = 40                       # group 0 now has one feature, 40 has two
+  gidx = path._group_index(groups, 120)
+  Xb = np.concatenate([X.T, np.zeros((1, n))])[gidx]
+  with jax.enable_x64(True):
+    L = np.asarray(_lipschitz(jnp.asarray(Xb), jnp.float64))
+  ref = [np.linalg.norm(X[:, gidx[g][gidx[g] < 120]], 2) ** 2 / n for g in range(len(gidx))]
+  np.testing.assert_allclose(L, ref, rtol=1e-12, atol=1e-14)
+  assert L[3] == 0                          # features 9-11 (group 3) are all zero
+  for tol in (1e-4, 1e-7):                  # (1e-7: after the support refinement)
+    res = path.group_lasso_path(X, y, groups, n_lambdas=8, eps=0.05, tol=tol,
+                                dtype="float64", solver="cd")
+    for lam, w, gap in zip(res.lambdas, res.coefs, res.gaps):
+      r = y - X @ w
+      dual_norm = max(np.linalg.norm(X[:, groups == g].T @ r) / n for g in np.unique(groups))
+      theta = min(1.0, lam / dual_norm) * r / n
+      primal = 0.5 * r @ r / n + lam * sum(np.linalg.norm(w[groups == g])
+                                           for g in np.unique(groups))
+      dual = 0.5 * y @ y / n - 0.5 * n * np.sum((y / n - theta) ** 2)
+      np.testing.assert_allclose(gap, primal - dual, rtol=1e-6, atol=1e-12 * (y @ y / n))
+
+
 def test_group_lasso_with_singleton_groups_is_the_lasso(diabetes):
   X = StandardScaler().fit_transform(diabetes[0])
   y = diabetes[1] - diabetes[1].mean()

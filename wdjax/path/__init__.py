@@ -117,6 +117,7 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
+  gidx = None   # the group lasso's (groups, width) feature index, built once
   if solver == "auto":
     # (few features: FISTA on the small Gram matrix beats CD's per-update loop overhead,
     # 1.4 against 11.6 ms on diabetes's d = 10)
@@ -133,18 +134,21 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     # block CD pads every group to the widest one: with very uneven groups (say one of 1000
     # features among singletons) that multiplies X's copy and each update's work, so it is
     # taken only while the padding at most doubles X
+    compact = True
     if kind == "group_lasso" and wide:
-      wide = _group_index(groups, np.shape(X)[1]).size <= 2 * np.shape(X)[1]
-    solver = ("cd" if method == "warm" and loose and wide and not fista_options and on_cpu
-              else "fista")
+      gidx = _group_index(groups, np.shape(X)[1])
+      compact = gidx.size <= 2 * np.shape(X)[1]
+    solver = ("cd" if method == "warm" and loose and wide and compact and not fista_options
+              and on_cpu else "fista")
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
-               groups=groups if kind == "group_lasso" else None)
+               groups=groups if kind == "group_lasso" else None, gidx=gidx)
   # the arguments are checked before the d x d Gram matrix is built
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   d = Q.shape[0]
-  gidx = _group_index(groups, d) if kind == "group_lasso" else None
+  if kind == "group_lasso" and gidx is None:
+    gidx = _group_index(groups, d)
   lam_max = _lambda_max_of(b, l1_ratio, gidx)
   lams = _grid(lam_max, lambdas, n_lambdas, eps)
   tol_abs = tol * yy
@@ -166,13 +170,14 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
 
 
 def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype,
-        groups=None):
+        groups=None, gidx=None):
   """The path by `coordinate_descent.cd_path`: no Gram matrix, X transposed (and, with
   `groups`, its columns gathered into zero-padded blocks of the widest group's size for
-  block coordinate descent: the group lasso)."""
+  block coordinate descent: the group lasso; `gidx`, their index if already built)."""
   Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
   d = Xc.shape[1]
-  gidx = None if groups is None else _group_index(groups, d)
+  if groups is not None and gidx is None:
+    gidx = _group_index(groups, d)
   lams = _grid(_lambda_max_of(b, l1_ratio, gidx), lambdas, n_lambdas, eps)
   tol_abs = tol * yy
   # X transposed (a feature's column is a contiguous row) in the asked dtype, one block of

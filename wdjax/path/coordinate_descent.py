@@ -167,6 +167,7 @@ def _anderson(H):
 
 
 def _norm(v):
+  """‖v‖₂ of one block (W,): |v| for width 1, as `_block_norms` row by row."""
   return jnp.abs(v[0]) if v.shape[0] == 1 else jnp.sqrt(jnp.vdot(v, v))
 
 
@@ -239,14 +240,24 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
     lam = lam.astype(dt)
     lam1, lam2 = lam * alpha, lam * (1 - alpha)
 
+    def rows(k):
+      # block k's rows of X (W, n) in the working dtype (k = G, the padding, reads the
+      # clamped rows Xb[G−1])
+      return jax.lax.dynamic_index_in_dim(Xb, k, keepdims=False).astype(dt)
+
+    def dual_block(k, w, r):
+      # X_kᵀr/n − λ(1−α)w_k at the current r: the gap's dual norm and the refinement's
+      # optimality conditions read it
+      return _rows_dot_r(rows(k), r) / nf - lam2 * w[k]
+
     def update(k, old, r):
       # one block: its new value and the residual after it
-      x = jax.lax.dynamic_index_in_dim(Xb, k, keepdims=False).astype(dt)   # (W, n)
+      x = rows(k)
       z = L[k] * old + _rows_dot_r(x, r) / nf
       if W == 1:   # the scalar soft threshold, bit for bit what the lasso solver always did
         new = jnp.sign(z) * jnp.maximum(jnp.abs(z) - lam1, 0)
       else:        # the block soft threshold
-        nz = jnp.sqrt(jnp.vdot(z, z))
+        nz = _norm(z)
         new = z * (jnp.maximum(nz - lam1, 0) / jnp.where(nz > 0, nz, 1))
       new = jnp.where(L[k] > 0, new / (safe_L[k] + lam2), 0)
       # (the rank-W update as a fused multiply-and-sum too, see `_rows_dot_r`)
@@ -336,12 +347,9 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
         # the gradients read during the epoch are stale and cost 1.5x the epochs)
         def dots(j, dn):
           k = ws[j]
-          x = jax.lax.dynamic_index_in_dim(Xb, k, keepdims=False).astype(dt)
-          v = _rows_dot_r(x, r) / nf - lam2 * w[k]
-          norm = _norm(v)
           # (the padding index G, where a set has fewer real members than `size`, reads
           # the clamped rows Xb[G−1]: it must not count)
-          return jnp.where(k < G, jnp.maximum(dn, norm), dn)
+          return jnp.where(k < G, jnp.maximum(dn, _norm(dual_block(k, w, r))), dn)
         dn = jax.lax.fori_loop(0, size, dots, jnp.zeros([], dt))
         return dict(w=w, r=r, hw=hw, count=count, epochs=s["epochs"] + 1 + active_epochs,
                     gap=_gap(dn, w, r, y, nf, lam1, lam2))
@@ -369,9 +377,8 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       def kkt(w, r):
         def member(j, worst):
           k = idx[j]
-          v = _rows_dot_r(jax.lax.dynamic_index_in_dim(Xb, k, keepdims=False).astype(dt),
-                          r) / nf - lam2 * w[k]
-          nw = jnp.sqrt(jnp.vdot(w[k], w[k]))
+          v = dual_block(k, w, r)
+          nw = _norm(w[k])
           off = jnp.where(nw > 0, _norm(v - lam1 * w[k] / jnp.where(nw > 0, nw, 1)),
                           jnp.maximum(_norm(v) - lam1, 0))
           return jnp.maximum(worst, off)
@@ -419,8 +426,10 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
             (st["w"][:G], st["gap"], st["epochs"], st["outer"]))
 
   c0 = correlations(y)
-  # the conditions' scale: λ_max·α = max_g ‖X_gᵀy/n‖, the same for every λ of the path (a
-  # bound relative to each λ made the small λ's, with the largest supports, sweep longest)
-  kkt_abs = kkt_tol * jnp.max(_block_norms(c0))
+  if refine:
+    # the conditions' scale: λ_max·α = max_g ‖X_gᵀy/n‖, the same for every λ of the path
+    # (a bound relative to each λ made the small λ's, with the largest supports, sweep
+    # longest)
+    kkt_abs = kkt_tol * jnp.max(_block_norms(c0))
   _, out = jax.lax.scan(solve_one, (jnp.zeros((G + 1, W), dt), y, c0), lams)
   return out

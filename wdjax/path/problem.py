@@ -84,12 +84,13 @@ def _group_index(groups: Any, d: int) -> np.ndarray:
   if g.shape != (d,) or not np.issubdtype(g.dtype, np.integer):
     raise ValueError(f"groups must be an integer array of length d={d} (the group id of "
                      f"each feature), got {g.dtype} array of shape {g.shape}.")
-  ids = np.unique(g)
-  members = [np.flatnonzero(g == i) for i in ids]
-  width = max(len(m) for m in members)
-  out = np.full((len(ids), width), d, dtype=np.int32)
-  for k, m in enumerate(members):
-    out[k, :len(m)] = m
+  # one stable sort, not a scan of all d features per group (O(d·groups), seconds at
+  # d = 1e5 with 1e4 groups): row k lists group k's features in increasing order
+  _, row, sizes = np.unique(g, return_inverse=True, return_counts=True)
+  order = np.argsort(row, kind="stable")
+  start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+  out = np.full((sizes.size, int(sizes.max())), d, dtype=np.int32)
+  out[row[order], np.arange(d) - start[row[order]]] = order
   return out
 
 
