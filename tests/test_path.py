@@ -119,7 +119,9 @@ def test_lasso_correlated_p_much_larger_than_n_matches_sklearn(correlated):
   X, y = correlated
   # (a short path to 5e-2·λ_max keeps it cheap: the full path to n non-zeros takes 1.2 s
   # warm here against sklearn's 1.5 s at tol 1e-12, and ~13 s to compile)
-  res = path.lasso_path(X, y, n_lambdas=12, eps=5e-2, dtype="float64", tol=1e-10)
+  # (solver="fista": n <= 128 makes "auto" follow the exact path, tested below)
+  res = path.lasso_path(X, y, n_lambdas=12, eps=5e-2, dtype="float64", tol=1e-10,
+                        solver="fista")
   assert res.converged.all()
   assert (res.coefs[-1] != 0).sum() > 10
   _assert_same_path(res.coefs, _sklearn(lasso_path, X, y, res.lambdas))
@@ -467,41 +469,53 @@ def test_cd_non_convergence_is_reported(wide):
 
 
 def test_auto_solver_routing(wide, diabetes, monkeypatch):
-  # CD for wide lasso/enet at tol >= 5e-5 with FISTA's options at their defaults; FISTA
-  # otherwise. Checked by which kernel runs (each replaced by a recorder).
+  # the lasso's exact path (homotopy) when min(n, d) <= 128 with FISTA's options at their
+  # defaults; else CD for wide lasso/enet at tol >= 5e-5; FISTA otherwise. Checked by which
+  # kernel runs (each replaced by a recorder: nothing is compiled)
   import wdjax.path as wp
   calls = []
   monkeypatch.setattr(wp, "_cd", lambda *a, **k: calls.append("cd"))
-  real = wp._path_working_sets
-  monkeypatch.setattr(wp, "_path_working_sets",
-                      lambda *a, **k: (calls.append("fista"), real(*a, **k))[1])
-  X, y = wide[0][:, :100], wide[1]
+  monkeypatch.setattr(wp, "_homotopy", lambda *a, **k: calls.append("homotopy") or "done")
+
+  def fista(Q, b, *a, **k):
+    calls.append("fista")
+    m = a[1].size   # (lams)
+    return np.zeros((m, Q.shape[0])), np.zeros(m), np.zeros(m, int)
+  monkeypatch.setattr(wp, "_path_working_sets", fista)
+  X, y = wide[0][:, :200], wide[1]   # min(n, d) = 200 > 128
   cases = [(dict(), "cd"), (dict(tol=1e-4), "cd"), (dict(tol=1e-5), "fista"),
            (dict(screening="strong"), "fista"), (dict(polish=False), "fista")]
   for kwargs, want in cases:
     calls.clear()
     path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
     assert calls == [want], (kwargs, calls)
+  for Xs, kwargs, want in [(X[:128], dict(), "homotopy"), (X[:, :128], dict(tol=1e-10), "homotopy"),
+                           (X[:, :100], dict(screening="strong"), "fista"),
+                           (X[:100], dict(method="vmap"), None)]:
+    calls.clear()
+    path.lasso_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
+    assert calls == ([want] if want else []), (Xs.shape, kwargs, calls)
   calls.clear()
-  path.enet_path(X, y, l1_ratio=0.5, n_lambdas=3, eps=0.5, dtype="float64")
-  assert calls == ["cd"]
+  path.enet_path(X[:100], y[:100], l1_ratio=0.5, n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == ["cd"]   # (the homotopy is the lasso's only)
   for tol in (1e-4, 1e-10):  # the group lasso: block CD at every tol (screening is not its)
     calls.clear()
-    path.group_lasso_path(X, y, np.arange(100) // 4, n_lambdas=3, eps=0.5, dtype="float64",
+    path.group_lasso_path(X, y, np.arange(200) // 4, n_lambdas=3, eps=0.5, dtype="float64",
                           tol=tol, screening=False)
     assert calls == ["cd"], tol
   calls.clear()   # one 40-wide group among singletons: padding would be 24x X, FISTA
   uneven = np.concatenate([np.zeros(40, int), np.arange(1, 61)])
-  path.group_lasso_path(X, y, uneven, n_lambdas=3, eps=0.5, dtype="float64")
+  path.group_lasso_path(X[:, :100], y, uneven, n_lambdas=3, eps=0.5, dtype="float64")
   assert calls == []
   calls.clear()
-  path.lasso_path(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
+  path.enet_path(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
   assert calls == []   # d = 10: the scanned FISTA solver, no working sets
   calls.clear()
   import jax
-  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # CD is a CPU solver
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # CD and homotopy: CPU solvers
   path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64")
-  assert calls == ["fista"]
+  path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == ["fista", "fista"]
 
 
 def test_cd_enet_gaps_are_certified(correlated):
@@ -614,3 +628,111 @@ def test_cd_helpers_against_numpy():
     ring[t % 6] = t
   np.testing.assert_array_equal(np.asarray(_oldest_first(jnp.asarray(ring), 9 % 6))[:, 0],
                                 np.arange(4, 10))
+
+
+# ------------------------------------------------------ the exact path (solver="homotopy")
+
+
+def _assert_lasso_kkt(X, y, res, rtol):
+  """The lasso's optimality conditions in NumPy at every λ: x_jᵀr/n = λ·sign(w_j) on the
+  support, |x_jᵀr/n| <= λ off it (to rtol·λ_max)."""
+  n = X.shape[0]
+  slack = rtol * res.lambdas[0]
+  for lam, w in zip(res.lambdas, res.coefs):
+    c = X.T @ (y - X @ w) / n
+    on = w != 0
+    np.testing.assert_allclose(c[on], lam * np.sign(w[on]), rtol=0, atol=slack)
+    assert np.all(np.abs(c[~on]) <= lam + slack)
+
+
+def test_homotopy_matches_sklearn_lars_at_its_breakpoints(correlated):
+  # sklearn's LARS-lasso (an independent homotopy, in NumPy with Cholesky updates) gives
+  # the exact coefficients at its breakpoints: the same λ as our grid give the same path
+  from sklearn.linear_model import lars_path
+  X, y = correlated
+  n = X.shape[0]
+  alphas, _, coefs = lars_path(X, y, method="lasso", alpha_min=2e-2 * np.max(np.abs(X.T @ y)) / n)
+  lams = alphas[alphas > 0]
+  res = path.lasso_path(X, y, lambdas=lams, solver="homotopy")
+  assert res.converged.all() and res.n_iter.sum() >= lams.size - 1
+  np.testing.assert_allclose(res.coefs, coefs[:, :lams.size].T, rtol=0,
+                             atol=1e-9 * np.max(np.abs(coefs)))
+  _assert_lasso_kkt(X, y, res, 1e-10)
+
+
+def test_homotopy_default_path_is_exact_and_its_gaps_certified(correlated, diabetes):
+  # the default call (n <= 128: the homotopy) is the exact path whatever tol asks: the
+  # optimality conditions to 1e-10·λ_max all the way to n non-zeros, and every gap it
+  # reports equal to P(w) − D(θ) recomputed here
+  for X, y in (correlated, (diabetes[0] - diabetes[0].mean(0), diabetes[1] - diabetes[1].mean())):
+    n = X.shape[0]
+    res = path.lasso_path(X, y)
+    assert res.converged.all()
+    _assert_lasso_kkt(X, y, res, 1e-10)
+    gaps = np.array([_lasso_gap(X, y, w, lam) for lam, w in zip(res.lambdas, res.coefs)])
+    np.testing.assert_allclose(res.gaps, gaps, rtol=0, atol=1e-12 * (y @ y / n))
+  assert (res.coefs[-1] != 0).sum() == X.shape[1]   # diabetes: all 10 at 1e-3·λ_max
+  X, y = correlated
+  ref = _sklearn(lasso_path, X, y, path.lasso_path(X, y, n_lambdas=20, eps=2e-2).lambdas)
+  _assert_same_path(path.lasso_path(X, y, n_lambdas=20, eps=2e-2).coefs, ref)
+
+
+def test_homotopy_features_leave_and_come_back():
+  # a path on which coefficients cross zero (the lasso modification of LARS): features
+  # leave the support and some come back later; the KKT conditions hold throughout
+  rng = np.random.default_rng(3)
+  n, d = 60, 40
+  base = rng.normal(size=(n, 5))
+  X = base @ rng.normal(size=(5, d)) + 0.3 * rng.normal(size=(n, d))   # strongly correlated
+  y = X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=n)
+  res = path.lasso_path(X, y, n_lambdas=200, eps=1e-4, solver="homotopy")
+  support = res.coefs != 0
+  left = np.any(support[:-1] & ~support[1:])
+  assert left, "the test problem should make a feature leave the support"
+  _assert_lasso_kkt(X, y, res, 1e-9)
+  _assert_same_path(res.coefs, _sklearn(lasso_path, X, y, res.lambdas))
+
+
+def test_homotopy_collinear_columns_grid_above_lambda_max_and_intercept(diabetes):
+  X, y = diabetes
+  # a duplicated column: the solution is not unique and the copy can never enter (its Schur
+  # complement is 0); the conditions hold (its correlation equals its twin's)
+  Xd = np.column_stack([X, X[:, 2]])
+  res = path.lasso_path(Xd, y, fit_intercept=True, n_lambdas=30, solver="homotopy")
+  assert res.converged.all() and np.all(res.coefs[:, -1] == 0)
+  Xc, yc = Xd - Xd.mean(0), y - y.mean()
+  _assert_lasso_kkt(Xc, yc, res, 1e-10)
+  ref = Lasso(alpha=res.lambdas[20], tol=1e-12, max_iter=1_000_000).fit(X, y)
+  np.testing.assert_allclose(res.coefs[20, :10], ref.coef_, rtol=0,
+                             atol=1e-8 * np.max(np.abs(ref.coef_)))
+  assert res.intercepts[20] == pytest.approx(ref.intercept_, rel=1e-10)
+  # λ above λ_max: exactly 0 (and a zero gap)
+  lam_max = path.lambda_max(X, y, fit_intercept=True)
+  res = path.lasso_path(X, y, fit_intercept=True, lambdas=[3 * lam_max, lam_max, 0.5 * lam_max],
+                        solver="homotopy")
+  assert np.all(res.coefs[:2] == 0) and np.any(res.coefs[2] != 0) and res.converged.all()
+
+
+def test_homotopy_falls_back_when_it_cannot_certify(correlated, monkeypatch):
+  # a cap on its breakpoints below what the path needs leaves λ uncertified: "auto" solves
+  # the path again by its other solver (CD at this tol), solver="homotopy" says why
+  import wdjax.path as wp
+  X, y = correlated
+  monkeypatch.setattr(wp, "HOMOTOPY_MAX_STEPS_PER_K", 0)   # 64 breakpoints, the path needs more
+  calls = []
+  real = wp._cd
+  monkeypatch.setattr(wp, "_cd", lambda *a, **k: (calls.append("cd"), real(*a, **k))[1])
+  res = path.lasso_path(X, y, n_lambdas=12, eps=1e-2, dtype="float64")
+  assert calls == ["cd"] and res.converged.all()
+  with pytest.raises(RuntimeError, match="could not certify"):
+    path.lasso_path(X, y, n_lambdas=12, eps=1e-2, solver="homotopy")
+
+
+def test_homotopy_bad_arguments(diabetes):
+  X, y = diabetes
+  with pytest.raises(ValueError, match="piecewise linear"):
+    path.enet_path(X, y, l1_ratio=0.5, solver="homotopy")
+  with pytest.raises(ValueError, match="piecewise linear"):
+    path.group_lasso_path(X, y, np.arange(10) // 2, solver="homotopy")
+  with pytest.raises(ValueError, match="solver='homotopy' solves the path with method='warm'"):
+    path.lasso_path(X, y, solver="homotopy", method="vmap")

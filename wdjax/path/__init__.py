@@ -11,16 +11,26 @@ the default grid is 100 values log-spaced from λ_max down to eps·λ_max (eps =
 `sklearn.linear_model.lasso_path` and glmnet. With `fit_intercept=True`, X and y are
 centered first and the (unpenalized) intercept is ȳ − x̄ᵀw, as in sklearn's `Lasso`.
 
-Two solvers (`solver=`), both stopping on the duality gap of the full problem:
+Three solvers (`solver=`):
 
+- the homotopy (`solver="homotopy"`, `wdjax.path.homotopy`; the lasso only): the lasso's
+  solution path is piecewise linear in λ, and the homotopy (LARS with the lasso
+  modification) walks it breakpoint to breakpoint and reads every grid λ off its segment:
+  exact to rounding whatever `tol` asks, at a cost set by the number of breakpoints
+  (~1-2 per sample), not by the accuracy. The default on a CPU when X has at most 128
+  samples or features (`HOMOTOPY_MAX_K`), with `method="warm"`. Its duality gaps are
+  computed from X at every grid λ; if one is above tol (a collinear column, a degenerate
+  path) "auto" solves the path again by the solver it would otherwise pick.
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
   `lax.scan` compiled once per (n, d, number of λ); for the group lasso, block
   coordinate descent (one proximal step per group). The default on a CPU when X has more
-  than 64 features: for lasso and elastic net at the default tolerance (sklearn's 1e-4),
-  for the group lasso at every tolerance.
+  than 64 features: for the lasso (when the homotopy is not taken) and elastic net at the
+  default tolerance (sklearn's 1e-4), for the group lasso at every tolerance.
 - FISTA (`solver="fista"`, the default at tol < 5e-5 for lasso and elastic net, for
   d <= 64 and on accelerators), below.
+
+CD and FISTA stop on the duality gap of the full problem.
 
 The FISTA solver is accelerated proximal gradient (Beck & Teboulle 2009) with the
 gradient adaptive restart of O'Donoghue & Candès (2015), run on the Gram matrix
@@ -70,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wdjax.path.coordinate_descent import cd_path
+from wdjax.path.homotopy import homotopy_path
 
 from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solution,
                                 _centered, _check_eps, _check_lambdas, _default_tol,
@@ -89,6 +100,15 @@ PATH_TOL = 1e-4
 _CD_MIN_TOL = 5e-5
 # working-set rounds per λ of the CD solver (each one pass over X); a safety cap
 CD_MAX_ROUNDS = 100
+# `solver="auto"` follows the lasso's exact path (`homotopy`) when X has at most this many
+# samples or features: its breakpoints grow with min(n, d), each costs a pass over X and
+# O(min(n, d)²), and on the benchmark problems it is 2.4x CD at the default tol on the
+# correlated 100 x 2000 (exact, where CD is 1e-2 off) and 2.5x FISTA on diabetes (d = 10),
+# but 13x slower than CD on the 500 x 2000 problem (benchmarks/README.md, run L)
+HOMOTOPY_MAX_K = 128
+# a cap on the homotopy's breakpoints, per min(n, d) (171 for 100 on the correlated
+# benchmark problem, 12 for 10 on diabetes); past it the path falls back as above
+HOMOTOPY_MAX_STEPS_PER_K = 16
 
 
 def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
@@ -97,16 +117,20 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   if method not in ("warm", "vmap"):
     raise ValueError(f"method must be 'warm' (sequential, warm-started) or 'vmap' (all λ at "
                      f"once), got {method!r}.")
-  if solver not in ("auto", "cd", "fista"):
-    raise ValueError(f"solver must be 'auto', 'cd' (coordinate descent) or 'fista', got "
-                     f"{solver!r}.")
+  if solver not in ("auto", "cd", "fista", "homotopy"):
+    raise ValueError(f"solver must be 'auto', 'homotopy' (the exact lasso path), 'cd' "
+                     f"(coordinate descent) or 'fista', got {solver!r}.")
+  if solver == "homotopy" and kind != "l1":
+    raise ValueError("solver='homotopy' follows the lasso's path, which is piecewise linear "
+                     "in λ; the elastic net's and the group lasso's are not: use solver='cd' "
+                     "or 'fista' (or 'auto').")
   if kind in ("l1", "group_lasso") and l1_ratio != 1.0:
     name = "lasso_path" if kind == "l1" else "group_lasso_path"
     raise ValueError(f"{name} has no l1_ratio (got {l1_ratio}); use enet_path(X, y, "
                      "l1_ratio=...) for the elastic net.")
-  if solver == "cd" and method == "vmap":
-    raise ValueError("solver='cd' solves the path with method='warm'; use solver='fista' (or "
-                     "'auto') with method='vmap'.")
+  if solver in ("cd", "homotopy") and method == "vmap":
+    raise ValueError(f"solver={solver!r} solves the path with method='warm'; use "
+                     "solver='fista' (or 'auto') with method='vmap'.")
   _check_eps(eps)
   dt = _float_dtype(dtype)
   tol = PATH_TOL if tol is None else float(tol)
@@ -140,6 +164,21 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
       compact = gidx.size <= 2 * np.shape(X)[1]
     solver = ("cd" if method == "warm" and loose and wide and compact and not fista_options
               and on_cpu else "fista")
+    if (kind == "l1" and method == "warm" and on_cpu and not fista_options
+        and len(np.shape(X)) == 2 and min(np.shape(X)) <= HOMOTOPY_MAX_K):
+      res = _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
+                      fit_intercept=fit_intercept, tol=tol)
+      if res is not None:
+        return res
+      # (a λ the homotopy could not certify: the path again by the solver picked above)
+  if solver == "homotopy":
+    res = _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
+                    fit_intercept=fit_intercept, tol=tol)
+    if res is None:
+      raise RuntimeError("the homotopy could not certify every λ of the path (a gap above "
+                         "tol: collinear features or a degenerate path); use solver='cd' or "
+                         "'auto', which falls back to it.")
+    return res
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
@@ -203,6 +242,26 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
   return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5, limit)
 
 
+def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol):
+  """The lasso path by `homotopy.homotopy_path` (float64 whatever the dtype: it is exact),
+  or None if a λ's duality gap is above tol (then the caller solves it another way)."""
+  Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
+  n, d = Xc.shape
+  lam_max = _lambda_max_of(b, 1.0, None)
+  lams = _grid(lam_max, lambdas, n_lambdas, eps)
+  k = min(n, d)
+  with jax.enable_x64(True):
+    w, feat, gaps, steps = (np.asarray(a) for a in homotopy_path(
+        np.ascontiguousarray(Xc.T, dtype=np.float64), np.asarray(yc, np.float64), lams,
+        lam_max, np.int32(HOMOTOPY_MAX_STEPS_PER_K * k + 64)))
+  tol_abs = tol * yy
+  if not np.all(gaps <= tol_abs):
+    return None
+  coefs = np.zeros((lams.size, d + 1))
+  np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
+  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 5)
+
+
 def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, stacklevel,
             limit=None):
   coefs = np.asarray(coefs, np.float64)
@@ -238,14 +297,21 @@ _PATH_ARGS = """
     max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
       over the working set of the moment or its support); a safety cap, non-convergence
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
+      The homotopy has its own cap, 16·min(n, d) + 64 breakpoints for the whole path
+      (`HOMOTOPY_MAX_STEPS_PER_K`); its `n_iter` are the breakpoints passed since the
+      previous λ.
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
-    solver: "cd" (coordinate descent on working sets, the whole path one compiled program:
-      fastest at loose tolerances, and about 1 s to compile), "fista" (FISTA on the Gram
-      matrix with working sets and an exact support solve: fastest at tight tolerances,
-      compiled once per working-set size), or "auto" ("cd" on a CPU with method="warm" and
-      more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the group
-      lasso at every tol while padding every group to the widest at most doubles X; else
-      "fista").
+    solver: "homotopy" (the lasso's exact path, breakpoint to breakpoint: float64 and
+      exact to rounding whatever tol and dtype ask, fastest when n or d is small; raises
+      if a gap is above tol), "cd" (coordinate descent on working sets, the whole path one
+      compiled program: fastest at loose tolerances, and about 1 s to compile), "fista"
+      (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
+      tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
+      method="warm": "homotopy" for the lasso when min(n, d) <= 128 and screening/polish
+      are at their defaults, falling back to the next choice if a gap is above tol; "cd"
+      with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the
+      group lasso at every tol while padding every group to the widest at most doubles X;
+      else "fista").
     screening: working sets of the FISTA solver (method="warm", l1/elastic net): "kkt" or
       True (grown from the violators of the optimality conditions), "strong" (seeded by
       the strong rule), False (none), or "auto" ("kkt" when d > 64). The CD solver always
@@ -254,7 +320,8 @@ _PATH_ARGS = """
     polish: FISTA: try the exact solve on a stable support (l1/elastic net); False makes
       solver="auto" pick FISTA for lasso and elastic net (the group lasso ignores it).
     dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled. The
-      CD solver keeps X in this dtype and its residual, coefficients and gaps in float64.
+      CD solver keeps X in this dtype and its residual, coefficients and gaps in float64;
+      the homotopy runs in float64 whatever it says.
 
   Returns:
     A `PathResult(lambdas, coefs, intercepts, gaps, n_iter, converged)` of NumPy arrays.
