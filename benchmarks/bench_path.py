@@ -24,8 +24,12 @@ Problem: the lasso 1/(2n)‖y − Xw‖² + λ‖w‖₁ on a grid of 100 λ fro
     features correlated, far fewer samples than features) is generated.
 
 Error: max over the path of ‖w_k − w_ref,k‖∞ / max_{k,j} |w_ref,k,j|, where the reference
-is sklearn's `lasso_path` at tol=1e-13 (`enet_path` for the elastic net, celer at tol 1e-14
-for the group lasso; independent of wdjax). Every solver is run over a
+is the exact lasso path of sklearn's `lars_path(method="lasso")`, interpolated linearly
+between its breakpoints at the grid (the lasso path is piecewise linear; until run L the
+reference was `lasso_path` at tol 1e-13, which is 1.2e-9 off on the correlated problem and
+took 27 s there), `enet_path` at tol 1e-13 for the elastic net, celer at tol 1e-14 for the
+group lasso; independent of wdjax. sklearn's `lars_path` is also an anchor of the lasso
+(column "lars"): the exact path, like wdjax's homotopy. Every solver is run over a
 sweep of its own tolerance; "at equal error" compares, for a target error E, the fastest
 setting of each solver whose error is <= E. Times are CPU seconds of one thread (see
 below), the minimum over repeats, after one warm-up run (JAX compilation, numba compilation for skglm);
@@ -117,6 +121,17 @@ def time_interleaved(configs, repeats):
   return best
 
 
+def lars_reference(X, y, lams):
+  """The lasso path at `lams` from sklearn's `lars_path(method="lasso")`: exact at its
+  breakpoints and linear between them."""
+  from sklearn.linear_model import lars_path
+  alphas, _, coefs = lars_path(X, y, method="lasso", alpha_min=lams[-1], max_iter=100_000)
+  # the segment [alphas[i], alphas[i - 1]] holding each λ, and its weight (alphas decrease)
+  i = np.clip(np.searchsorted(-alphas, -lams), 1, alphas.size - 1)
+  t = np.clip((alphas[i - 1] - lams) / (alphas[i - 1] - alphas[i]), 0, 1)
+  return (coefs[:, i - 1] * (1 - t) + coefs[:, i] * t).T
+
+
 def rel_error(coefs, ref):
   return float(np.max(np.abs(coefs - ref)) / np.max(np.abs(ref)))
 
@@ -130,7 +145,7 @@ GROUP_SIZE = 5
 # wdjax's settings per penalty: (solver, dtype, tolerances)
 _LOOSE_CD = ("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6])
 WDJAX_SETTINGS = {
-    "lasso": [_LOOSE_CD, ("cd", "float64", [1e-4, 1e-8]),
+    "lasso": [("homotopy", "float64", [1e-10]), _LOOSE_CD, ("cd", "float64", [1e-4, 1e-8]),
               ("fista", "float64", [1e-8, 1e-10, 1e-12]), ("fista", "float32", [1e-4, 1e-5])],
     "enet": [_LOOSE_CD, ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10]),
              ("fista", "float32", [1e-5]), ("fista", "float64", [1e-8, 1e-10, 1e-12])],
@@ -164,6 +179,9 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
     ref = celer_path(X, y, "grouplasso", alphas=lams, groups=GROUP_SIZE, tol=1e-14,
                      max_iter=1000, max_epochs=10_000_000)[1].T
     what = "celer tol=1e-14"
+  elif penalty == "lasso":
+    ref = lars_reference(X, y, lams)
+    what = "sklearn lars_path (exact)"
   else:
     ref = sk_path(X, y, alphas=lams, tol=1e-13, max_iter=10_000_000)[1].T
     what = "sklearn tol=1e-13"
@@ -186,6 +204,9 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
       add(f"sklearn {'lasso_path' if penalty == 'lasso' else 'enet_path'}", f"tol={tol:g}",
           lambda tol=tol: sk_path(X, y, alphas=lams, tol=tol, max_iter=10_000_000)[1].T,
           "(default tol)" if tol == 1e-4 else "")
+
+  if penalty == "lasso":   # the other exact path: one setting, no tolerance
+    add("lars (sklearn lars_path)", "exact", lambda: lars_reference(X, y, lams))
 
   def anchor(key, solver, make, tols):
     """Adds `solver` at each tol, `make()` importing it and returning fn(tol) -> coefs."""
@@ -260,7 +281,8 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
   anchor("glum", "glum GLM path", make_glum,
          [1e-4, 1e-6, 1e-8, 1e-10] if fine else [1e-4, 1e-8])
 
-  # both solvers of wdjax.path: coordinate descent and FISTA, over their tolerances
+  # the solvers of wdjax.path: the homotopy (lasso), coordinate descent and FISTA, over
+  # their tolerances
   wd = {"lasso": lambda **kw: path.lasso_path(X, y, lambdas=lams, **kw),
         "enet": lambda **kw: path.enet_path(X, y, l1_ratio=L1_RATIO, lambdas=lams, **kw),
         "group": lambda **kw: path.group_lasso_path(X, y, groups, lambdas=lams, **kw)}[penalty]
@@ -321,8 +343,9 @@ print(json.dumps(dict(total=t2 - t0, first_call=t2 - t1, second_call=t3 - t2, **
 """
 
 
-# what a notebook user calls: the defaults (float32 without x64, tol 1e-4, coordinate
-# descent), and float64 at the tight tolerance (FISTA, one compilation per working-set size)
+# what a notebook user calls: the defaults (float32 without x64, tol 1e-4: coordinate
+# descent, or the homotopy where n or d is <= 128: diabetes, correlated), and float64 at
+# the tight tolerance (FISTA, one compilation per working-set size; the homotopy again)
 FRESH_CALLS = {"defaults: lasso_path(X, y)": {},
                "dtype float64, tol 1e-10": {"dtype": "float64", "tol": 1e-10}}
 
@@ -354,13 +377,13 @@ def equal_error_table(result, clock="seconds"):
                    | {r["error"] for r in rows if 1e-10 <= r["error"] <= 1e-2}
                    | ({sk[0]["error"]} if sk else set()) | {1e-6}, reverse=True)
   lines = ["| target error E | " + " | ".join(
-      [sk[0]["solver"] if sk else "sklearn (none)", "skglm", "celer", "glum", "wdjax (best)",
-       "speed-up vs sklearn", "wdjax vs fastest other"]) + " |",
-           "|---|---|---|---|---|---|---|---|"]
+      [sk[0]["solver"] if sk else "sklearn (none)", "lars", "skglm", "celer", "glum",
+       "wdjax (best)", "speed-up vs sklearn", "wdjax vs fastest other"]) + " |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for E in targets:
     cells = []
     best = {}
-    for key in ("sklearn", "skglm", "celer", "glum", "wdjax"):
+    for key in ("sklearn", "lars", "skglm", "celer", "glum", "wdjax"):
       ok = [r for r in rows if r["solver"].startswith(key) and r["error"] <= E * (1 + 1e-9)]
       r = min(ok, key=lambda r: r[clock]) if ok else None
       best[key] = r
@@ -368,7 +391,7 @@ def equal_error_table(result, clock="seconds"):
       cells.append(f"{r[clock] * 1e3:.1f} ms ({prec}{r['setting']})" if r else "not reached")
     speed = (f"{best['sklearn'][clock] / best['wdjax'][clock]:.1f}x"
              if best["sklearn"] and best["wdjax"] else "-")
-    others = [best[k][clock] for k in ("sklearn", "skglm", "celer", "glum") if best[k]]
+    others = [best[k][clock] for k in ("sklearn", "lars", "skglm", "celer", "glum") if best[k]]
     vs = (f"{min(others) / best['wdjax'][clock]:.2f}x" if others and best["wdjax"] else "-")
     lines.append(f"| {E:.1e} | " + " | ".join(cells) + f" | {speed} | {vs} |")
   return "\n".join(lines)

@@ -664,14 +664,15 @@ def test_homotopy_default_path_is_exact_and_its_gaps_certified(correlated, diabe
   # the default call (n <= 128: the homotopy) is the exact path whatever tol asks: the
   # optimality conditions to 1e-10·λ_max all the way to n non-zeros, and every gap it
   # reports equal to P(w) − D(θ) recomputed here
-  for X, y in (correlated, (diabetes[0] - diabetes[0].mean(0), diabetes[1] - diabetes[1].mean())):
+  Xd, yd = diabetes[0] - diabetes[0].mean(0), diabetes[1] - diabetes[1].mean()
+  for X, y in (correlated, (Xd, yd)):
     n = X.shape[0]
     res = path.lasso_path(X, y)
     assert res.converged.all()
     _assert_lasso_kkt(X, y, res, 1e-10)
     gaps = np.array([_lasso_gap(X, y, w, lam) for lam, w in zip(res.lambdas, res.coefs)])
     np.testing.assert_allclose(res.gaps, gaps, rtol=0, atol=1e-12 * (y @ y / n))
-  assert (res.coefs[-1] != 0).sum() == X.shape[1]   # diabetes: all 10 at 1e-3·λ_max
+  assert (res.coefs[-1] != 0).sum() == Xd.shape[1]   # diabetes: all 10 at 1e-3·λ_max
   X, y = correlated
   ref = _sklearn(lasso_path, X, y, path.lasso_path(X, y, n_lambdas=20, eps=2e-2).lambdas)
   _assert_same_path(path.lasso_path(X, y, n_lambdas=20, eps=2e-2).coefs, ref)
@@ -687,8 +688,9 @@ def test_homotopy_features_leave_and_come_back():
   y = X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=n)
   res = path.lasso_path(X, y, n_lambdas=200, eps=1e-4, solver="homotopy")
   support = res.coefs != 0
-  left = np.any(support[:-1] & ~support[1:])
-  assert left, "the test problem should make a feature leave the support"
+  left = support[:-1] & ~support[1:]          # (λ index, feature) where it leaves
+  came_back = [j for i, j in zip(*np.nonzero(left)) if support[i + 1:, j].any()]
+  assert came_back, "the test problem should make a feature leave the support and return"
   _assert_lasso_kkt(X, y, res, 1e-9)
   _assert_same_path(res.coefs, _sklearn(lasso_path, X, y, res.lambdas))
 
@@ -714,18 +716,68 @@ def test_homotopy_collinear_columns_grid_above_lambda_max_and_intercept(diabetes
 
 
 def test_homotopy_falls_back_when_it_cannot_certify(correlated, monkeypatch):
-  # a cap on its breakpoints below what the path needs leaves λ uncertified: "auto" solves
-  # the path again by its other solver (CD at this tol), solver="homotopy" says why
+  # a cap on its steps below what the path needs leaves λ uncertified: "auto" solves the
+  # path again by its other solver (CD at this tol); solver="homotopy" warns and marks them
   import wdjax.path as wp
   X, y = correlated
-  monkeypatch.setattr(wp, "HOMOTOPY_MAX_STEPS_PER_K", 0)   # 64 breakpoints, the path needs more
+  monkeypatch.setattr(wp, "HOMOTOPY_MAX_STEPS_PER_K", 0)   # 64 steps, the path needs more
   calls = []
   real = wp._cd
   monkeypatch.setattr(wp, "_cd", lambda *a, **k: (calls.append("cd"), real(*a, **k))[1])
   res = path.lasso_path(X, y, n_lambdas=12, eps=1e-2, dtype="float64")
   assert calls == ["cd"] and res.converged.all()
-  with pytest.raises(RuntimeError, match="could not certify"):
-    path.lasso_path(X, y, n_lambdas=12, eps=1e-2, solver="homotopy")
+  with pytest.warns(path.PathConvergenceWarning, match="homotopy steps"):
+    res = path.lasso_path(X, y, n_lambdas=12, eps=1e-2, solver="homotopy")
+  # the λ reached before the cap are certified and exact, the others +inf and unconverged
+  done = res.converged
+  assert done[:3].all() and not done[-1] and np.all(np.isinf(res.gaps[~done]))
+  ref = _sklearn(lasso_path, X, y, res.lambdas[done])
+  np.testing.assert_allclose(res.coefs[done], ref, rtol=0, atol=REL * np.max(np.abs(ref)))
+
+
+def test_homotopy_random_small_problems_and_ties():
+  # many small random paths (the grid's last λ, rounding at breakpoints, fit_intercept with
+  # n < d): the optimality conditions at every λ to 1e-10·λ_max, no negative gap; then tied
+  # designs, where several features enter (or leave) at one λ
+  rng = np.random.default_rng(0)
+  for trial in range(24):
+    n, d = [(20, 8), (15, 40), (30, 30)][trial % 3]
+    X = rng.normal(size=(n, d))
+    y = X @ rng.normal(size=d) + rng.normal(size=n)
+    eps = [1e-3, 1e-2, 0.05, 0.3, 1e-6][trial % 5]
+    res = path.lasso_path(X, y, n_lambdas=10, eps=eps, fit_intercept=trial % 2 == 1,
+                          solver="homotopy")
+    Xc, yc = (X - X.mean(0), y - y.mean()) if trial % 2 else (X, y)
+    assert res.converged.all() and np.all(res.gaps >= -1e-13 * (yc @ yc / n)), trial
+    _assert_lasso_kkt(Xc, yc, res, 1e-10)
+  H = np.array([[1.0, 1.0], [1.0, -1.0]])
+  H = np.kron(np.kron(H, H), H)                                 # 8 x 8, orthogonal
+  onehot = np.eye(4)[rng.integers(0, 4, 40)]
+  for X, y in [(np.eye(6), np.array([3.0, 3, -3, 1, 1, 0])),
+               (H, H @ np.array([2.0, 2, -2, 1, 1, 0, 0, 0])),
+               (onehot, onehot @ np.array([1.0, 1, -1, 0]))]:
+    res = path.lasso_path(X, y, n_lambdas=20, solver="homotopy")
+    assert res.converged.all()
+    _assert_lasso_kkt(X, y, res, 1e-12)
+  # X = I: the path is known in closed form, w = soft(y/n, λ)·n
+  res = path.lasso_path(np.eye(6), np.array([3.0, 3, -3, 1, 1, 0]), n_lambdas=20,
+                        solver="homotopy")
+  y = np.array([3.0, 3, -3, 1, 1, 0])
+  want = np.sign(y) * np.maximum(np.abs(y) / 6 - res.lambdas[:, None], 0) * 6
+  np.testing.assert_allclose(res.coefs, want, rtol=0, atol=1e-13)
+
+
+def test_homotopy_float32_input_and_zero_column(correlated):
+  # float32 data (and dtype="float32") still gets the float64 path; a zero column stays 0
+  X, y = correlated
+  X = X.copy()
+  X[:, 5] = 0.0
+  X32 = X.astype(np.float32)
+  res = path.lasso_path(X32, y, n_lambdas=12, eps=5e-2, dtype="float32")
+  assert res.converged.all() and res.coefs.dtype == np.float64 and np.all(res.coefs[:, 5] == 0)
+  Xr = X32.astype(np.float64)
+  _assert_lasso_kkt(Xr, y, res, 1e-10)
+  _assert_same_path(res.coefs, _sklearn(lasso_path, Xr, y, res.lambdas))
 
 
 def test_homotopy_bad_arguments(diabetes):

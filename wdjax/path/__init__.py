@@ -18,9 +18,10 @@ Three solvers (`solver=`):
   modification) walks it breakpoint to breakpoint and reads every grid λ off its segment:
   exact to rounding whatever `tol` asks, at a cost set by the number of breakpoints
   (~1-2 per sample), not by the accuracy. The default on a CPU when X has at most 128
-  samples or features (`HOMOTOPY_MAX_K`), with `method="warm"`. Its duality gaps are
-  computed from X at every grid λ; if one is above tol (a collinear column, a degenerate
-  path) "auto" solves the path again by the solver it would otherwise pick.
+  samples or features (`HOMOTOPY_MAX_K`), with `method="warm"`. Every grid λ is certified
+  from products with X: its gap <= tol and, whatever tol, its optimality conditions to
+  1e-9·λ_max; if one is not (collinear columns, a degenerate path, the step cap) "auto"
+  solves the path again by the solver it would otherwise pick.
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
   `lax.scan` compiled once per (n, d, number of λ); for the group lasso, block
@@ -167,18 +168,13 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     if (kind == "l1" and method == "warm" and on_cpu and not fista_options
         and len(np.shape(X)) == 2 and min(np.shape(X)) <= HOMOTOPY_MAX_K):
       res = _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
-                      fit_intercept=fit_intercept, tol=tol)
+                      fit_intercept=fit_intercept, tol=tol, warn=False)
       if res is not None:
         return res
       # (a λ the homotopy could not certify: the path again by the solver picked above)
-  if solver == "homotopy":
-    res = _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
-                    fit_intercept=fit_intercept, tol=tol)
-    if res is None:
-      raise RuntimeError("the homotopy could not certify every λ of the path (a gap above "
-                         "tol: collinear features or a degenerate path); use solver='cd' or "
-                         "'auto', which falls back to it.")
-    return res
+  if solver == "homotopy":   # (uncertified λ warn and are marked, as with the others)
+    return _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
+                     fit_intercept=fit_intercept, tol=tol, warn=True)
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
@@ -242,37 +238,46 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
   return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5, limit)
 
 
-def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol):
+def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
   """The lasso path by `homotopy.homotopy_path` (float64 whatever the dtype: it is exact),
-  or None if a λ's duality gap is above tol (then the caller solves it another way)."""
+  or None if a λ is not certified and not `warn` (then the caller solves the path another
+  way). Certified: its duality gap is <= tol·‖y‖²/n and, whatever tol, the optimality
+  conditions hold to 1e-9·λ_max (|x_jᵀr/n| <= λ, coefficients of their correlation's sign)."""
   Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
   n, d = Xc.shape
   lam_max = _lambda_max_of(b, 1.0, None)
   lams = _grid(lam_max, lambdas, n_lambdas, eps)
   k = min(n, d)
   with jax.enable_x64(True):
-    w, feat, gaps, steps = (np.asarray(a) for a in homotopy_path(
+    w, feat, gaps, viol, steps = (np.asarray(a) for a in homotopy_path(
         np.ascontiguousarray(Xc.T, dtype=np.float64), np.asarray(yc, np.float64), lams,
         lam_max, np.int32(HOMOTOPY_MAX_STEPS_PER_K * k + 64)))
   tol_abs = tol * yy
-  if not np.all(gaps <= tol_abs):
+  # (a gap below −1e-12·‖y‖²/n would be rounding gone wrong, not a better point)
+  certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)
+  if not (certified.all() or warn):
     return None
   coefs = np.zeros((lams.size, d + 1))
   np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
-  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 5)
+  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 5,
+                 limit=f"{HOMOTOPY_MAX_STEPS_PER_K}·min(n, d) + 64 homotopy steps, or with "
+                 "its optimality conditions off by more than 1e-9·λ_max", converged=certified,
+                 advice="Collinear features or a degenerate path: solver='cd' (or 'auto', "
+                 "which falls back to it) solves it another way.")
 
 
 def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, stacklevel,
-            limit=None):
+            limit=None, converged=None,
+            advice="Raise max_iter, loosen tol, or use dtype=float64."):
   coefs = np.asarray(coefs, np.float64)
   gaps = np.asarray(gaps, np.float64)
-  converged = gaps <= tol_abs
+  converged = gaps <= tol_abs if converged is None else converged
   if not converged.all():
     bad = np.flatnonzero(~converged)
     warnings.warn(
         f"{bad.size} of {lams.size} λ did not reach gap <= tol·‖y‖²/n = {tol_abs:.3g} within "
         f"{limit or f'max_iter={max_iter}'} (first: λ[{bad[0]}] = {lams[bad[0]]:.4g}, gap "
-        f"{gaps[bad[0]]:.3g}). Raise max_iter, loosen tol, or use dtype=float64.",
+        f"{gaps[bad[0]]:.3g}). {advice}",
         PathConvergenceWarning, stacklevel=stacklevel)
   intercepts = ym - coefs @ xm if fit_intercept else np.zeros(lams.size)
   return PathResult(lams, coefs, intercepts, gaps, np.asarray(iters), converged)
@@ -298,12 +303,13 @@ _PATH_ARGS = """
       over the working set of the moment or its support); a safety cap, non-convergence
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
       The homotopy has its own cap, 16·min(n, d) + 64 breakpoints for the whole path
-      (`HOMOTOPY_MAX_STEPS_PER_K`); its `n_iter` are the breakpoints passed since the
-      previous λ.
+      (`HOMOTOPY_MAX_STEPS_PER_K`); its `n_iter` are the steps since the previous λ
+      (breakpoints, one per feature when several tie, and features set aside).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
-    solver: "homotopy" (the lasso's exact path, breakpoint to breakpoint: float64 and
-      exact to rounding whatever tol and dtype ask, fastest when n or d is small; raises
-      if a gap is above tol), "cd" (coordinate descent on working sets, the whole path one
+    solver: "homotopy" (the lasso's exact path, breakpoint to breakpoint, in float64
+      whatever dtype says: a λ counts as converged when its gap is <= tol and, whatever
+      tol, its optimality conditions hold to 1e-9·λ_max; fastest when n or d is small),
+      "cd" (coordinate descent on working sets, the whole path one
       compiled program: fastest at loose tolerances, and about 1 s to compile), "fista"
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with

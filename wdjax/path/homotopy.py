@@ -17,20 +17,23 @@ the smallest Δ > 0 at which
 
 The coefficients at each λ of the grid are read off the segment that contains it, so the
 whole grid costs as many steps as the path has breakpoints, whatever the tolerance: on
-the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each one pass over X
-(c and a together, `Xᵀ[r, u]/n`) and O(|A|²) to keep Q_AA⁻¹ current (a rank-one update
-when a feature enters, the Schur complement of its slot when one leaves). That is why it
-is the solver for few samples (the number of breakpoints grows with n, and |A| <= n):
-the path of a p ≫ n problem in ~n·(1-2) passes over X, exact to rounding.
+the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each two products
+with X (c = Xᵀr/n and a) and O(|A|²) to keep Q_AA⁻¹ current (a rank-one update when a
+feature enters, the Schur complement of its slot when one leaves). That is why it is the
+solver for few samples or features (the number of breakpoints grows with min(n, d), and
+|A| <= min(n, d)): the path of a p ≫ n problem in ~n·(1-2) steps, exact to rounding.
+Features that tie (enter or leave at the same λ) are taken one step each, at Δ = 0.
 
 Numerics: Q_AA⁻¹ is kept by updates (no refactorization), and every step starts by
 correcting w_A and δ with one Newton step against the exact conditions
 (w_A += Q_AA⁻¹(c_A − λs_A), δ += Q_AA⁻¹(s_A − Q_AAδ), both from fresh products with X), so
 rounding does not drift along the path. A feature whose column is (numerically) in the
 span of the active ones cannot enter (its Schur complement is <= 1e-10 of its norm); it is
-set aside, and if that or anything else leaves a λ off its conditions, its duality gap —
-computed at every grid point from c and r recomputed from X — says so, and the caller
-(`wdjax.path`) solves the path again with coordinate descent.
+set aside until the next exit. At every grid λ the duality gap and the optimality
+conditions (max_j |c_j| − λ, and the signs of w) are evaluated from the c, a, r and u of
+its segment, each a fresh product with X at the segment's start, moved linearly along it
+(exactly how they move); if one is off, the caller (`wdjax.path`) solves the path again
+with coordinate descent or FISTA.
 """
 
 from __future__ import annotations
@@ -56,11 +59,12 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
   λ_max recomputed here can differ in the last bit and leave a 1e-17 coefficient at
   the grid's first λ, where the solution is exactly 0).
 
-  Returns (slot coefficients (m, k), slot features (m, k), gaps (m,), steps (m,)), k =
-  min(n, d): row i of the first two says w at lams[i] (feature index d marks an empty
-  slot); gaps are the duality gaps of the full problem (+inf where `max_steps` (traced)
-  breakpoints ran out before the grid did); steps, the breakpoints passed since the
-  previous λ.
+  Returns (slot coefficients (m, k), slot features (m, k), gaps (m,), violations (m,),
+  steps (m,)), k = min(n, d): row i of the first two says w at lams[i] (feature index d
+  marks an empty slot); gaps are the duality gaps of the full problem, violations
+  max_j |x_jᵀr/n| − λ (+inf if a coefficient has the wrong sign), both +inf where
+  `max_steps` (traced) steps ran out before the grid did; steps, the steps (breakpoints,
+  and features set aside) taken since the previous λ.
   """
   d, n = Xt.shape
   m = lams.shape[0]
@@ -77,10 +81,11 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     return (0.5 * jnp.vdot(r, r) / nf * (1 + kappa * kappa) + lam * jnp.sum(jnp.abs(w))
             - kappa * jnp.vdot(r, y) / nf)
 
-  def record(out, lam, wa, da, feat, r, u, c, a, lam_next, step, entered, leaving_slot):
+  def record(out, lam, wa, da, feat, sgn, r, u, c, a, lam_next, step, fresh, leaving):
     # every grid λ in [lam_next, lam] not yet recorded, read off this segment. A grid λ on
-    # a breakpoint gets an exact 0 for the coefficient that enters or leaves there (not
-    # the ±1e-17 of rounding, of either sign)
+    # a breakpoint gets an exact 0 for the coefficient that enters (`fresh`) or leaves
+    # there (`leaving`), not the ±1e-17 of rounding (of either sign); their residual is
+    # left as is (the difference is of that size)
     def cond(o):
       i = o["i"]
       return (i < m) & (lams[jnp.minimum(i, m - 1)] >= lam_next)
@@ -89,12 +94,17 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
       i = o["i"]
       t = lam - lams[i]   # (< 0 for grid values above λ_max: then wa = da = 0)
       w = wa + t * da
-      w = jnp.where(((slots == leaving_slot) & (lams[i] - lam_next <= _SAME * lam))
-                    | (entered & (t <= _SAME * lam)), 0, w)
-      gap = gap_at(c - t * a, w, r - t * u, lams[i])
+      w = jnp.where((leaving & (lams[i] - lam_next <= _SAME * lam))
+                    | (fresh & (t <= _SAME * lam)), 0, w)
+      ci = c - t * a
+      # the optimality conditions, apart from the gap (which a loose tol lets through):
+      # |c_j| <= λ everywhere (c_j = λ·s_j on A holds by construction) and w_j·s_j >= 0
+      viol = jnp.maximum(jnp.max(jnp.abs(ci)) - lams[i], 0)
+      viol = jnp.where(jnp.any(w * sgn < -_SAME * jnp.max(jnp.abs(w))), inf, viol)
       return {"i": i + 1, "w": o["w"].at[i].set(w), "feat": o["feat"].at[i].set(feat),
-              "gap": o["gap"].at[i].set(gap), "steps": o["steps"].at[i].set(step - o["mark"]),
-              "mark": step}
+              "gap": o["gap"].at[i].set(gap_at(ci, w, r - t * u, lams[i])),
+              "viol": o["viol"].at[i].set(viol),
+              "steps": o["steps"].at[i].set(step - o["mark"]), "mark": step}
     return jax.lax.while_loop(cond, body, out)
 
   def step(st):
@@ -106,6 +116,7 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     M = st["M"] + up["scale"] * jnp.outer(up["col"], up["col"])
     M = M.at[up["slot"]].multiply(up["on"]).at[:, up["slot"]].multiply(up["on"])
     occupied = feat < d
+    fresh = slots == st["fresh"]   # the slot of a feature that entered at the last step
     # Newton corrections against the exact conditions on A (see the module docstring)
     r = y - st["wa"] @ XA
     wa = st["wa"] + M @ jnp.where(occupied, XA @ r / nf - lam * sgn, 0)
@@ -122,23 +133,26 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     d_down = jnp.where(down > _TINY, (lam + c) / jnp.where(down > _TINY, down, 1), inf)
     d_in = jnp.maximum(jnp.minimum(d_up, d_down), 0)
     # (the feature that just left is on its boundary: it may come back, but not at once)
-    d_in = jnp.where(st["outside"] & ((jnp.arange(d) != st["last"]) | (d_in > _SAME * lam)),
+    d_in = jnp.where(st["outside"] & ((jnp.arange(d) != st["left"]) | (d_in > _SAME * lam)),
                      d_in, inf)
     j_in = jnp.argmin(d_in)
     delta_in = jnp.where(jnp.all(occupied), inf, d_in[j_in])   # (|A| = k: nothing enters)
-    # ... or an active coefficient reaching zero (not the one that just entered, at once)
-    leaving = occupied & (wa * da < 0)
-    d_out = jnp.where(leaving, -wa / jnp.where(leaving, da, 1), inf)
-    d_out = jnp.where((feat == st["last"]) & (d_out <= _SAME * lam), inf, d_out)
+    # ... or an active coefficient moving against its sign reaching zero (decided by the
+    # sign, not by w: features that enter at one λ have w = ±1e-17 there; clamped at 0 as
+    # the entries are), not the one that just entered at once
+    leaving = occupied & (sgn * da < 0)
+    d_out = jnp.where(leaving, jnp.maximum(-wa / jnp.where(leaving, da, 1), 0), inf)
+    d_out = jnp.where(fresh & (d_out <= _SAME * lam), inf, d_out)
     s_out = jnp.argmin(d_out)
     delta_out = d_out[s_out]
-    # ... or the end of the grid
+    # ... or the end of the grid (landed on exactly: λ − (λ − λ_end) can round above it)
     delta_end = jnp.maximum(lam - lams[m - 1], 0)
     delta = jnp.minimum(jnp.minimum(delta_in, delta_out), delta_end)
     stop = delta_end <= jnp.minimum(delta_in, delta_out)
     leave = ~stop & (delta_out < delta_in)
-    out = record(st["out"], lam, wa, da, feat, r, u, c, a, lam - delta, st["step"],
-                 feat == st["last"], jnp.where(leave, s_out, k))
+    lam_next = jnp.where(stop, lams[m - 1], lam - delta)
+    out = record(st["out"], lam, wa, da, feat, sgn, r, u, c, a, lam_next, st["step"], fresh,
+                 (slots == s_out) & (delta_out <= delta))
     wa = wa + delta * da
 
     # the event, branch-free (a `lax.cond` per step cost ~20 µs in copies of the state):
@@ -161,15 +175,20 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     update = {"col": col, "scale": scale, "slot": s, "on": jnp.where(leave, 0.0, 1.0).astype(dt)}
     sign = jnp.where(d_up[j_in] <= d_down[j_in], 1.0, -1.0).astype(dt)
     j = jnp.where(leave, feat[s], j_in).astype(jnp.int32)
-    changed = enter | leave
-    return {"lam": lam - delta, "M": M, "update": update,
+    # a feature in the span of the active ones is set aside until the next exit (which
+    # may take it out of the span)
+    outside = jnp.where(leave, st["outside"] | st["aside"], st["outside"])
+    outside = outside.at[j].set(jnp.where(enter | collinear, False, outside[j] | leave))
+    aside = jnp.where(leave, False, st["aside"]).at[j].set(collinear | (st["aside"][j] & ~leave))
+    return {"lam": lam_next, "M": M, "update": update,
             "XA": XA.at[s].set(jnp.where(enter, x, jnp.where(leave, 0, XA[s]))),
-            "wa": wa.at[s].set(jnp.where(changed, 0, wa[s])),
+            "wa": wa.at[s].set(jnp.where(enter | leave, 0, wa[s])),
             "sgn": sgn.at[s].set(jnp.where(enter, sign, jnp.where(leave, 0, sgn[s]))),
             "feat": feat.at[s].set(jnp.where(enter, j, jnp.where(leave, d, feat[s]))),
-            "outside": st["outside"].at[j].set(jnp.where(changed, leave, st["outside"][j])
-                                               & ~collinear),
-            "last": jnp.where(changed, j, st["last"]), "step": st["step"] + 1, "out": out}
+            "outside": outside, "aside": aside,
+            "left": jnp.where(leave, j, d).astype(jnp.int32),
+            "fresh": jnp.where(enter, s, k).astype(jnp.int32),
+            "step": st["step"] + 1, "out": out}
 
   def cond(st):
     return (st["out"]["i"] < m) & (st["step"] < max_steps)
@@ -177,14 +196,17 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
   zero_w = jnp.zeros(k, dt)
   zero = jnp.asarray(0, jnp.int32)
   out = {"i": zero, "w": jnp.zeros((m, k), dt), "feat": jnp.full((m, k), d, jnp.int32),
-         "gap": jnp.full(m, jnp.inf, dt), "steps": jnp.zeros(m, jnp.int32), "mark": zero}
-  # (outside: may enter, i.e. neither active nor set aside as collinear; last: the feature
-  # of the last event, d for none)
+         "gap": jnp.full(m, jnp.inf, dt), "viol": jnp.full(m, jnp.inf, dt),
+         "steps": jnp.zeros(m, jnp.int32), "mark": zero}
+  # (outside: may enter, i.e. neither active nor set aside as collinear; left: the feature
+  # that left at the last step, d for none; fresh: the slot filled at the last step, k for
+  # none)
   st = {"lam": jnp.asarray(lam_max, dt), "wa": zero_w, "sgn": zero_w,
         "feat": jnp.full(k, d, jnp.int32), "XA": jnp.zeros((k, n), dt),
-        "M": jnp.zeros((k, k), dt), "outside": jnp.ones(d, bool),
+        "M": jnp.zeros((k, k), dt), "outside": jnp.ones(d, bool), "aside": jnp.zeros(d, bool),
         "update": {"col": zero_w, "scale": jnp.zeros((), dt), "slot": zero,
                    "on": jnp.ones((), dt)},
-        "last": jnp.asarray(d, jnp.int32), "step": zero, "out": out}
+        "left": jnp.asarray(d, jnp.int32), "fresh": jnp.asarray(k, jnp.int32), "step": zero,
+        "out": out}
   out = jax.lax.while_loop(cond, step, st)["out"]
-  return out["w"], out["feat"], out["gap"], out["steps"]
+  return out["w"], out["feat"], out["gap"], out["viol"], out["steps"]
