@@ -469,7 +469,7 @@ def test_cd_non_convergence_is_reported(wide):
 
 
 def test_auto_solver_routing(wide, diabetes, monkeypatch):
-  # the lasso's exact path (homotopy) when min(n, d) <= 128 with FISTA's options at their
+  # the lasso's exact path (homotopy) when n <= 128 and d > 64 with FISTA's options at their
   # defaults; else CD for wide lasso/enet at tol >= 5e-5; FISTA otherwise. Checked by which
   # kernel runs (each replaced by a recorder: nothing is compiled)
   import wdjax.path as wp
@@ -482,15 +482,15 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     m = a[1].size   # (lams)
     return np.zeros((m, Q.shape[0])), np.zeros(m), np.zeros(m, int)
   monkeypatch.setattr(wp, "_path_working_sets", fista)
-  X, y = wide[0][:, :200], wide[1]   # min(n, d) = 200 > 128
+  X, y = wide[0][:, :200], wide[1]   # n = 500 > 128
   cases = [(dict(), "cd"), (dict(tol=1e-4), "cd"), (dict(tol=1e-5), "fista"),
            (dict(screening="strong"), "fista"), (dict(polish=False), "fista")]
   for kwargs, want in cases:
     calls.clear()
     path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
     assert calls == [want], (kwargs, calls)
-  for Xs, kwargs, want in [(X[:128], dict(), "homotopy"), (X[:, :128], dict(tol=1e-10), "homotopy"),
-                           (X[:, :100], dict(screening="strong"), "fista"),
+  for Xs, kwargs, want in [(X[:128], dict(), "homotopy"), (X[:100], dict(tol=1e-10), "homotopy"),
+                           (X[:129], dict(), "cd"), (X[:100], dict(screening="strong"), "fista"),
                            (X[:100], dict(method="vmap"), None)]:
     calls.clear()
     path.lasso_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
@@ -507,9 +507,10 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   uneven = np.concatenate([np.zeros(40, int), np.arange(1, 61)])
   path.group_lasso_path(X[:, :100], y, uneven, n_lambdas=3, eps=0.5, dtype="float64")
   assert calls == []
-  calls.clear()
-  path.enet_path(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
-  assert calls == []   # d = 10: the scanned FISTA solver, no working sets
+  for fn in (path.lasso_path, path.enet_path):
+    calls.clear()
+    fn(diabetes[0], diabetes[1], n_lambdas=3, eps=0.5, dtype="float64")
+    assert calls == []   # d = 10: the scanned FISTA solver, no working sets
   calls.clear()
   import jax
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # CD and homotopy: CPU solvers
@@ -661,13 +662,14 @@ def test_homotopy_matches_sklearn_lars_at_its_breakpoints(correlated):
 
 
 def test_homotopy_default_path_is_exact_and_its_gaps_certified(correlated, diabetes):
-  # the default call (n <= 128: the homotopy) is the exact path whatever tol asks: the
-  # optimality conditions to 1e-10·λ_max all the way to n non-zeros, and every gap it
-  # reports equal to P(w) − D(θ) recomputed here
+  # the default call on the correlated problem (n <= 128 < d: the homotopy) and the
+  # homotopy on diabetes (n > d) are the exact path whatever tol asks: the optimality
+  # conditions to 1e-10·λ_max all the way to n non-zeros, and every gap reported equal to
+  # P(w) − D(θ) recomputed here
   Xd, yd = diabetes[0] - diabetes[0].mean(0), diabetes[1] - diabetes[1].mean()
-  for X, y in (correlated, (Xd, yd)):
+  for X, y, solver in ((*correlated, "auto"), (Xd, yd, "homotopy")):
     n = X.shape[0]
-    res = path.lasso_path(X, y)
+    res = path.lasso_path(X, y, solver=solver)
     assert res.converged.all()
     _assert_lasso_kkt(X, y, res, 1e-10)
     gaps = np.array([_lasso_gap(X, y, w, lam) for lam, w in zip(res.lambdas, res.coefs)])

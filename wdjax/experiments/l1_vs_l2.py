@@ -8,9 +8,9 @@ sets weights to 0.0 exactly, the subgradient makes them oscillate around 0 and n
 there, L2 shrinks without zeros.
 
 The L1 regularization path (λ from λ_max = ‖Xᵀy‖∞/n down to eps·λ_max, centered data)
-is solved by `wdjax.path.lasso_path` in float64 (d = 10: the exact path by homotopy,
-certified to a duality gap of 1e-10·‖y‖²/n, see `wdjax.path`) and compared with
-`sklearn.linear_model.lasso_path` (coordinate descent at a tight tol).
+is solved by `wdjax.path.lasso_path` in float64 (warm-started FISTA to a duality gap of
+1e-10·‖y‖²/n, see `wdjax.path`) and compared with `sklearn.linear_model.lasso_path`
+(coordinate descent at a tight tol).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class L1L2Params:
   """[params] of l1_vs_l2."""
   path_points: int = field(default=30, **bounds(2, 10**4))
   path_eps: float = field(default=1e-3, **bounds(0, 1, strict_lo=True))
-  path_max_iter: int = field(default=20000, **bounds(10, 10**8))   # per λ, if the homotopy falls back
+  path_max_iter: int = field(default=20000, **bounds(10, 10**8))   # FISTA iterations allowed per λ
 
 
 CHECKS = {

@@ -17,8 +17,9 @@ Three solvers (`solver=`):
   solution path is piecewise linear in λ, and the homotopy (LARS with the lasso
   modification) walks it breakpoint to breakpoint and reads every grid λ off its segment:
   exact to rounding whatever `tol` asks, at a cost set by the number of breakpoints
-  (~1-2 per sample), not by the accuracy. The default on a CPU when X has at most 128
-  samples or features (`HOMOTOPY_MAX_K`), with `method="warm"`. Every grid λ is certified
+  (~1-2 per sample), not by the accuracy. The default on a CPU for a wide X (more than 64
+  features) with at most 128 samples (`HOMOTOPY_MAX_N`), with `method="warm"`. Every
+  grid λ is certified
   from products with X: its gap <= tol and, whatever tol, its optimality conditions to
   1e-9·λ_max; if one is not (collinear columns, a degenerate path, the step cap) "auto"
   solves the path again by the solver it would otherwise pick.
@@ -101,12 +102,13 @@ PATH_TOL = 1e-4
 _CD_MIN_TOL = 5e-5
 # working-set rounds per λ of the CD solver (each one pass over X); a safety cap
 CD_MAX_ROUNDS = 100
-# `solver="auto"` follows the lasso's exact path (`homotopy`) when X has at most this many
-# samples or features: its breakpoints grow with min(n, d), each costs a pass over X and
-# O(min(n, d)²), and on the benchmark problems it is 2.4x CD at the default tol on the
-# correlated 100 x 2000 (exact, where CD is 1e-2 off) and 2.5x FISTA on diabetes (d = 10),
-# but 13x slower than CD on the 500 x 2000 problem (benchmarks/README.md, run L)
-HOMOTOPY_MAX_K = 128
+# `solver="auto"` follows the lasso's exact path (`homotopy`) for a wide X (d > 64) with
+# at most this many samples: its steps grow with n, each costs two passes over X and
+# O(n²). CD's time at the default tol over the homotopy's (exact, where CD is ~1e-2 off),
+# correlated designs with d = 2000 (2-core Xeon, run L): n = 100, 2.4x; 150, 1.4x; 200,
+# 0.85x; 300, 0.79x; 500 x 2000: 0.06x. For n > d each step's passes over X cost more
+# than FISTA's whole solve on the d x d Gram matrix (20000 x 50: 81 against 5 ms)
+HOMOTOPY_MAX_N = 128
 # a cap on the homotopy's breakpoints, per min(n, d) (171 for 100 on the correlated
 # benchmark problem, 12 for 10 on diabetes); past it the path falls back as above
 HOMOTOPY_MAX_STEPS_PER_K = 16
@@ -165,8 +167,8 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
       compact = gidx.size <= 2 * np.shape(X)[1]
     solver = ("cd" if method == "warm" and loose and wide and compact and not fista_options
               and on_cpu else "fista")
-    if (kind == "l1" and method == "warm" and on_cpu and not fista_options
-        and len(np.shape(X)) == 2 and min(np.shape(X)) <= HOMOTOPY_MAX_K):
+    if (kind == "l1" and method == "warm" and on_cpu and not fista_options and wide
+        and np.shape(X)[0] <= HOMOTOPY_MAX_N):
       res = _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                       fit_intercept=fit_intercept, tol=tol, warn=False)
       if res is not None:
@@ -313,8 +315,9 @@ _PATH_ARGS = """
       compiled program: fastest at loose tolerances, and about 1 s to compile), "fista"
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
-      method="warm": "homotopy" for the lasso when min(n, d) <= 128 and screening/polish
-      are at their defaults, falling back to the next choice if a gap is above tol; "cd"
+      method="warm": "homotopy" for the lasso with at most 128 samples and more than 64
+      features, screening/polish at their defaults, falling back to the next choice if a
+      λ is not certified; "cd"
       with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the
       group lasso at every tol while padding every group to the widest at most doubles X;
       else "fista").
