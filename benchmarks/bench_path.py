@@ -365,6 +365,29 @@ def fresh_process_first_call(name):
   return out
 
 
+def homotopy_crossover():
+  """The default lasso call by the homotopy against CD at the default tol (wall ms, best of
+  3 after a warm-up) as n grows on correlated designs with d = 2000: where `wdjax.path`'s
+  HOMOTOPY_MAX_N comes from."""
+  from wdjax import path
+
+  def best(fn):
+    fn()
+    times = []
+    for _ in range(3):
+      t = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - t)
+    return min(times) * 1e3
+  for n in (100, 150, 200, 300):
+    X, y = correlated_design(n, 2000)
+    y = y - y.mean()
+    h = best(lambda: path.lasso_path(X, y, solver="homotopy"))
+    c = best(lambda: path.lasso_path(X, y, solver="cd"))
+    print(f"  n = {n}, d = 2000: homotopy {h:.1f} ms (exact), cd at tol 1e-4 {c:.1f} ms: "
+          f"cd / homotopy {c / h:.2f}", flush=True)
+
+
 def equal_error_table(result, clock="seconds"):
   """Markdown: per target error, each solver's fastest setting by `clock` ("seconds", the
   CPU time of the process, or "wall_seconds")."""
@@ -416,7 +439,11 @@ def main():
                   help="pin the process to one CPU core before JAX starts: every solver then "
                   "runs on one core and its CPU time is at most its wall time (XLA compiles "
                   "more slowly on one core: the first-call figures grow)")
+  ap.add_argument("--crossover", action="store_true",
+                  help="only time the homotopy against CD as n grows (HOMOTOPY_MAX_N)")
   args = ap.parse_args()
+  if args.crossover:
+    return homotopy_crossover()
   if args.one_core:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
   import jax

@@ -105,8 +105,8 @@ CD_MAX_ROUNDS = 100
 # `solver="auto"` follows the lasso's exact path (`homotopy`) for a wide X (d > 64) with
 # at most this many samples: its steps grow with n, each costs two passes over X and
 # O(n²). CD's time at the default tol over the homotopy's (exact, where CD is ~1e-2 off),
-# correlated designs with d = 2000 (2-core Xeon, run L): n = 100, 2.4x; 150, 1.4x; 200,
-# 0.85x; 300, 0.79x; 500 x 2000: 0.06x. For n > d each step's passes over X cost more
+# correlated designs with d = 2000 (2-core Xeon, run L, `bench_path.py --crossover`):
+# n = 100, 2.1-2.4x; 150, 1.4x; 200, 0.84x; 300, 0.8x; 500 x 2000: 0.08x. For n > d each step's passes over X cost more
 # than FISTA's whole solve on the d x d Gram matrix (20000 x 50: 81 against 5 ms)
 HOMOTOPY_MAX_N = 128
 # a cap on the homotopy's breakpoints, per min(n, d) (171 for 100 on the correlated
