@@ -17,20 +17,21 @@ Three solvers (`solver=`):
   solution path is piecewise linear in λ, and the homotopy (LARS with the lasso
   modification) walks it breakpoint to breakpoint and reads every grid λ off its segment:
   exact to rounding whatever `tol` asks, at a cost set by the number of breakpoints
-  (~1-2 per sample), not by the accuracy. The default on a CPU for a wide X (more than 64
-  features) with at most 128 samples (`HOMOTOPY_MAX_N`), with `method="warm"`. Every
-  grid λ is certified
-  from products with X: its gap <= tol and, whatever tol, its optimality conditions to
-  1e-9·λ_max; if one is not (collinear columns, a degenerate path, the step cap) "auto"
-  solves the path again by the solver it would otherwise pick.
+  (~1-2 per min(n, d)), not by the accuracy. The default on a CPU, at every tol, for the
+  lasso with method="warm", a wide X (more than 64 features), at most 128 samples
+  (`HOMOTOPY_MAX_N`) and screening/polish at their defaults. Every grid λ is certified
+  from products with X: its gap in [−1e-12, tol]·‖y‖²/n and, whatever tol, its
+  optimality conditions to 1e-9·λ_max; if one is not (collinear columns, a degenerate
+  path, the step cap) "auto" solves the path again by the solver it would otherwise pick,
+  and solver="homotopy" warns and marks it unconverged.
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
   `lax.scan` compiled once per (n, d, number of λ); for the group lasso, block
   coordinate descent (one proximal step per group). The default on a CPU when X has more
   than 64 features: for the lasso (when the homotopy is not taken) and elastic net at the
   default tolerance (sklearn's 1e-4), for the group lasso at every tolerance.
-- FISTA (`solver="fista"`, the default at tol < 5e-5 for lasso and elastic net, for
-  d <= 64 and on accelerators), below.
+- FISTA (`solver="fista"`, the default at tol < 5e-5 for the elastic net and for the
+  lasso when the homotopy is not taken, for d <= 64 and on accelerators), below.
 
 CD and FISTA stop on the duality gap of the full problem.
 
@@ -106,11 +107,12 @@ CD_MAX_ROUNDS = 100
 # at most this many samples: its steps grow with n, each costs two passes over X and
 # O(n²). CD's time at the default tol over the homotopy's (exact, where CD is ~1e-2 off),
 # correlated designs with d = 2000 (2-core Xeon, run L, `bench_path.py --crossover`):
-# n = 100, 2.1-2.4x; 150, 1.4x; 200, 0.84x; 300, 0.8x; 500 x 2000: 0.08x. For n > d each step's passes over X cost more
-# than FISTA's whole solve on the d x d Gram matrix (20000 x 50: 81 against 5 ms)
+# n = 100, 2.1-2.4x; 150, 1.4-1.5x; 200, 0.84x; 300, 0.8-0.9x; 500 x 2000: 0.08x. For
+# n > d its passes over X (two a step) cost more in all than FISTA's whole solve on the
+# d x d Gram matrix (20000 x 50: 81 against 5 ms)
 HOMOTOPY_MAX_N = 128
-# a cap on the homotopy's breakpoints, per min(n, d) (171 for 100 on the correlated
-# benchmark problem, 12 for 10 on diabetes); past it the path falls back as above
+# a cap on the homotopy's steps, per min(n, d) (171 for 100 on the correlated benchmark
+# problem, 12 for 10 on diabetes); past it the path falls back as above
 HOMOTOPY_MAX_STEPS_PER_K = 16
 
 
@@ -243,8 +245,9 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
 def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
   """The lasso path by `homotopy.homotopy_path` (float64 whatever the dtype: it is exact),
   or None if a λ is not certified and not `warn` (then the caller solves the path another
-  way). Certified: its duality gap is <= tol·‖y‖²/n and, whatever tol, the optimality
-  conditions hold to 1e-9·λ_max (|x_jᵀr/n| <= λ, coefficients of their correlation's sign)."""
+  way). Certified: its duality gap is in [−1e-12, tol]·‖y‖²/n and, whatever tol, the
+  optimality conditions hold to 1e-9·λ_max (|x_jᵀr/n| <= λ, coefficients of their
+  correlation's sign). max_iter does not reach it: its cap is HOMOTOPY_MAX_STEPS_PER_K."""
   Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
   n, d = Xc.shape
   lam_max = _lambda_max_of(b, 1.0, None)
@@ -304,13 +307,15 @@ _PATH_ARGS = """
     max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
       over the working set of the moment or its support); a safety cap, non-convergence
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
-      The homotopy has its own cap, 16·min(n, d) + 64 breakpoints for the whole path
-      (`HOMOTOPY_MAX_STEPS_PER_K`); its `n_iter` are the steps since the previous λ
+      The homotopy ignores it: its cap is 16·min(n, d) + 64 steps for the whole path
+      (`HOMOTOPY_MAX_STEPS_PER_K`), and its `n_iter` are the steps since the previous λ
       (breakpoints, one per feature when several tie, and features set aside).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
     solver: "homotopy" (the lasso's exact path, breakpoint to breakpoint, in float64
-      whatever dtype says: a λ counts as converged when its gap is <= tol and, whatever
-      tol, its optimality conditions hold to 1e-9·λ_max; fastest when n or d is small),
+      whatever dtype says: a λ counts as converged when its gap is in [−1e-12, tol]·‖y‖²/n
+      and, whatever tol, its optimality conditions hold to 1e-9·λ_max; fastest for few
+      samples and many features, n up to ~150 at d = 2000; with few features FISTA on
+      the Gram matrix is faster),
       "cd" (coordinate descent on working sets, the whole path one
       compiled program: fastest at loose tolerances, and about 1 s to compile), "fista"
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at

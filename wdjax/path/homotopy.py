@@ -20,20 +20,23 @@ whole grid costs as many steps as the path has breakpoints, whatever the toleran
 the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each two products
 with X (c = Xᵀr/n and a) and O(|A|²) to keep Q_AA⁻¹ current (a rank-one update when a
 feature enters, the Schur complement of its slot when one leaves). That is why it is the
-solver for few samples or features (the number of breakpoints grows with min(n, d), and
-|A| <= min(n, d)): the path of a p ≫ n problem in ~n·(1-2) steps, exact to rounding.
+solver for few samples and many features (the number of breakpoints grows with
+min(n, d), and |A| <= min(n, d)): the path of a p ≫ n problem in ~n·(1-2) steps, exact
+to rounding. (With few features and many samples, FISTA on the d x d Gram matrix is
+faster: each step here passes over all of X.)
 Features that tie (enter or leave at the same λ) are taken one step each, at Δ = 0.
 
 Numerics: Q_AA⁻¹ is kept by updates (no refactorization), and every step starts by
 correcting w_A and δ with one Newton step against the exact conditions
 (w_A += Q_AA⁻¹(c_A − λs_A), δ += Q_AA⁻¹(s_A − Q_AAδ), both from fresh products with X), so
 rounding does not drift along the path. A feature whose column is (numerically) in the
-span of the active ones cannot enter (its Schur complement is <= 1e-10 of its norm); it is
-set aside until the next exit. At every grid λ the duality gap and the optimality
-conditions (max_j |c_j| − λ, and the signs of w) are evaluated from the c, a, r and u of
-its segment, each a fresh product with X at the segment's start, moved linearly along it
-(exactly how they move); if one is off, the caller (`wdjax.path`) solves the path again
-with coordinate descent or FISTA.
+span of the active ones cannot enter (its Schur complement is <= 1e-10 of its squared
+norm ‖x_j‖²/n); it is set aside until the next exit. At every grid λ the duality gap and
+the optimality conditions (max_j |c_j| − λ, and the signs of w) are evaluated from the c,
+a, r and u of its segment, each a fresh product with X at the segment's start, moved
+linearly along it (exactly how they move); if one is off, `wdjax.path` with solver="auto" solves the path
+again with coordinate descent or FISTA, and with solver="homotopy" warns and marks those
+λ unconverged.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
   Returns (slot coefficients (m, k), slot features (m, k), gaps (m,), violations (m,),
   steps (m,)), k = min(n, d): row i of the first two says w at lams[i] (feature index d
   marks an empty slot); gaps are the duality gaps of the full problem, violations
-  max_j |x_jᵀr/n| − λ (+inf if a coefficient has the wrong sign), both +inf where
+  max(max_j |x_jᵀr/n| − λ, 0) (+inf if a coefficient has the wrong sign), both +inf where
   `max_steps` (traced) steps ran out before the grid did; steps, the steps (breakpoints,
   and features set aside) taken since the previous λ.
   """
