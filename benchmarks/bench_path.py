@@ -27,7 +27,7 @@ Error: max over the path of ‖w_k − w_ref,k‖∞ / max_{k,j} |w_ref,k,j|, wh
 is the exact lasso path of sklearn's `lars_path(method="lasso")`, interpolated linearly
 between its breakpoints at the grid (the lasso path is piecewise linear; until run L the
 reference was `lasso_path` at tol 1e-13, which is 1.2e-9 off on the correlated problem and
-took 27 s there), `enet_path` at tol 1e-13 for the elastic net, celer at tol 1e-14 for the
+took ~25 s there), `enet_path` at tol 1e-13 for the elastic net, celer at tol 1e-14 for the
 group lasso; independent of wdjax. sklearn's `lars_path` is also an anchor of the lasso
 (column "lars"): the exact path, like wdjax's homotopy. Every solver is run over a
 sweep of its own tolerance; "at equal error" compares, for a target error E, the fastest
@@ -344,8 +344,9 @@ print(json.dumps(dict(total=t2 - t0, first_call=t2 - t1, second_call=t3 - t2, **
 
 
 # what a notebook user calls: the defaults (float32 without x64, tol 1e-4: coordinate
-# descent, or the homotopy where n or d is <= 128: diabetes, correlated), and float64 at
-# the tight tolerance (FISTA, one compilation per working-set size; the homotopy again)
+# descent; the homotopy on correlated, n <= 128 < d; FISTA on diabetes, d <= 64), and
+# float64 at the tight tolerance (FISTA, one compilation per working-set size; the
+# homotopy again on correlated)
 FRESH_CALLS = {"defaults: lasso_path(X, y)": {},
                "dtype float64, tol 1e-10": {"dtype": "float64", "tol": 1e-10}}
 
@@ -366,26 +367,20 @@ def fresh_process_first_call(name):
 
 
 def homotopy_crossover():
-  """The default lasso call by the homotopy against CD at the default tol (wall ms, best of
-  3 after a warm-up) as n grows on correlated designs with d = 2000: where `wdjax.path`'s
-  HOMOTOPY_MAX_N comes from."""
+  """The default lasso call by the homotopy against CD at the default tol (wall ms, the
+  best of 3 interleaved repeats after a warm-up) as n grows on correlated designs with
+  d = 2000: where `wdjax.path`'s HOMOTOPY_MAX_N comes from."""
   from wdjax import path
-
-  def best(fn):
-    fn()
-    times = []
-    for _ in range(3):
-      t = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - t)
-    return min(times) * 1e3
   for n in (100, 150, 200, 300):
     X, y = correlated_design(n, 2000)
     y = y - y.mean()
-    h = best(lambda: path.lasso_path(X, y, solver="homotopy"))
-    c = best(lambda: path.lasso_path(X, y, solver="cd"))
-    print(f"  n = {n}, d = 2000: homotopy {h:.1f} ms (exact), cd at tol 1e-4 {c:.1f} ms: "
-          f"cd / homotopy {c / h:.2f}", flush=True)
+    configs = {solver: (lambda solver=solver: path.lasso_path(X, y, solver=solver))
+               for solver in ("homotopy", "cd")}
+    for fn in configs.values():
+      fn()   # compilation
+    best = {k: v[1] * 1e3 for k, v in time_interleaved(configs, 3).items()}   # (wall)
+    print(f"  n = {n}, d = 2000: homotopy {best['homotopy']:.1f} ms (exact), cd at tol 1e-4 "
+          f"{best['cd']:.1f} ms: cd / homotopy {best['cd'] / best['homotopy']:.2f}", flush=True)
 
 
 def equal_error_table(result, clock="seconds"):

@@ -286,6 +286,23 @@ def test_group_cd_gaps_and_step_sizes_against_numpy(correlated):
       np.testing.assert_allclose(gap, primal - dual, rtol=1e-6, atol=1e-12 * (y @ y / n))
 
 
+def test_group_index_against_its_definition():
+  # row k of the index lists the features of the k-th smallest group id in increasing
+  # order, padded with d: built here one group at a time, as the definition says (the
+  # library sorts once), on ids that are unsorted, non-contiguous, negative and of uneven
+  # sizes
+  rng = np.random.default_rng(0)
+  for trial in range(20):
+    d = int(rng.integers(1, 60))
+    ids = rng.choice([-7, 0, 3, 4, 11, 50], size=d) if trial % 2 else rng.integers(0, 9, d)
+    got = path._group_index(ids, d)
+    members = [np.flatnonzero(ids == g) for g in np.unique(ids)]
+    want = np.full((len(members), max(map(len, members))), d)
+    for k, m in enumerate(members):
+      want[k, :len(m)] = m
+    np.testing.assert_array_equal(got, want)
+
+
 def test_group_lasso_with_singleton_groups_is_the_lasso(diabetes):
   X = StandardScaler().fit_transform(diabetes[0])
   y = diabetes[1] - diabetes[1].mean()

@@ -114,7 +114,8 @@ CD_ACTIVE_EPOCHS_REFINING = 3
 # at most this many samples: its steps grow with n, each costs two passes over X and
 # O(n²). CD's time at the default tol over the homotopy's (exact, where CD is ~1e-2 off),
 # correlated designs with d = 2000 (2-core Xeon, run L, `bench_path.py --crossover`):
-# n = 100, 2.1-2.4x; 150, 1.4-1.5x; 200, 0.84x; 300, 0.8-0.9x; 500 x 2000: 0.08x. For
+# n = 100, 2.0-2.4x; 150, 1.4-1.5x; 200, 0.83-0.84x; 300, 0.8-0.9x (runs L and M: CD with 3
+# and with 5 active sweeps); 500 x 2000: 0.08x. For
 # n > d its passes over X (two a step) cost more in all than FISTA's whole solve on the
 # d x d Gram matrix (20000 x 50: 81 against 5 ms)
 HOMOTOPY_MAX_N = 128
@@ -215,21 +216,32 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
   return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 4)
 
 
+def _residual_form(X, y, *, fit_intercept, l1_ratio, lambdas, n_lambdas, eps, dtype,
+                   groups=None, gidx=None):
+  """What the solvers that keep X as is (CD, the homotopy) start from: (Xᵀ as a contiguous
+  (d, n) array in `dtype`, so that a feature's column is a row; the centered y; x̄, ȳ;
+  ‖y‖²/n; λ_max; the grid; the group index, built from `groups` unless given)."""
+  Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)   # (checks the data first)
+  if groups is not None and gidx is None:
+    gidx = _group_index(groups, Xc.shape[1])
+  lam_max = _lambda_max_of(b, l1_ratio, gidx)
+  lams = _grid(lam_max, lambdas, n_lambdas, eps)
+  return np.ascontiguousarray(Xc.T, dtype=dtype), yc, xm, ym, yy, lam_max, lams, gidx
+
+
 def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype,
         groups=None, gidx=None):
   """The path by `coordinate_descent.cd_path`: no Gram matrix, X transposed (and, with
   `groups`, its columns gathered into zero-padded blocks of the widest group's size for
   block coordinate descent: the group lasso; `gidx`, their index if already built)."""
-  Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
-  d = Xc.shape[1]
-  if groups is not None and gidx is None:
-    gidx = _group_index(groups, d)
-  lams = _grid(_lambda_max_of(b, l1_ratio, gidx), lambdas, n_lambdas, eps)
+  # X transposed in the asked dtype, one block of rows per group (a group narrower than
+  # the widest is padded with zero rows); the residual, the coefficients and their gaps in
+  # float64, whatever the dtype (see cd_path)
+  Xt, yc, xm, ym, yy, _, lams, gidx = _residual_form(
+      X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio, lambdas=lambdas,
+      n_lambdas=n_lambdas, eps=eps, dtype=dtype, groups=groups, gidx=gidx)
+  d = Xt.shape[0]
   tol_abs = tol * yy
-  # X transposed (a feature's column is a contiguous row) in the asked dtype, one block of
-  # rows per group (a group narrower than the widest is padded with zero rows); the
-  # residual, the coefficients and their gaps in float64, whatever the dtype (see cd_path)
-  Xt = np.ascontiguousarray(Xc.T, dtype=dtype)
   refine = tol < _CD_MIN_TOL
   Xb = (Xt[:, None, :] if gidx is None
         else np.concatenate([Xt, np.zeros((1, Xt.shape[1]), Xt.dtype)])[gidx])
@@ -257,15 +269,14 @@ def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
   way). Certified: its duality gap is in [−1e-12, tol]·‖y‖²/n and, whatever tol, the
   optimality conditions hold to 1e-9·λ_max (|x_jᵀr/n| <= λ, coefficients of their
   correlation's sign). max_iter does not reach it: its cap is HOMOTOPY_MAX_STEPS_PER_K."""
-  Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
-  n, d = Xc.shape
-  lam_max = _lambda_max_of(b, 1.0, None)
-  lams = _grid(lam_max, lambdas, n_lambdas, eps)
-  k = min(n, d)
+  Xt, yc, xm, ym, yy, lam_max, lams, _ = _residual_form(
+      X, y, fit_intercept=fit_intercept, l1_ratio=1.0, lambdas=lambdas, n_lambdas=n_lambdas,
+      eps=eps, dtype=np.float64)
+  d, n = Xt.shape
   with jax.enable_x64(True):
     w, feat, gaps, viol, steps = (np.asarray(a) for a in homotopy_path(
-        np.ascontiguousarray(Xc.T, dtype=np.float64), np.asarray(yc, np.float64), lams,
-        lam_max, np.int32(HOMOTOPY_MAX_STEPS_PER_K * k + 64)))
+        Xt, np.asarray(yc, np.float64), lams, lam_max,
+        np.int32(HOMOTOPY_MAX_STEPS_PER_K * min(n, d) + 64)))
   tol_abs = tol * yy
   # (a gap below −1e-12·‖y‖²/n would be rounding gone wrong, not a better point)
   certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)

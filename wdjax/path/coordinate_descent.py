@@ -233,6 +233,11 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
   max_epochs = jnp.asarray(max_epochs, jnp.int32)   # traced: a new cap does not recompile
   y = jnp.asarray(y, dt)
 
+  def members(idx, on):
+    # idx[on] compacted to the front of a sweep's index array (padded with the index G),
+    # and how many
+    return _pack(idx, on, jnp.full(G + _UNROLL, G, jnp.int32)), jnp.sum(on, dtype=jnp.int32)
+
   def correlations(r):
     return (Xb @ r.astype(xdt)).astype(dt) / nf   # X_gᵀr/n, (G, W): one pass over X
 
@@ -304,9 +309,8 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       tol_in = 0.7 * gap   # (celer: 0.3; see the module docstring)
 
       def active(w):
-        # the members of the working set that are non-zero, compacted to the front
-        on = jnp.any(w[ws] != 0, axis=1) & (jnp.arange(G + _UNROLL) < size)
-        return _pack(ws, on, jnp.full(G + _UNROLL, G, jnp.int32)), jnp.sum(on, dtype=jnp.int32)
+        # the members of the working set that are non-zero
+        return members(ws, jnp.any(w[ws] != 0, axis=1) & (jnp.arange(G + _UNROLL) < size))
 
       def accelerate(w, r, ring, count):
         # Anderson extrapolation of the last K+1 iterates (skglm's AndersonCD): the
@@ -371,9 +375,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       # group lasso's coefficients 1e-5 off near λ_max, where the support is a group or
       # two and more sweeps cost next to nothing. The conditions are in the gradient: ~δ.
       w, r = st["w"], st["r"]
-      on = jnp.any(w[:G] != 0, axis=1)
-      idx = _pack(jnp.arange(G, dtype=jnp.int32), on, jnp.full(G + _UNROLL, G, jnp.int32))
-      count = jnp.sum(on, dtype=jnp.int32)
+      idx, count = members(jnp.arange(G, dtype=jnp.int32), jnp.any(w[:G] != 0, axis=1))
 
       def kkt(w, r):
         def member(j, worst):

@@ -54,6 +54,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from wdjax.path.coordinate_descent import _gap
+
 # a denominator 1 ± a_j below this means the feature's correlation moves (numerically) in
 # step with λ: it never reaches the boundary
 _TINY = 1e-12
@@ -87,13 +89,6 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
   inf = jnp.asarray(jnp.inf, dt)
   slots = jnp.arange(k)
 
-  def gap_at(c, w, r, lam):
-    # sklearn's gap with the residual (coordinate_descent._gap, no ridge term)
-    dual_norm = jnp.max(jnp.abs(c))
-    kappa = jnp.where(dual_norm > lam, lam / jnp.where(dual_norm > 0, dual_norm, 1), 1.0)
-    return (0.5 * jnp.vdot(r, r) / nf * (1 + kappa * kappa) + lam * jnp.sum(jnp.abs(w))
-            - kappa * jnp.vdot(r, y) / nf)
-
   def record(out, lam, wa, da, feat, sgn, r, u, c, a, lam_next, step, fresh, leaving):
     # every grid λ in [lam_next, lam] not yet recorded, read off this segment. A grid λ on
     # a breakpoint gets an exact 0 for the coefficient that enters (`fresh`) or leaves
@@ -109,13 +104,16 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
       w = wa + t * da
       w = jnp.where((leaving & (lams[i] - lam_next <= _SAME * lam))
                     | (fresh & (t <= _SAME * lam)), 0, w)
-      ci = c - t * a
+      ri = r - t * u
+      dual_norm = jnp.max(jnp.abs(c - t * a))   # ‖Xᵀr/n‖∞ at lams[i]
       # the optimality conditions, apart from the gap (which a loose tol lets through):
       # |c_j| <= λ everywhere (c_j = λ·s_j on A holds by construction) and w_j·s_j >= 0
-      viol = jnp.maximum(jnp.max(jnp.abs(ci)) - lams[i], 0)
+      viol = jnp.maximum(dual_norm - lams[i], 0)
       viol = jnp.where(jnp.any(w * sgn < -_SAME * jnp.max(jnp.abs(w))), inf, viol)
+      # (sklearn's gap written with the residual, CD's: no ridge term, blocks of width 1)
+      gap = _gap(dual_norm, w[:, None], ri, y, nf, lams[i], 0.0)
       return {"i": i + 1, "w": o["w"].at[i].set(w), "feat": o["feat"].at[i].set(feat),
-              "gap": o["gap"].at[i].set(gap_at(ci, w, r - t * u, lams[i])),
+              "gap": o["gap"].at[i].set(gap),
               "viol": o["viol"].at[i].set(viol),
               "steps": o["steps"].at[i].set(step - o["mark"]), "mark": step}
     return jax.lax.while_loop(cond, body, out)
