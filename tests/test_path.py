@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
-from sklearn.linear_model import Lasso, enet_path, lasso_path
+from sklearn.linear_model import ElasticNet, Lasso, enet_path, lasso_path
 from sklearn.preprocessing import StandardScaler
 
 from wdjax import path, plots
@@ -493,6 +493,7 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   calls = []
   monkeypatch.setattr(wp, "_cd", lambda *a, **k: calls.append("cd"))
   monkeypatch.setattr(wp, "_homotopy", lambda *a, **k: calls.append("homotopy") or "done")
+  monkeypatch.setattr(wp, "_active_set", lambda *a, **k: calls.append("active_set") or "done")
 
   def fista(Q, b, *a, **k):
     calls.append("fista")
@@ -512,9 +513,15 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     calls.clear()
     path.lasso_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
     assert calls == ([want] if want else []), (Xs.shape, kwargs, calls)
-  calls.clear()
-  path.enet_path(X[:100], y[:100], l1_ratio=0.5, n_lambdas=3, eps=0.5, dtype="float64")
-  assert calls == ["cd"]   # (the homotopy is the lasso's only)
+  # the elastic net's exact solver on the same terms (0 < l1_ratio < 1), and the homotopy
+  # for l1_ratio = 1 (the lasso)
+  for Xs, kwargs, want in [(X[:100], dict(), "active_set"), (X[:128], dict(tol=1e-10), "active_set"),
+                           (X[:129], dict(), "cd"), (X[:100], dict(polish=False), "fista"),
+                           (X[:100], dict(l1_ratio=1.0), "homotopy")]:
+    calls.clear()
+    kwargs.setdefault("l1_ratio", 0.5)
+    path.enet_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
+    assert calls == [want], (Xs.shape, kwargs, calls)
   for tol in (1e-4, 1e-10):  # the group lasso: block CD at every tol (screening is not its)
     calls.clear()
     path.group_lasso_path(X, y, np.arange(200) // 4, n_lambdas=3, eps=0.5, dtype="float64",
@@ -533,7 +540,8 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # CD and homotopy: CPU solvers
   path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64")
   path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64")
-  assert calls == ["fista", "fista"]
+  path.enet_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == ["fista", "fista", "fista"]
 
 
 def test_cd_enet_gaps_are_certified(correlated):
@@ -807,3 +815,115 @@ def test_homotopy_bad_arguments(diabetes):
     path.group_lasso_path(X, y, np.arange(10) // 2, solver="homotopy")
   with pytest.raises(ValueError, match="solver='homotopy' solves the path with method='warm'"):
     path.lasso_path(X, y, solver="homotopy", method="vmap")
+
+
+# ---------------------------------------------- the exact elastic net (solver="active_set")
+
+
+def _enet_kkt_and_gaps(X, y, res, alpha, rtol):
+  """The elastic net's optimality conditions in NumPy at every λ, x_jᵀr/n − λ(1−α)w_j =
+  λα·sign(w_j) on the support and |x_jᵀr/n| <= λα off it (to rtol·λ_max), and each gap
+  reported equal to P(w) − D(θ) recomputed here (sklearn's dual point)."""
+  n = X.shape[0]
+  yy = y @ y / n
+  slack = rtol * res.lambdas[0]
+  for lam, w, gap in zip(res.lambdas, res.coefs, res.gaps):
+    r = y - X @ w
+    c = X.T @ r / n
+    rho = c - lam * (1 - alpha) * w
+    on = w != 0
+    np.testing.assert_allclose(rho[on], lam * alpha * np.sign(w[on]), rtol=0, atol=slack)
+    assert np.all(np.abs(c[~on]) <= lam * alpha + slack)
+    kappa = min(1.0, lam * alpha / np.max(np.abs(rho))) if np.any(rho) else 1.0
+    want = (0.5 * r @ r / n * (1 + kappa ** 2) + lam * alpha * np.abs(w).sum()
+            - kappa * r @ y / n + 0.5 * lam * (1 - alpha) * (1 + kappa ** 2) * w @ w)
+    np.testing.assert_allclose(gap, want, rtol=0, atol=1e-12 * yy)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.9])
+def test_active_set_enet_is_exact_against_sklearn(correlated, alpha):
+  # the default call on the correlated problem (n <= 128 < d: the active-set solver) is the
+  # exact path: sklearn's enet_path at tol 1e-12 to 1e-6 of the largest coefficient, same
+  # support, the optimality conditions to 1e-10·λ_max, the gaps P − D as recomputed here
+  X, y = correlated
+  res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=30, eps=1e-2)
+  assert res.converged.all() and res.n_iter.sum() >= 30
+  _enet_kkt_and_gaps(X, y, res, alpha, 1e-10)
+  _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=alpha))
+  # with an intercept, against sklearn's ElasticNet at one λ
+  res = path.enet_path(X, y + 3.0, l1_ratio=alpha, n_lambdas=30, eps=1e-2, fit_intercept=True,
+                       solver="active_set")
+  ref = ElasticNet(alpha=res.lambdas[20], l1_ratio=alpha, tol=1e-12,
+                   max_iter=1_000_000).fit(X, y + 3.0)
+  np.testing.assert_allclose(res.coefs[20], ref.coef_, rtol=0,
+                             atol=REL * np.max(np.abs(ref.coef_)))
+  assert res.intercepts[20] == pytest.approx(ref.intercept_, rel=1e-9)
+
+
+def test_active_set_random_problems_drops_and_closed_form():
+  # random paths with n < d and n > d, on correlated designs where coefficients cross zero
+  # (the line search drops them; some come back): optimality conditions and gaps at every λ
+  rng = np.random.default_rng(1)
+  dropped = 0
+  for trial in range(8):
+    n, d = [(30, 80), (60, 40)][trial % 2]
+    base = rng.normal(size=(n, 5))
+    X = base @ rng.normal(size=(5, d)) + 0.3 * rng.normal(size=(n, d))
+    y = X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=n)
+    alpha = [0.3, 0.7, 0.95][trial % 3]
+    res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=40, eps=1e-3,
+                         fit_intercept=trial % 2 == 1, solver="active_set")
+    Xc, yc = (X - X.mean(0), y - y.mean()) if trial % 2 else (X, y)
+    assert res.converged.all(), trial
+    _enet_kkt_and_gaps(Xc, yc, res, alpha, 1e-9)
+    support = res.coefs != 0
+    dropped += np.sum(support[:-1] & ~support[1:])
+  assert dropped > 0, "the problems should make features leave the support"
+  # X = I: w = soft(y/n, λα)/(1/n + λ(1−α)), per coordinate
+  y = np.array([3.0, 2.0, -3.0, 1.0, 0.5, 0.0])
+  res = path.enet_path(np.eye(6), y, l1_ratio=0.5, n_lambdas=20, solver="active_set")
+  lam = res.lambdas[:, None]
+  want = np.sign(y) * np.maximum(np.abs(y) / 6 - 0.5 * lam, 0) / (1 / 6 + 0.5 * lam)
+  # (1e-12, not the homotopy's 1e-13: the n-space solve subtracts two terms of size
+  # ‖X_A‖²/(nμ) times the result, here ~10, and loses that many ulps)
+  np.testing.assert_allclose(res.coefs, want, rtol=0, atol=1e-12)
+
+
+def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
+  # a step cap below what the path needs leaves λ uncertified: "auto" solves the path
+  # again by CD (at this tol); solver="active_set" warns and marks them. The same for a
+  # support that outgrows its 4n slots (l1_ratio 0.02 on 20 x 200: 117 features)
+  import wdjax.path as wp
+  X, y = correlated
+  calls = []
+  real = wp._cd
+  monkeypatch.setattr(wp, "_cd", lambda *a, **k: (calls.append("cd"), real(*a, **k))[1])
+  monkeypatch.setattr(wp, "ACTIVE_SET_MAX_STEPS_PER_LAMBDA", 1)
+  res = path.enet_path(X, y, l1_ratio=0.5, n_lambdas=12, eps=1e-2, dtype="float64")
+  assert calls == ["cd"] and res.converged.all()
+  with pytest.warns(path.PathConvergenceWarning, match="active-set steps"):
+    res = path.enet_path(X, y, l1_ratio=0.5, n_lambdas=12, eps=1e-2, solver="active_set")
+  done = res.converged
+  assert done[0] and not done[-1] and np.all(np.isinf(res.gaps[~done]))
+  ref = _sklearn(enet_path, X, y, res.lambdas[done], l1_ratio=0.5)
+  np.testing.assert_allclose(res.coefs[done], ref, rtol=0, atol=REL * np.max(np.abs(ref)))
+  monkeypatch.undo()
+  rng = np.random.default_rng(0)
+  X, y = rng.normal(size=(20, 200)), rng.normal(size=20)
+  with pytest.warns(path.PathConvergenceWarning, match="at most 80 features"):
+    res = path.enet_path(X, y, l1_ratio=0.02, n_lambdas=10, eps=1e-3, solver="active_set")
+  assert not res.converged[-1]
+  res = path.enet_path(X, y, l1_ratio=0.02, n_lambdas=10, eps=1e-3)   # auto: CD instead
+  assert res.converged.all() and (res.coefs[-1] != 0).sum() > 80
+
+
+def test_active_set_bad_arguments(diabetes):
+  X, y = diabetes
+  with pytest.raises(ValueError, match="0 < l1_ratio < 1"):
+    path.lasso_path(X, y, solver="active_set")
+  with pytest.raises(ValueError, match="0 < l1_ratio < 1"):
+    path.enet_path(X, y, l1_ratio=1.0, solver="active_set")
+  with pytest.raises(ValueError, match="0 < l1_ratio < 1"):
+    path.group_lasso_path(X, y, np.arange(10) // 2, solver="active_set")
+  with pytest.raises(ValueError, match="solver='active_set' solves the path with method='warm'"):
+    path.enet_path(X, y, solver="active_set", method="vmap")
