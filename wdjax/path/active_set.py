@@ -58,8 +58,8 @@ from wdjax.path.coordinate_descent import _gap
 # violation of rounding size would enter and leave again)
 _ENTER = 1e-11
 # features entering per step at most, the worst violators first
-_ENTER_MAX = 4
-_ENTER_FRACTION = 0.5
+_ENTER_MAX = 8
+_ENTER_FRACTION = 0.0
 
 
 @jax.jit
@@ -88,11 +88,18 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     return v.at[feat].set(-inf, mode="drop")   # (empty slots, index d, dropped)
 
   def admit(score, cut, on):
-    # features to enter, score >= cut and > 0, at most _ENTER_MAX (the first by index), and
-    # the first free slots for them
-    (js,) = jnp.nonzero((score >= cut) & (score > enter_tol), size=_ENTER_MAX, fill_value=d)
-    (ss,) = jnp.nonzero(~on, size=_ENTER_MAX, fill_value=k)
-    js, ss = js.astype(jnp.int32), ss.astype(jnp.int32)
+    # features to enter, score >= cut and > enter_tol, at most _ENTER_MAX (the first by
+    # index), and the first free slots for them
+    enters = (score >= cut) & (score > enter_tol)
+
+    def pick(enters, on):
+      (js,) = jnp.nonzero(enters, size=_ENTER_MAX, fill_value=d)
+      (ss,) = jnp.nonzero(~on, size=_ENTER_MAX, fill_value=k)
+      return js.astype(jnp.int32), ss.astype(jnp.int32)
+
+    # (a `lax.cond`: most steps admit none, and the two `nonzero` are ~25 small kernels)
+    js, ss = jax.lax.cond(jnp.any(enters), pick, lambda *_: (
+        jnp.full(_ENTER_MAX, d, jnp.int32), jnp.full(_ENTER_MAX, k, jnp.int32)), enters, on)
     return js, ss, (js < d) & (ss < k)
 
   def change(wa, sa, feat, slot, src, grow, sign):
@@ -102,7 +109,9 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     # (the barrier makes these few indices an array of their own: fused into the row
     # gather, their logic was recomputed for every element, 30 µs a step)
     slot, src, grow = jax.lax.optimization_barrier((slot, src, grow))
-    x = Xt.at[src].get(mode="fill", fill_value=0)
+    # (rows by dynamic slices: a gather of these 4 rows took ~25 µs on XLA:CPU)
+    x = jnp.stack([jax.lax.dynamic_index_in_dim(Xt, jnp.minimum(src[i], d - 1), keepdims=False)
+                   for i in range(_ENTER_MAX)]) * (src < d)[:, None]
     return (wa.at[slot].set(0, mode="drop"), sa.at[slot].set(sign, mode="drop"),
             feat.at[slot].set(jnp.where(grow > 0, src, d), mode="drop"),
             {"grow": grow, "x": x, "slot": slot, "row": x * (grow > 0)[:, None]})
@@ -125,7 +134,8 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       on = sa != 0
       ba = jnp.where(on, b[jnp.minimum(feat, d - 1)] - l1 * sa, 0)
       # the candidate w* on (A, s), in n-space (module docstring)
-      chol = jnp.linalg.cholesky(K + (nf * mu) * eye)
+      # (K is symmetric by construction: no symmetrizing pass, as jnp.linalg.cholesky makes)
+      chol = jax.lax.linalg.cholesky(K + (nf * mu) * eye, symmetrize_input=False)
       z = jax.scipy.linalg.cho_solve((chol, True), ba @ XA)
       ws = jnp.where(on, (ba - XA @ z) / mu, 0)
       r = y - ws @ XA
@@ -152,34 +162,53 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
                   done=~drop & ~ok[0], full=full, steps=st["steps"] + 1,
                   steps_left=jnp.where(full, 0, st["steps_left"] - 1))
 
+    # features predicted to enter between the previous λ and this one enter before the
+    # first solve: c extrapolated linearly in λ from the last two solutions, |c_j| > λα
+    # (a wrong guess leaves again at the next step)
+    wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
+    slope = (c - carry["c_prev"]) / (carry["lam"] - carry["lam_prev"])
+    guess = c + slope * (lam - carry["lam"])
+    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, feat), 0.0, sa != 0)
+    wa, sa, feat, update = change(wa, sa, feat, jnp.where(ok, ss, k), jnp.where(ok, js, d),
+                                  ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
+    carry = dict(carry, wa=wa, sa=sa, feat=feat, update=update)
     st = jax.lax.while_loop(cond, body, dict(
         carry, r=y, done=jnp.asarray(False), full=jnp.asarray(False),
         steps=jnp.asarray(0, jnp.int32)))
     # (the last step's update is pending: there is none when the λ was solved)
-    # certified from the last step's r = y − X_Aw_A and c = Xᵀr/n, fresh products with X
-    # at the returned coefficients (the solve's own rounding, and K's, is not in them)
-    wa, sa, r, c = st["wa"], st["sa"], st["r"], st["c"]
-    on = sa != 0
-    viol = jnp.abs(c) - l1
-    viol = jnp.maximum(jnp.max(viol.at[st["feat"]].set(-inf, mode="drop")), 0)
-    ca = c[jnp.minimum(st["feat"], d - 1)]
-    viol = jnp.maximum(viol, jnp.max(jnp.where(on, jnp.abs(ca - mu * wa - l1 * sa), 0)))
-    solved = st["done"] & ~st["full"] & ~jnp.any(on & (wa * sa <= 0))
-    viol = jnp.where(solved, viol, inf)
-    dual_norm = jnp.maximum(jnp.max(jnp.abs(c).at[st["feat"]].set(0, mode="drop")),
-                            jnp.max(jnp.where(on, jnp.abs(ca - mu * wa), 0)))
-    gap = jnp.where(solved, _gap(dual_norm, wa[:, None], r, y, nf, l1, mu), inf)
-    carry = {key: st[key] for key in carry}
-    return carry, (wa, st["feat"], gap, viol, st["steps"])
+    solved = st["done"] & ~st["full"]
+    carry = dict({key: st[key] for key in carry}, lam=lam, lam_prev=carry["lam"],
+                 c_prev=carry["c"])
+    return carry, (st["wa"], st["sa"], st["feat"], st["r"], st["c"], solved, st["steps"])
 
   init = {"wa": jnp.zeros(k, dt), "sa": jnp.zeros(k, dt), "feat": jnp.full(k, d, jnp.int32),
           "XA": jnp.zeros((k, n), dt), "K": jnp.zeros((n, n), dt),
           "update": {"grow": jnp.zeros(_ENTER_MAX, dt), "x": jnp.zeros((_ENTER_MAX, n), dt),
                      "slot": jnp.full(_ENTER_MAX, k, jnp.int32),
                      "row": jnp.zeros((_ENTER_MAX, n), dt)},
-          "steps_left": jnp.asarray(max_steps, jnp.int32), "c": b}
-  _, out = jax.lax.scan(solve_one, init, jnp.asarray(lams, dt))
-  return out
+          "steps_left": jnp.asarray(max_steps, jnp.int32), "c": b, "c_prev": b,
+          "lam": jnp.asarray(lam_max, dt), "lam_prev": jnp.asarray(2 * lam_max, dt)}
+  lams = jnp.asarray(lams, dt)
+  _, (wa, sa, feat, r, c, solved, steps) = jax.lax.scan(solve_one, init, lams)
+
+  # Every λ certified from its last step's r = y − X_Aw_A and c = Xᵀr/n, fresh products
+  # with X at the returned coefficients (the solve's rounding, and K's, is not in them);
+  # after the loop, for all λ at once (inside it, these ~80 small kernels a λ cost more than
+  # the steps' own work)
+  l1, mu = (lams * alpha)[:, None], (lams * (1 - alpha))[:, None]
+  on = sa != 0
+  rows = jnp.arange(lams.size)[:, None]
+  outside = jnp.ones((lams.size, d + 1), bool).at[rows, feat].set(False)[:, :d]
+  ca = jnp.take_along_axis(c, jnp.minimum(feat, d - 1), axis=1)
+  rho = jnp.where(on, jnp.abs(ca - mu * wa), 0)
+  viol = jnp.maximum(jnp.max(jnp.where(outside, jnp.abs(c) - l1, 0), axis=1),
+                     jnp.max(jnp.where(on, jnp.abs(ca - mu * wa - l1 * sa), 0), axis=1))
+  solved = solved & ~jnp.any(on & (wa * sa <= 0), axis=1)
+  dual_norm = jnp.maximum(jnp.max(jnp.where(outside, jnp.abs(c), 0), axis=1),
+                          jnp.max(rho, axis=1))
+  gap = jax.vmap(lambda dn, w, r, l1, mu: _gap(dn, w[:, None], r, y, nf, l1, mu))(
+      dual_norm, wa, r, l1[:, 0], mu[:, 0])
+  return (wa, feat, jnp.where(solved, gap, inf), jnp.where(solved, viol, inf), steps)
 
 
 def slots(n, d):
