@@ -515,8 +515,9 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     assert calls == ([want] if want else []), (Xs.shape, kwargs, calls)
   # the elastic net's exact solver on the same terms (0 < l1_ratio < 1), and the homotopy
   # for l1_ratio = 1 (the lasso)
-  for Xs, kwargs, want in [(X[:100], dict(), "active_set"), (X[:128], dict(tol=1e-10), "active_set"),
-                           (X[:129], dict(), "cd"), (X[:100], dict(polish=False), "fista"),
+  for Xs, kwargs, want in [(X[:100], dict(), "active_set"),
+                           (X[:200], dict(tol=1e-10), "active_set"), (X[:201], dict(), "cd"),
+                           (X[:100], dict(polish=False), "fista"),
                            (X[:100], dict(l1_ratio=1.0), "homotopy")]:
     calls.clear()
     kwargs.setdefault("l1_ratio", 0.5)

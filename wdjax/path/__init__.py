@@ -11,7 +11,7 @@ the default grid is 100 values log-spaced from λ_max down to eps·λ_max (eps =
 `sklearn.linear_model.lasso_path` and glmnet. With `fit_intercept=True`, X and y are
 centered first and the (unpenalized) intercept is ȳ − x̄ᵀw, as in sklearn's `Lasso`.
 
-Three solvers (`solver=`):
+Four solvers (`solver=`):
 
 - the homotopy (`solver="homotopy"`, `wdjax.path.homotopy`; the lasso only): the lasso's
   solution path is piecewise linear in λ, and the homotopy (LARS with the lasso
@@ -24,14 +24,24 @@ Three solvers (`solver=`):
   optimality conditions to 1e-9·λ_max; if one is not (collinear columns, a degenerate
   path, the step cap) "auto" solves the path again by the solver it would otherwise pick,
   and solver="homotopy" warns and marks it unconverged.
+- the active-set solver (`solver="active_set"`, `wdjax.path.active_set`; the elastic net
+  with 0 < l1_ratio < 1): on a fixed support and signs the elastic net's optimality
+  conditions are a linear system, solved exactly (in n-space, through the Woodbury
+  identity), and feature-sign search finds each grid λ's support from the previous one's,
+  a few steps per λ: exact to rounding whatever `tol` asks. The default on a CPU, at every
+  tol, for the elastic net with method="warm", a wide X, at most 200 samples
+  (`ACTIVE_SET_MAX_N`) and screening/polish at their defaults; certified and falling back
+  as the homotopy (also when the support outgrows 4n features). `enet_path` with
+  l1_ratio=1 is the lasso, and takes the homotopy on the same terms.
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
   `lax.scan` compiled once per (n, d, number of λ); for the group lasso, block
   coordinate descent (one proximal step per group). The default on a CPU when X has more
-  than 64 features: for the lasso (when the homotopy is not taken) and elastic net at the
-  default tolerance (sklearn's 1e-4), for the group lasso at every tolerance.
-- FISTA (`solver="fista"`, the default at tol < 5e-5 for the elastic net and for the
-  lasso when the homotopy is not taken, for d <= 64 and on accelerators), below.
+  than 64 features: for the lasso and elastic net (when the homotopy or the active-set
+  solver is not taken) at the default tolerance (sklearn's 1e-4), for the group lasso at
+  every tolerance.
+- FISTA (`solver="fista"`, the default at tol < 5e-5 for the elastic net and the lasso
+  when neither exact solver is taken, for d <= 64 and on accelerators), below.
 
 CD and FISTA stop on the duality gap of the full problem.
 
@@ -126,9 +136,9 @@ HOMOTOPY_MAX_STEPS_PER_K = 16
 # `solver="auto"` solves the elastic net exactly (`active_set`, 0 < l1_ratio < 1) for a wide
 # X with at most this many samples: each step factors an n x n matrix and passes over X
 # once. Its time over CD's at the default tol (exact, where CD is ~1e-2 off), correlated
-# designs with d = 2000, l1_ratio 0.5 (2-core Xeon): n = 100, 0.5x; 150, 0.86x; 200, 1.05x;
-# 300, 2.1x; 500, 3.4x
-ACTIVE_SET_MAX_N = 128
+# designs with d = 2000, l1_ratio 0.5 (2-core Xeon, run N): n = 100, 0.42x (30 against 72
+# ms); 150, 0.68x; 200, 0.75x; 250, 1.19x; 300, 1.5x
+ACTIVE_SET_MAX_N = 200
 # a cap on the active-set solver's steps for the whole path, per λ (2 on the correlated
 # benchmark problem); past it the path falls back as the homotopy's does
 ACTIVE_SET_MAX_STEPS_PER_LAMBDA = 20
@@ -383,19 +393,26 @@ _PATH_ARGS = """
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
       The homotopy ignores it: its cap is 16·min(n, d) + 64 steps for the whole path
       (`HOMOTOPY_MAX_STEPS_PER_K`), and its `n_iter` are the steps since the previous λ
-      (breakpoints, one per feature when several tie, and features set aside).
+      (breakpoints, one per feature when several tie, and features set aside); so does
+      the active-set solver (20 steps per λ for the whole path,
+      `ACTIVE_SET_MAX_STEPS_PER_LAMBDA`; `n_iter`: its steps at each λ).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
     solver: "homotopy" (the lasso's exact path, breakpoint to breakpoint, in float64
       whatever dtype says: a λ counts as converged when its gap is in [−1e-12, tol]·‖y‖²/n
       and, whatever tol, its optimality conditions hold to 1e-9·λ_max; fastest for few
       samples and many features, n up to ~150 at d = 2000; with few features FISTA on
       the Gram matrix is faster),
+      "active_set" (the elastic net's exact path for 0 < l1_ratio < 1, feature-sign
+      search with the support's system solved in n-space, float64 and certified as the
+      homotopy; fastest for few samples and many features, n up to ~200 at d = 2000; its
+      support may hold at most 4n features),
       "cd" (coordinate descent on working sets, the whole path one
       compiled program: fastest at loose tolerances, and about 1 s to compile), "fista"
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
       method="warm": "homotopy" for the lasso with at most 128 samples and more than 64
-      features, screening/polish at their defaults, falling back to the next choice if a
+      features, "active_set" for the elastic net with at most 200, both with
+      screening/polish at their defaults and falling back to the next choice if a
       λ is not certified; "cd"
       with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the
       group lasso at every tol while padding every group to the widest at most doubles X;
@@ -409,7 +426,7 @@ _PATH_ARGS = """
       solver="auto" pick FISTA for lasso and elastic net (the group lasso ignores it).
     dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled. The
       CD solver keeps X in this dtype and its residual, coefficients and gaps in float64;
-      the homotopy runs in float64 whatever it says.
+      the homotopy and the active-set solver run in float64 whatever it says.
 
   Returns:
     A `PathResult(lambdas, coefs, intercepts, gaps, n_iter, converged)` of NumPy arrays.
@@ -446,6 +463,10 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, **kwargs: Any) -> PathRe
     >>> # X = I, n = 3: w = soft(y/3, λα)/(1/3 + λ(1−α)) = (1 − 0.5)/(1/3 + 0.5) = 0.6
     >>> np.round(path.enet_path(X, y, l1_ratio=0.5, lambdas=[1.0]).coefs, 6)
     array([[0.6, 0. , 0. ]])
+    >>> # the exact solver (the default for a wide X with few samples) agrees to rounding
+    >>> res = path.enet_path(X, y, l1_ratio=0.5, lambdas=[1.0], solver="active_set")
+    >>> np.round(res.coefs, 12), res.n_iter
+    (array([[0.6, 0. , 0. ]]), array([1], dtype=int32))
   """
   if not 0.0 < float(l1_ratio) <= 1.0:
     raise ValueError(f"l1_ratio must be in (0, 1], got {l1_ratio}; for l1_ratio=0 (ridge) "
