@@ -96,8 +96,8 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
   eye = jnp.eye(n, dtype=dt)
   enter_tol = _ENTER * alpha * lam_max
 
-  def off_support(v, feat):
-    return v.at[feat].set(-inf, mode="drop")   # (empty slots, index d, dropped)
+  def off_support(v, member):
+    return jnp.where(member, -inf, v)
 
   def admit(score, on):
     # features to enter, score > enter_tol, at most _ENTER_MAX (the first by index), and
@@ -114,7 +114,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
         jnp.full(_ENTER_MAX, d, jnp.int32), jnp.full(_ENTER_MAX, k, jnp.int32)), enters, on)
     return js, ss, (js < d) & (ss < k)
 
-  def change(wa, sa, feat, slot, src, grow, sign):
+  def change(wa, sa, feat, member, slot, src, grow, sign):
     # slot writes (index k: none): slot[i] takes feature src[i] with sign[i] and w = 0
     # (grow[i] = 1) or is emptied of it (grow[i] = −1); K and X_A change by that feature's
     # row of Xᵀ at the next step (the pending `update`)
@@ -126,6 +126,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
                    for i in range(_ENTER_MAX)]) * (src < d)[:, None]
     return (wa.at[slot].set(0, mode="drop"), sa.at[slot].set(sign, mode="drop"),
             feat.at[slot].set(jnp.where(grow > 0, src, d), mode="drop"),
+            member.at[src].set(grow > 0, mode="drop"),
             {"grow": grow, "x": x, "slot": slot, "row": x * (grow > 0)[:, None]})
 
   def solve_one(carry, lam):
@@ -160,7 +161,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       s_out = jnp.argmin(t).astype(jnp.int32)
       wa = jnp.where(drop, wa + t[s_out] * (ws - wa), ws)
       # else the violators off A enter
-      viol = off_support(jnp.abs(c) - l1, feat)
+      viol = off_support(jnp.abs(c) - l1, st["member"])
       worst = jnp.max(viol)
       js, ss, ok = admit(viol, on)
       ok = ~drop & ok
@@ -169,11 +170,11 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       # the drop as the first slot write
       def first(v, out):
         return v.at[0].set(jnp.where(drop, out, v[0]))
-      wa, sa, feat, update = change(
-          wa, sa, feat, first(jnp.where(ok, ss, k), s_out),
+      wa, sa, feat, member, update = change(
+          wa, sa, feat, st["member"], first(jnp.where(ok, ss, k), s_out),
           first(jnp.where(ok, js, d), feat[s_out]), first(ok.astype(dt), -1.0),
           jnp.where(ok, jnp.sign(c[js]), 0))
-      return dict(st, wa=wa, sa=sa, feat=feat, XA=XA, K=K, update=update, r=r, c=c,
+      return dict(st, wa=wa, sa=sa, feat=feat, member=member, XA=XA, K=K, update=update, r=r, c=c,
                   done=~drop & ~ok[0], full=full, steps=st["steps"] + 1,
                   steps_left=jnp.where(full, 0, st["steps_left"] - 1))
 
@@ -183,10 +184,11 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
     slope = (c - carry["c_prev"]) / (carry["lam"] - carry["lam_prev"])
     guess = c + slope * (lam - carry["lam"])
-    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, feat), sa != 0)
-    wa, sa, feat, update = change(wa, sa, feat, jnp.where(ok, ss, k), jnp.where(ok, js, d),
-                                  ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
-    carry = dict(carry, wa=wa, sa=sa, feat=feat, update=update)
+    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, carry["member"]), sa != 0)
+    wa, sa, feat, member, update = change(
+        wa, sa, feat, carry["member"], jnp.where(ok, ss, k), jnp.where(ok, js, d),
+        ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
+    carry = dict(carry, wa=wa, sa=sa, feat=feat, member=member, update=update)
     st = jax.lax.while_loop(cond, body, dict(
         carry, r=y, done=jnp.asarray(False), full=jnp.asarray(False),
         steps=jnp.asarray(0, jnp.int32)))
@@ -196,7 +198,9 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
                  c_prev=carry["c"])
     return carry, (st["wa"], st["sa"], st["feat"], st["r"], st["c"], solved, st["steps"])
 
+  # (member: whether each feature is in the support, what feat says by slot)
   init = {"wa": jnp.zeros(k, dt), "sa": jnp.zeros(k, dt), "feat": jnp.full(k, d, jnp.int32),
+          "member": jnp.zeros(d, bool),
           "XA": jnp.zeros((k, n), dt), "K": jnp.zeros((n, n), dt),
           "update": {"grow": jnp.zeros(_ENTER_MAX, dt), "x": jnp.zeros((_ENTER_MAX, n), dt),
                      "slot": jnp.full(_ENTER_MAX, k, jnp.int32),
