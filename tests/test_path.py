@@ -827,7 +827,7 @@ def _enet_kkt_and_gaps(X, y, res, alpha, rtol):
   reported equal to P(w) − D(θ) recomputed here (sklearn's dual point)."""
   n = X.shape[0]
   yy = y @ y / n
-  slack = rtol * res.lambdas[0]
+  slack = rtol * np.max(np.abs(X.T @ y)) / (n * alpha)   # rtol·λ_max
   for lam, w, gap in zip(res.lambdas, res.coefs, res.gaps):
     r = y - X @ w
     c = X.T @ r / n
@@ -890,6 +890,17 @@ def test_active_set_random_problems_drops_and_closed_form():
   np.testing.assert_allclose(res.coefs, want, rtol=0, atol=1e-12)
 
 
+def test_active_set_grid_far_below_lambda_max(correlated):
+  # one λ at 1e-3·λ_max (150 non-zeros > n): reached through a warm-up of λ from λ_max,
+  # where from w = 0 feature-sign search ran out of steps
+  X, y = correlated
+  lam = 1e-3 * path.lambda_max(X, y) / 0.5
+  res = path.enet_path(X, y, l1_ratio=0.5, lambdas=[lam], solver="active_set")
+  assert res.converged.all() and (res.coefs != 0).sum() > X.shape[0]
+  _enet_kkt_and_gaps(X, y, res, 0.5, 1e-10)
+  _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=0.5))
+
+
 def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   # a step cap below what the path needs leaves λ uncertified: "auto" solves the path
   # again by CD (at this tol); solver="active_set" warns and marks them. The same for a
@@ -899,7 +910,8 @@ def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   calls = []
   real = wp._cd
   monkeypatch.setattr(wp, "_cd", lambda *a, **k: (calls.append("cd"), real(*a, **k))[1])
-  monkeypatch.setattr(wp, "ACTIVE_SET_MAX_STEPS_PER_LAMBDA", 1)
+  monkeypatch.setattr(wp, "ACTIVE_SET_MAX_STEPS_PER_LAMBDA", 1)   # and none per slot:
+  monkeypatch.setattr(wp, "slots", lambda n, d: 0)                 # 12 steps for 12 λ
   res = path.enet_path(X, y, l1_ratio=0.5, n_lambdas=12, eps=1e-2, dtype="float64")
   assert calls == ["cd"] and res.converged.all()
   with pytest.warns(path.PathConvergenceWarning, match="active-set steps"):

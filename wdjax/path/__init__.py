@@ -139,8 +139,9 @@ HOMOTOPY_MAX_STEPS_PER_K = 16
 # designs with d = 2000, l1_ratio 0.5 (2-core Xeon, run N): n = 100, 0.42x (30 against 72
 # ms); 150, 0.68x; 200, 0.75x; 250, 1.19x; 300, 1.5x
 ACTIVE_SET_MAX_N = 200
-# a cap on the active-set solver's steps for the whole path, per λ (2 on the correlated
-# benchmark problem); past it the path falls back as the homotopy's does
+# a cap on the active-set solver's steps for the whole path, per λ (1.5 on the correlated
+# benchmark problem), plus one per slot (a grid that starts far below λ_max fills the
+# support in its first λ); past it the path falls back as the homotopy's does
 ACTIVE_SET_MAX_STEPS_PER_LAMBDA = 20
 
 
@@ -332,15 +333,23 @@ def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, 
   is exact), or None if a λ is not certified and not `warn`, as `_homotopy`. Certified:
   its duality gap is in [−1e-12, tol]·‖y‖²/n and, whatever tol, the optimality conditions
   hold to 1e-9·λ_max. max_iter does not reach it: its cap is
-  ACTIVE_SET_MAX_STEPS_PER_LAMBDA steps per λ, for the whole path."""
+  ACTIVE_SET_MAX_STEPS_PER_LAMBDA steps per λ plus one per slot, for the whole path."""
   Xt, yc, xm, ym, yy, lam_max, lams, _ = _residual_form(
       X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio, lambdas=lambdas,
       n_lambdas=n_lambdas, eps=eps, dtype=np.float64)
   d, n = Xt.shape
+  # a grid that starts below λ_max is reached through λ log-spaced 10% apart from λ_max,
+  # dropped from the result: from w = 0 far below λ_max, feature-sign search meets so many
+  # wrong signs that it ran out of steps (the correlated benchmark problem at a single
+  # λ = 1e-3·λ_max: 420 steps uncertified; through the warm-up, 120 steps in all)
+  ratio = lams[0] / lam_max
+  warm = (lam_max * np.geomspace(1.0, ratio, int(np.ceil(np.log(ratio) / np.log(0.9))) + 1)[1:-1]
+          if ratio < 0.9 else np.zeros(0))
+  grid = np.concatenate([warm, lams])
   with jax.enable_x64(True):
-    w, feat, gaps, viol, steps = (np.asarray(a) for a in active_set_path(
-        Xt, np.asarray(yc, np.float64), lams, l1_ratio, lam_max,
-        np.int32(ACTIVE_SET_MAX_STEPS_PER_LAMBDA * lams.size)))
+    w, feat, gaps, viol, steps = (np.asarray(a)[warm.size:] for a in active_set_path(
+        Xt, np.asarray(yc, np.float64), grid, l1_ratio, lam_max,
+        np.int32(ACTIVE_SET_MAX_STEPS_PER_LAMBDA * grid.size + slots(n, d))))
   tol_abs = tol * yy
   certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)
   if not (certified.all() or warn):
@@ -348,9 +357,9 @@ def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, 
   coefs = np.zeros((lams.size, d + 1))
   np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
   return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 5,
-                 limit=f"{ACTIVE_SET_MAX_STEPS_PER_LAMBDA} active-set steps per λ, a support "
-                 f"of at most {slots(n, d)} features, or with its optimality conditions off by "
-                 "more than 1e-9·λ_max", converged=certified,
+                 limit=f"{ACTIVE_SET_MAX_STEPS_PER_LAMBDA} active-set steps per λ (+ "
+                 f"{slots(n, d)}), a support of at most {slots(n, d)} features, or with its "
+                 "optimality conditions off by more than 1e-9·λ_max", converged=certified,
                  advice="Collinear features, l1_ratio near 1 or a support larger than 4n: "
                  "solver='cd' (or 'auto', which falls back to it) solves it another way.")
 
@@ -394,7 +403,7 @@ _PATH_ARGS = """
       The homotopy ignores it: its cap is 16·min(n, d) + 64 steps for the whole path
       (`HOMOTOPY_MAX_STEPS_PER_K`), and its `n_iter` are the steps since the previous λ
       (breakpoints, one per feature when several tie, and features set aside); so does
-      the active-set solver (20 steps per λ for the whole path,
+      the active-set solver (20 steps per λ plus min(d, 4n) for the whole path,
       `ACTIVE_SET_MAX_STEPS_PER_LAMBDA`; `n_iter`: its steps at each λ).
     method: "warm" (sequential with warm starts) or "vmap" (all λ at once, cold starts).
     solver: "homotopy" (the lasso's exact path, breakpoint to breakpoint, in float64

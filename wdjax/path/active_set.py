@@ -16,9 +16,9 @@ grid values; it finds each grid λ's support from the previous one's by feature-
     crossing (the objective with the signs fixed is a convex quadratic falling all along
     the segment, so this lowers the true objective) and drop that feature;
   else take w*; if features off A violate |c_j| <= λα, they enter with the sign of c_j
-    (up to 8 a step, the first by index; one alone at a point that is optimal on A gets a
-    candidate value of that sign: w*_j = (|c_j| − λα)·((Q_AA + μI)⁻¹)_jj·s_j); else λ
-    is solved.
+    (the worst and up to 7 more within half its violation; one alone at a point that is
+    optimal on A gets a candidate value of that sign:
+    w*_j = (|c_j| − λα)·((Q_AA + μI)⁻¹)_jj·s_j); else λ is solved.
 
 Before a λ's first solve, the features whose correlation, extrapolated linearly in λ from
 the last two solutions, passes λα enter (a wrong guess leaves at the next step): most λ
@@ -72,6 +72,10 @@ _ENTER = 1e-11
 # correlated path: 204 steps with 4, 183 with 8 of those within half the worst
 # violation, 147 with 8 and the guess; 12 or 16 no fewer)
 _ENTER_MAX = 8
+# ... the worst, and those within this fraction of its violation (the first by index: far
+# from the solution, as a grid that starts far below λ_max, the first 8 violators by
+# index entered and left again without end)
+_ENTER_FRACTION = 0.5
 
 
 @jax.jit
@@ -99,19 +103,21 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
   def off_support(v, member):
     return jnp.where(member, -inf, v)
 
-  def admit(score, on):
-    # features to enter, score > enter_tol, at most _ENTER_MAX (the first by index), and
-    # the first free slots for them
-    enters = score > enter_tol
-
-    def pick(enters, on):
-      (js,) = jnp.nonzero(enters, size=_ENTER_MAX, fill_value=d)
+  def admit(score, on, fraction):
+    # features to enter: the highest score, and those within `fraction` of it (the first
+    # by index), at most _ENTER_MAX, all with score > enter_tol; and the first free slots
+    # for them
+    def pick(score, on):
+      best = jnp.argmax(score).astype(jnp.int32)
+      cut = jnp.maximum(enter_tol, fraction * score[best])
+      (more,) = jnp.nonzero((score >= cut) & (jnp.arange(d) != best), size=_ENTER_MAX - 1,
+                            fill_value=d)
       (ss,) = jnp.nonzero(~on, size=_ENTER_MAX, fill_value=k)
-      return js.astype(jnp.int32), ss.astype(jnp.int32)
+      return jnp.concatenate([best[None], more.astype(jnp.int32)]), ss.astype(jnp.int32)
 
     # (a `lax.cond`: most steps admit none, and the two `nonzero` are ~25 small kernels)
-    js, ss = jax.lax.cond(jnp.any(enters), pick, lambda *_: (
-        jnp.full(_ENTER_MAX, d, jnp.int32), jnp.full(_ENTER_MAX, k, jnp.int32)), enters, on)
+    js, ss = jax.lax.cond(jnp.max(score) > enter_tol, pick, lambda *_: (
+        jnp.full(_ENTER_MAX, d, jnp.int32), jnp.full(_ENTER_MAX, k, jnp.int32)), score, on)
     return js, ss, (js < d) & (ss < k)
 
   def change(wa, sa, feat, member, slot, src, grow, sign):
@@ -163,7 +169,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       # else the violators off A enter
       viol = off_support(jnp.abs(c) - l1, st["member"])
       worst = jnp.max(viol)
-      js, ss, ok = admit(viol, on)
+      js, ss, ok = admit(viol, on, _ENTER_FRACTION)
       ok = ~drop & ok
       # (a violator with no free slot left: the support outgrew them)
       full = ~drop & (worst > enter_tol) & (ss[0] == k)
@@ -184,7 +190,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
     slope = (c - carry["c_prev"]) / (carry["lam"] - carry["lam_prev"])
     guess = c + slope * (lam - carry["lam"])
-    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, carry["member"]), sa != 0)
+    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, carry["member"]), sa != 0, 0.0)
     wa, sa, feat, member, update = change(
         wa, sa, feat, carry["member"], jnp.where(ok, ss, k), jnp.where(ok, js, d),
         ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
