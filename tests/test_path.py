@@ -808,14 +808,21 @@ def test_homotopy_float32_input_and_zero_column(correlated):
   _assert_same_path(res.coefs, _sklearn(lasso_path, Xr, y, res.lambdas))
 
 
-def test_homotopy_bad_arguments(diabetes):
-  X, y = diabetes
-  with pytest.raises(ValueError, match="piecewise linear"):
-    path.enet_path(X, y, l1_ratio=0.5, solver="homotopy")
-  with pytest.raises(ValueError, match="piecewise linear"):
-    path.group_lasso_path(X, y, np.arange(10) // 2, solver="homotopy")
-  with pytest.raises(ValueError, match="solver='homotopy' solves the path with method='warm'"):
-    path.lasso_path(X, y, solver="homotopy", method="vmap")
+@pytest.mark.parametrize("call, match", [
+    (lambda X, y: path.enet_path(X, y, l1_ratio=0.5, solver="homotopy"), "piecewise linear"),
+    (lambda X, y: path.group_lasso_path(X, y, np.arange(10) // 2, solver="homotopy"),
+     "piecewise linear"),
+    (lambda X, y: path.lasso_path(X, y, solver="homotopy", method="vmap"),
+     "solver='homotopy' solves the path with method='warm'"),
+    (lambda X, y: path.lasso_path(X, y, solver="active_set"), "0 < l1_ratio < 1"),
+    (lambda X, y: path.enet_path(X, y, l1_ratio=1.0, solver="active_set"), "0 < l1_ratio < 1"),
+    (lambda X, y: path.group_lasso_path(X, y, np.arange(10) // 2, solver="active_set"),
+     "0 < l1_ratio < 1"),
+    (lambda X, y: path.enet_path(X, y, solver="active_set", method="vmap"),
+     "solver='active_set' solves the path with method='warm'")])
+def test_exact_solvers_bad_arguments(diabetes, call, match):
+  with pytest.raises(ValueError, match=match):
+    call(*diabetes)
 
 
 # ---------------------------------------------- the exact elastic net (solver="active_set")
@@ -928,15 +935,3 @@ def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   assert not res.converged[-1]
   res = path.enet_path(X, y, l1_ratio=0.02, n_lambdas=10, eps=1e-3)   # auto: CD instead
   assert res.converged.all() and (res.coefs[-1] != 0).sum() > 80
-
-
-def test_active_set_bad_arguments(diabetes):
-  X, y = diabetes
-  with pytest.raises(ValueError, match="0 < l1_ratio < 1"):
-    path.lasso_path(X, y, solver="active_set")
-  with pytest.raises(ValueError, match="0 < l1_ratio < 1"):
-    path.enet_path(X, y, l1_ratio=1.0, solver="active_set")
-  with pytest.raises(ValueError, match="0 < l1_ratio < 1"):
-    path.group_lasso_path(X, y, np.arange(10) // 2, solver="active_set")
-  with pytest.raises(ValueError, match="solver='active_set' solves the path with method='warm'"):
-    path.enet_path(X, y, solver="active_set", method="vmap")

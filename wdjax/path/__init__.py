@@ -314,18 +314,11 @@ def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
     w, feat, gaps, viol, steps = (np.asarray(a) for a in homotopy_path(
         Xt, np.asarray(yc, np.float64), lams, lam_max,
         np.int32(HOMOTOPY_MAX_STEPS_PER_K * min(n, d) + 64)))
-  tol_abs = tol * yy
-  # (a gap below −1e-12·‖y‖²/n would be rounding gone wrong, not a better point)
-  certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)
-  if not (certified.all() or warn):
-    return None
-  coefs = np.zeros((lams.size, d + 1))
-  np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
-  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 5,
-                 limit=f"{HOMOTOPY_MAX_STEPS_PER_K}·min(n, d) + 64 homotopy steps, or with "
-                 "its optimality conditions off by more than 1e-9·λ_max", converged=certified,
-                 advice="Collinear features or a degenerate path: solver='cd' (or 'auto', "
-                 "which falls back to it) solves it another way.")
+  return _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn,
+                    fit_intercept, xm, ym, limit=f"{HOMOTOPY_MAX_STEPS_PER_K}·min(n, d) + 64 homotopy steps, "
+                    "or with its optimality conditions off by more than 1e-9·λ_max",
+                    advice="Collinear features or a degenerate path: solver='cd' (or 'auto', "
+                    "which falls back to it) solves it another way.")
 
 
 def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
@@ -350,18 +343,29 @@ def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, 
     w, feat, gaps, viol, steps = (np.asarray(a)[warm.size:] for a in active_set_path(
         Xt, np.asarray(yc, np.float64), grid, l1_ratio, lam_max,
         np.int32(ACTIVE_SET_MAX_STEPS_PER_LAMBDA * grid.size + slots(n, d))))
+  return _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn,
+                    fit_intercept, xm, ym, limit=f"{ACTIVE_SET_MAX_STEPS_PER_LAMBDA} active-set steps per λ "
+                    f"(+ {slots(n, d)}), a support of at most {slots(n, d)} features, or with "
+                    "its optimality conditions off by more than 1e-9·λ_max",
+                    advice="Collinear features, l1_ratio near 1 or a support larger than 4n: "
+                    "solver='cd' (or 'auto', which falls back to it) solves it another way.")
+
+
+def _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn, fit_intercept,
+               xm, ym, limit, advice):
+  """The result of an exact solver (the homotopy, the active set): slot coefficients `w`
+  of features `feat` (index d, the number of features: an empty slot) per λ. A λ is certified when its gap is in
+  [−1e-12, tol]·‖y‖²/n (below, rounding gone wrong, not a better point) and its optimality
+  conditions hold to 1e-9·λ_max, whatever tol; None if one is not and not `warn` (the
+  caller then solves the path another way), else the unconverged ones are warned about."""
   tol_abs = tol * yy
   certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)
   if not (certified.all() or warn):
     return None
   coefs = np.zeros((lams.size, d + 1))
   np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
-  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 5,
-                 limit=f"{ACTIVE_SET_MAX_STEPS_PER_LAMBDA} active-set steps per λ (+ "
-                 f"{slots(n, d)}), a support of at most {slots(n, d)} features, or with its "
-                 "optimality conditions off by more than 1e-9·λ_max", converged=certified,
-                 advice="Collinear features, l1_ratio near 1 or a support larger than 4n: "
-                 "solver='cd' (or 'auto', which falls back to it) solves it another way.")
+  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 6,
+                 limit=limit, converged=certified, advice=advice)
 
 
 def _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, stacklevel,
