@@ -516,7 +516,8 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   # the elastic net's exact solver on the same terms (0 < l1_ratio < 1), and the homotopy
   # for l1_ratio = 1 (the lasso)
   for Xs, kwargs, want in [(X[:100], dict(), "active_set"),
-                           (X[:200], dict(tol=1e-10), "active_set"), (X[:201], dict(), "cd"),
+                           (X[:199], dict(tol=1e-10), "active_set"), (X[:201], dict(), "cd"),
+                           (X[:200], dict(), "cd"),   # (n < d only)
                            (X[:100], dict(polish=False), "fista"),
                            (X[:100], dict(l1_ratio=1.0), "homotopy")]:
     calls.clear()
@@ -856,6 +857,8 @@ def test_active_set_enet_is_exact_against_sklearn(correlated, alpha):
   X, y = correlated
   res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=30, eps=1e-2)
   assert res.converged.all() and res.n_iter.sum() >= 30
+  same = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=30, eps=1e-2, solver="active_set")
+  np.testing.assert_array_equal(res.n_iter, same.n_iter)   # (the default took it)
   _enet_kkt_and_gaps(X, y, res, alpha, 1e-10)
   _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=alpha))
   # with an intercept, against sklearn's ElasticNet at one λ
@@ -898,14 +901,17 @@ def test_active_set_random_problems_drops_and_closed_form():
 
 
 def test_active_set_grid_far_below_lambda_max(correlated):
-  # one λ at 1e-3·λ_max (150 non-zeros > n): reached through a warm-up of λ from λ_max,
-  # where from w = 0 feature-sign search ran out of steps
+  # one λ at 1e-3·λ_max (150 non-zeros > n), and a grid that jumps there from λ_max (the
+  # default grid with n_lambdas=2): bridged by λ 10% apart, where from far away
+  # feature-sign search ran out of steps; the bridge's steps count in the λ after it
   X, y = correlated
-  lam = 1e-3 * path.lambda_max(X, y) / 0.5
-  res = path.enet_path(X, y, l1_ratio=0.5, lambdas=[lam], solver="active_set")
-  assert res.converged.all() and (res.coefs != 0).sum() > X.shape[0]
-  _enet_kkt_and_gaps(X, y, res, 0.5, 1e-10)
-  _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=0.5))
+  lam_max = path.lambda_max(X, y) / 0.5
+  for lams in ([1e-3 * lam_max], [3 * lam_max, lam_max, 1e-3 * lam_max]):
+    res = path.enet_path(X, y, l1_ratio=0.5, lambdas=lams, solver="active_set")
+    assert res.converged.all() and (res.coefs[-1] != 0).sum() > X.shape[0]
+    assert res.n_iter[-1] > 60 and np.all(res.coefs[:-1] == 0)
+    _enet_kkt_and_gaps(X, y, res, 0.5, 1e-10)
+    _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=0.5))
 
 
 def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
@@ -917,8 +923,10 @@ def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   calls = []
   real = wp._cd
   monkeypatch.setattr(wp, "_cd", lambda *a, **k: (calls.append("cd"), real(*a, **k))[1])
-  monkeypatch.setattr(wp, "ACTIVE_SET_MAX_STEPS_PER_LAMBDA", 1)   # and none per slot:
-  monkeypatch.setattr(wp, "slots", lambda n, d: 0)                 # 12 steps for 12 λ
+  # 1 step per λ and none per slot (`slots` patched where the cap is computed only), 12
+  # steps for 12 λ
+  monkeypatch.setattr(wp, "ACTIVE_SET_MAX_STEPS_PER_LAMBDA", 1)
+  monkeypatch.setattr(wp, "slots", lambda n, d: 0)
   res = path.enet_path(X, y, l1_ratio=0.5, n_lambdas=12, eps=1e-2, dtype="float64")
   assert calls == ["cd"] and res.converged.all()
   with pytest.warns(path.PathConvergenceWarning, match="active-set steps"):
@@ -932,6 +940,7 @@ def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   X, y = rng.normal(size=(20, 200)), rng.normal(size=20)
   with pytest.warns(path.PathConvergenceWarning, match="at most 80 features"):
     res = path.enet_path(X, y, l1_ratio=0.02, n_lambdas=10, eps=1e-3, solver="active_set")
-  assert not res.converged[-1]
+  # (the slots ran out, not the steps: the path stopped well below its cap)
+  assert not res.converged[-1] and res.n_iter.sum() < 20 * res.lambdas.size
   res = path.enet_path(X, y, l1_ratio=0.02, n_lambdas=10, eps=1e-3)   # auto: CD instead
   assert res.converged.all() and (res.coefs[-1] != 0).sum() > 80

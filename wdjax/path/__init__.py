@@ -29,9 +29,9 @@ Four solvers (`solver=`):
   conditions are a linear system, solved exactly (in n-space, through the Woodbury
   identity), and feature-sign search finds each grid λ's support from the previous one's,
   a few steps per λ: exact to rounding whatever `tol` asks. The default on a CPU, at every
-  tol, for the elastic net with method="warm", a wide X, at most 200 samples
-  (`ACTIVE_SET_MAX_N`) and screening/polish at their defaults; certified and falling back
-  as the homotopy (also when the support outgrows 4n features). `enet_path` with
+  tol, for the elastic net with method="warm", a wide X, at most 200 samples and fewer
+  than features (`ACTIVE_SET_MAX_N`) and screening/polish at their defaults; certified
+  and falling back as the homotopy (also when the support outgrows 4n features). `enet_path` with
   l1_ratio=1 is the lasso, and takes the homotopy on the same terms.
 - coordinate descent (`solver="cd"`, `wdjax.path.coordinate_descent`): cyclic updates on
   working sets in residual form, X never turned into a Gram matrix, the whole path one
@@ -211,8 +211,10 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
       if res is not None:
         return res
       # (a λ the homotopy could not certify: the path again by the solver picked above)
+    n_samples = np.shape(X)[0]
     if (kind == "elastic_net" and l1_ratio < 1.0 and method == "warm" and on_cpu
-        and not fista_options and wide and np.shape(X)[0] <= ACTIVE_SET_MAX_N):
+        and not fista_options and wide and n_samples <= ACTIVE_SET_MAX_N
+        and n_samples < np.shape(X)[1]):
       res = _active_set(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas,
                         eps=eps, fit_intercept=fit_intercept, tol=tol, warn=False)
       if res is not None:
@@ -315,8 +317,9 @@ def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
         Xt, np.asarray(yc, np.float64), lams, lam_max,
         np.int32(HOMOTOPY_MAX_STEPS_PER_K * min(n, d) + 64)))
   return _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn,
-                    fit_intercept, xm, ym, limit=f"{HOMOTOPY_MAX_STEPS_PER_K}·min(n, d) + 64 homotopy steps, "
-                    "or with its optimality conditions off by more than 1e-9·λ_max",
+                    fit_intercept, xm, ym,
+                    limit=f"{HOMOTOPY_MAX_STEPS_PER_K}·min(n, d) + 64 homotopy steps, or with "
+                    "its optimality conditions off by more than 1e-9·λ_max",
                     advice="Collinear features or a degenerate path: solver='cd' (or 'auto', "
                     "which falls back to it) solves it another way.")
 
@@ -331,22 +334,33 @@ def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, 
       X, y, fit_intercept=fit_intercept, l1_ratio=l1_ratio, lambdas=lambdas,
       n_lambdas=n_lambdas, eps=eps, dtype=np.float64)
   d, n = Xt.shape
-  # a grid that starts below λ_max is reached through λ log-spaced 10% apart from λ_max,
-  # dropped from the result: from w = 0 far below λ_max, feature-sign search meets so many
-  # wrong signs that it ran out of steps (the correlated benchmark problem at a single
-  # λ = 1e-3·λ_max: 420 steps uncertified; through the warm-up, 120 steps in all)
-  ratio = lams[0] / lam_max
-  warm = (lam_max * np.geomspace(1.0, ratio, int(np.ceil(np.log(ratio) / np.log(0.9))) + 1)[1:-1]
-          if ratio < 0.9 else np.zeros(0))
-  grid = np.concatenate([warm, lams])
+  # λ more than 10% apart (from λ_max to the first, or between two of the grid) are
+  # bridged by λ log-spaced 10% apart, dropped from the result (their steps counted in the
+  # next λ's): from a point far from the solution, feature-sign search meets so many wrong
+  # signs that it ran out of steps (the correlated benchmark problem at a single
+  # λ = 1e-3·λ_max: 420 steps uncertified; bridged, 120 steps in all)
+  grid, keep, prev = [], [], lam_max
+  for lam in lams:
+    if lam < 0.9 * prev:
+      bridge = prev * np.geomspace(1.0, lam / prev,
+                                   int(np.ceil(np.log(lam / prev) / np.log(0.9))) + 1)[1:-1]
+      grid.extend(bridge)
+      keep.extend([False] * bridge.size)
+    grid.append(lam)
+    keep.append(True)
+    prev = min(lam, lam_max)
+  grid, keep = np.asarray(grid, np.float64), np.asarray(keep)
   with jax.enable_x64(True):
-    w, feat, gaps, viol, steps = (np.asarray(a)[warm.size:] for a in active_set_path(
+    w, feat, gaps, viol, steps = (np.asarray(a) for a in active_set_path(
         Xt, np.asarray(yc, np.float64), grid, l1_ratio, lam_max,
         np.int32(ACTIVE_SET_MAX_STEPS_PER_LAMBDA * grid.size + slots(n, d))))
+  steps = np.add.reduceat(steps, np.flatnonzero(np.r_[True, keep[:-1]]))   # (bridges in)
+  w, feat, gaps, viol = (a[keep] for a in (w, feat, gaps, viol))
   return _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn,
-                    fit_intercept, xm, ym, limit=f"{ACTIVE_SET_MAX_STEPS_PER_LAMBDA} active-set steps per λ "
-                    f"(+ {slots(n, d)}), a support of at most {slots(n, d)} features, or with "
-                    "its optimality conditions off by more than 1e-9·λ_max",
+                    fit_intercept, xm, ym,
+                    limit=f"{ACTIVE_SET_MAX_STEPS_PER_LAMBDA} active-set steps per λ (+ "
+                    f"{slots(n, d)}), a support of at most {slots(n, d)} features, or with its "
+                    "optimality conditions off by more than 1e-9·λ_max",
                     advice="Collinear features, l1_ratio near 1 or a support larger than 4n: "
                     "solver='cd' (or 'auto', which falls back to it) solves it another way.")
 
@@ -354,10 +368,11 @@ def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, 
 def _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn, fit_intercept,
                xm, ym, limit, advice):
   """The result of an exact solver (the homotopy, the active set): slot coefficients `w`
-  of features `feat` (index d, the number of features: an empty slot) per λ. A λ is certified when its gap is in
-  [−1e-12, tol]·‖y‖²/n (below, rounding gone wrong, not a better point) and its optimality
-  conditions hold to 1e-9·λ_max, whatever tol; None if one is not and not `warn` (the
-  caller then solves the path another way), else the unconverged ones are warned about."""
+  of features `feat` (index d, the number of features: an empty slot) per λ. A λ is
+  certified when its gap is in [−1e-12, tol]·‖y‖²/n (below, rounding gone wrong, not a
+  better point) and its optimality conditions hold to 1e-9·λ_max, whatever tol; None if
+  one is not and not `warn` (the caller then solves the path another way), else the
+  unconverged ones are warned about."""
   tol_abs = tol * yy
   certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)
   if not (certified.all() or warn):
@@ -424,7 +439,7 @@ _PATH_ARGS = """
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
       method="warm": "homotopy" for the lasso with at most 128 samples and more than 64
-      features, "active_set" for the elastic net with at most 200, both with
+      features, "active_set" for the elastic net with at most 200 (and n < d), both with
       screening/polish at their defaults and falling back to the next choice if a
       λ is not certified; "cd"
       with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the
@@ -478,8 +493,8 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, **kwargs: Any) -> PathRe
     array([[0.6, 0. , 0. ]])
     >>> # the exact solver (the default for a wide X with few samples) agrees to rounding
     >>> res = path.enet_path(X, y, l1_ratio=0.5, lambdas=[1.0], solver="active_set")
-    >>> np.round(res.coefs, 12), res.n_iter
-    (array([[0.6, 0. , 0. ]]), array([1], dtype=int32))
+    >>> np.round(res.coefs, 12), bool(res.converged.all())
+    (array([[0.6, 0. , 0. ]]), True)
   """
   if not 0.0 < float(l1_ratio) <= 1.0:
     raise ValueError(f"l1_ratio must be in (0, 1], got {l1_ratio}; for l1_ratio=0 (ridge) "

@@ -18,11 +18,14 @@ grid values; it finds each grid λ's support from the previous one's by feature-
   else take w*; if features off A violate |c_j| <= λα, they enter with the sign of c_j
     (the worst and up to 7 more within half its violation; one alone at a point that is
     optimal on A gets a candidate value of that sign:
-    w*_j = (|c_j| − λα)·((Q_AA + μI)⁻¹)_jj·s_j); else λ is solved.
+    w*_j = (|c_j| − λα)·((Q_BB + μI)⁻¹)_jj·s_j, B = A ∪ {j}); else λ is solved.
 
-Before a λ's first solve, the features whose correlation, extrapolated linearly in λ from
-the last two solutions, passes λα enter (a wrong guess leaves at the next step): most λ
-then take a single step. Each step is one solve and one pass over X, whatever the
+The grid's λ should be close (`wdjax.path` bridges λ more than 10% apart with λ 10% apart,
+dropped from its result: from far away, as w = 0 at a single λ = 1e-3·λ_max, the search
+met so many wrong signs that it ran out of steps). Before a λ's first solve, the
+features whose correlation, extrapolated linearly in λ from
+the last two solutions, passes λα enter (each wrong guess leaves at a step of its own,
+t = 0): most λ then take a single step. Each step is one solve and one pass over X, whatever the
 tolerance: the path of the 100 x 2000 correlated benchmark problem (l1_ratio 0.5, 100 λ)
 takes 147 steps and ~30 ms on the 2-core Xeon (204 steps and 41 ms without the guess and
 with up to 4 entries a step; celer at sklearn's default tolerance 34 ms, ~7e-3 off).
@@ -68,9 +71,8 @@ from wdjax.path.coordinate_descent import _gap
 # a feature off the support enters only if |c_j| − λα exceeds this fraction of λ_max·α (a
 # violation of rounding size would enter and leave again)
 _ENTER = 1e-11
-# features entering per step at most, the first violators by index (the 100 x 2000
-# correlated path: 204 steps with 4, 183 with 8 of those within half the worst
-# violation, 147 with 8 and the guess; 12 or 16 no fewer)
+# features entering per step at most (the 100 x 2000 correlated path: 204 steps with 4,
+# 183 with 8, 147 with 8 and the guess; 12 or 16 no fewer)
 _ENTER_MAX = 8
 # ... the worst, and those within this fraction of its violation (the first by index: far
 # from the solution, as a grid that starts far below λ_max, the first 8 violators by
@@ -107,6 +109,8 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     # features to enter: the highest score, and those within `fraction` of it (the first
     # by index), at most _ENTER_MAX, all with score > enter_tol; and the first free slots
     # for them
+    score = jnp.where(jnp.isnan(score), -inf, score)
+
     def pick(score, on):
       best = jnp.argmax(score).astype(jnp.int32)
       cut = jnp.maximum(enter_tol, fraction * score[best])
@@ -116,7 +120,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       return jnp.concatenate([best[None], more.astype(jnp.int32)]), ss.astype(jnp.int32)
 
     # (a `lax.cond`: most steps admit none, and the two `nonzero` are ~25 small kernels)
-    js, ss = jax.lax.cond(jnp.max(score) > enter_tol, pick, lambda *_: (
+    js, ss = jax.lax.cond(jnp.any(score > enter_tol), pick, lambda *_: (
         jnp.full(_ENTER_MAX, d, jnp.int32), jnp.full(_ENTER_MAX, k, jnp.int32)), score, on)
     return js, ss, (js < d) & (ss < k)
 
@@ -163,7 +167,9 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       # a wrong sign: step to the first zero crossing and drop that feature
       bad = on & (ws * sa <= 0)
       drop = jnp.any(bad)
-      t = jnp.where(bad, wa / jnp.where(bad, wa - ws, 1), inf)
+      # (a feature that entered at this step and has w* = 0 leaves at t = 0)
+      step = wa - ws
+      t = jnp.where(bad, jnp.where(step != 0, wa / jnp.where(step != 0, step, 1), 0), inf)
       s_out = jnp.argmin(t).astype(jnp.int32)
       wa = jnp.where(drop, wa + t[s_out] * (ws - wa), ws)
       # else the violators off A enter
@@ -186,9 +192,11 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
 
     # features predicted to enter between the previous λ and this one enter before the
     # first solve: c extrapolated linearly in λ from the last two solutions, |c_j| > λα
-    # (a wrong guess leaves again at the next step)
+    # (each wrong guess leaves again at a step of its own)
     wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
-    slope = (c - carry["c_prev"]) / (carry["lam"] - carry["lam_prev"])
+    # (at the λ after λ_max, the last two are both λ_max: no slope)
+    dlam = carry["lam"] - carry["lam_prev"]
+    slope = jnp.where(dlam != 0, (c - carry["c_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
     guess = c + slope * (lam - carry["lam"])
     js, ss, ok = admit(off_support(jnp.abs(guess) - l1, carry["member"]), sa != 0, 0.0)
     wa, sa, feat, member, update = change(
@@ -198,7 +206,10 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     st = jax.lax.while_loop(cond, body, dict(
         carry, r=y, done=jnp.asarray(False), full=jnp.asarray(False),
         steps=jnp.asarray(0, jnp.int32)))
-    # (the last step's update is pending: there is none when the λ was solved)
+    # (the last step's update is pending: there is none when the λ was solved; when the
+    # steps ran out mid-λ it is lost, and K and X_A no longer match the slots, which is
+    # safe only because `steps_left` counts for the whole path: no later λ takes a step,
+    # and all are uncertified)
     solved = st["done"] & ~st["full"]
     carry = dict({key: st[key] for key in carry}, lam=lam, lam_prev=carry["lam"],
                  c_prev=carry["c"])
