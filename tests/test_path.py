@@ -914,6 +914,24 @@ def test_active_set_grid_far_below_lambda_max(correlated):
     _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=0.5))
 
 
+def test_active_set_zero_duplicate_columns_and_float32(correlated):
+  # a zero column never enters; a duplicated column shares its twin's coefficient equally
+  # (the ridge term makes the solution unique); float32 data still gets the float64 path
+  X, y = correlated
+  X = X[:, :300].astype(np.float32).astype(np.float64)
+  first, second = np.argsort(-np.abs(X.T @ y))[:2]   # the first two to enter
+  X[:, second] = 0.0
+  X = np.column_stack([X, X[:, first]])
+  res = path.enet_path(X.astype(np.float32), y, l1_ratio=0.5, n_lambdas=20, eps=1e-2,
+                       dtype="float32", solver="active_set")
+  assert res.converged.all() and res.coefs.dtype == np.float64
+  assert np.all(res.coefs[:, second] == 0) and np.any(res.coefs[:, first] != 0)
+  np.testing.assert_allclose(res.coefs[:, first], res.coefs[:, -1], rtol=0,
+                             atol=1e-12 * np.max(np.abs(res.coefs)))
+  _enet_kkt_and_gaps(X, y, res, 0.5, 1e-10)
+  _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=0.5))
+
+
 def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   # a step cap below what the path needs leaves λ uncertified: "auto" solves the path
   # again by CD (at this tol); solver="active_set" warns and marks them. The same for a
