@@ -147,7 +147,8 @@ _LOOSE_CD = ("cd", "float32", [1e-3, 5e-4, 2e-4, 1e-4, 1e-5, 1e-6])
 WDJAX_SETTINGS = {
     "lasso": [("homotopy", "float64", [1e-10]), _LOOSE_CD, ("cd", "float64", [1e-4, 1e-8]),
               ("fista", "float64", [1e-8, 1e-10, 1e-12]), ("fista", "float32", [1e-4, 1e-5])],
-    "enet": [("active_set", "float64", [1e-10]), _LOOSE_CD, ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10]),
+    "enet": [("active_set", "float64", [1e-10]), _LOOSE_CD,
+             ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10]),
              ("fista", "float32", [1e-5]), ("fista", "float64", [1e-8, 1e-10, 1e-12])],
     "group": [_LOOSE_CD, ("cd", "float64", [1e-4, 1e-6, 1e-7, 1e-8, 1e-10])],
 }

@@ -860,7 +860,20 @@ def test_active_set_enet_is_exact_against_sklearn(correlated, alpha):
   same = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=30, eps=1e-2, solver="active_set")
   np.testing.assert_array_equal(res.n_iter, same.n_iter)   # (the default took it)
   _enet_kkt_and_gaps(X, y, res, alpha, 1e-10)
-  _assert_same_path(res.coefs, _sklearn(enet_path, X, y, res.lambdas, l1_ratio=alpha))
+  ref = _sklearn(enet_path, X, y, res.lambdas, l1_ratio=alpha)
+  _assert_same_path(res.coefs, ref)
+  # the objective in NumPy, apart from any gap formula: no worse than sklearn's at tol
+  # 1e-12, and each reported gap bounds the distance to it (weak duality)
+  n = X.shape[0]
+  yy = y @ y / n
+
+  def objective(w, lam):
+    r = y - X @ w
+    return 0.5 * r @ r / n + lam * (alpha * np.abs(w).sum() + 0.5 * (1 - alpha) * w @ w)
+
+  for lam, w, w_ref, gap in zip(res.lambdas, res.coefs, ref, res.gaps):
+    excess = objective(w, lam) - objective(w_ref, lam)
+    assert excess <= 1e-12 * yy and gap >= excess - 1e-12 * yy
   # with an intercept, against sklearn's ElasticNet at one λ
   res = path.enet_path(X, y + 3.0, l1_ratio=alpha, n_lambdas=30, eps=1e-2, fit_intercept=True,
                        solver="active_set")

@@ -203,29 +203,25 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
       compact = gidx.size <= 2 * np.shape(X)[1]
     solver = ("cd" if method == "warm" and loose and wide and compact and not fista_options
               and on_cpu else "fista")
-    lasso = kind == "l1" or (kind == "elastic_net" and l1_ratio == 1.0)
-    if (lasso and method == "warm" and on_cpu and not fista_options and wide
-        and np.shape(X)[0] <= HOMOTOPY_MAX_N):
-      res = _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
-                      fit_intercept=fit_intercept, tol=tol, warn=False)
-      if res is not None:
-        return res
-      # (a λ the homotopy could not certify: the path again by the solver picked above)
+    # the exact solvers for few samples and many features (the lasso's homotopy, the
+    # elastic net's active set); a λ either cannot certify sends the path to `solver`
     n_samples = np.shape(X)[0]
-    if (kind == "elastic_net" and l1_ratio < 1.0 and method == "warm" and on_cpu
-        and not fista_options and wide and n_samples <= ACTIVE_SET_MAX_N
-        and n_samples < np.shape(X)[1]):
-      res = _active_set(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas,
-                        eps=eps, fit_intercept=fit_intercept, tol=tol, warn=False)
+    exact = None
+    if method == "warm" and on_cpu and not fista_options and wide:
+      if ((kind == "l1" or (kind == "elastic_net" and l1_ratio == 1.0))
+          and n_samples <= HOMOTOPY_MAX_N):
+        exact = "homotopy"
+      elif (kind == "elastic_net" and n_samples <= ACTIVE_SET_MAX_N
+            and n_samples < np.shape(X)[1]):
+        exact = "active_set"
+    if exact is not None:
+      res = _exact(exact, X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas,
+                   eps=eps, fit_intercept=fit_intercept, tol=tol, warn=False)
       if res is not None:
         return res
-      # (the same when the active-set solver could not certify a λ)
-  if solver == "homotopy":   # (uncertified λ warn and are marked, as with the others)
-    return _homotopy(X, y, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
-                     fit_intercept=fit_intercept, tol=tol, warn=True)
-  if solver == "active_set":
-    return _active_set(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas,
-                       eps=eps, fit_intercept=fit_intercept, tol=tol, warn=True)
+  if solver in ("homotopy", "active_set"):   # (uncertified λ warn and are marked)
+    return _exact(solver, X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas,
+                  eps=eps, fit_intercept=fit_intercept, tol=tol, warn=True)
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
@@ -300,6 +296,13 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
     limit = (f"{CD_MAX_ROUNDS} working-set rounds (the gap is near its floor: float32 X "
              "resolves about 1e-9·‖y‖²/n)")
   return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5, limit)
+
+
+def _exact(solver, X, y, *, l1_ratio, **kwargs):
+  """The path by one of the exact solvers, "homotopy" (the lasso) or "active_set"."""
+  if solver == "homotopy":
+    return _homotopy(X, y, **kwargs)
+  return _active_set(X, y, l1_ratio=l1_ratio, **kwargs)
 
 
 def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
@@ -379,7 +382,9 @@ def _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn, fit_
     return None
   coefs = np.zeros((lams.size, d + 1))
   np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
-  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 6,
+  # (stacklevel 7: _result, here, _homotopy or _active_set, _exact, _path, lasso_path and
+  # the like, the caller)
+  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 7,
                  limit=limit, converged=certified, advice=advice)
 
 

@@ -102,8 +102,8 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
   eye = jnp.eye(n, dtype=dt)
   enter_tol = _ENTER * alpha * lam_max
 
-  def off_support(v, member):
-    return jnp.where(member, -inf, v)
+  def off_support(v, feat):
+    return v.at[feat].set(-inf, mode="drop")   # (empty slots, index d, dropped)
 
   def admit(score, on, fraction):
     # features to enter: the highest score, and those within `fraction` of it (the first
@@ -124,7 +124,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
         jnp.full(_ENTER_MAX, d, jnp.int32), jnp.full(_ENTER_MAX, k, jnp.int32)), score, on)
     return js, ss, (js < d) & (ss < k)
 
-  def change(wa, sa, feat, member, slot, src, grow, sign):
+  def change(wa, sa, feat, slot, src, grow, sign):
     # slot writes (index k: none): slot[i] takes feature src[i] with sign[i] and w = 0
     # (grow[i] = 1) or is emptied of it (grow[i] = −1); K and X_A change by that feature's
     # row of Xᵀ at the next step (the pending `update`)
@@ -136,7 +136,6 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
                    for i in range(_ENTER_MAX)]) * (src < d)[:, None]
     return (wa.at[slot].set(0, mode="drop"), sa.at[slot].set(sign, mode="drop"),
             feat.at[slot].set(jnp.where(grow > 0, src, d), mode="drop"),
-            member.at[src].set(grow > 0, mode="drop"),
             {"grow": grow, "x": x, "slot": slot, "row": x * (grow > 0)[:, None]})
 
   def solve_one(carry, lam):
@@ -173,7 +172,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       s_out = jnp.argmin(t).astype(jnp.int32)
       wa = jnp.where(drop, wa + t[s_out] * (ws - wa), ws)
       # else the violators off A enter
-      viol = off_support(jnp.abs(c) - l1, st["member"])
+      viol = off_support(jnp.abs(c) - l1, feat)
       worst = jnp.max(viol)
       js, ss, ok = admit(viol, on, _ENTER_FRACTION)
       ok = ~drop & ok
@@ -182,11 +181,11 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       # the drop as the first slot write
       def first(v, out):
         return v.at[0].set(jnp.where(drop, out, v[0]))
-      wa, sa, feat, member, update = change(
-          wa, sa, feat, st["member"], first(jnp.where(ok, ss, k), s_out),
+      wa, sa, feat, update = change(
+          wa, sa, feat, first(jnp.where(ok, ss, k), s_out),
           first(jnp.where(ok, js, d), feat[s_out]), first(ok.astype(dt), -1.0),
           jnp.where(ok, jnp.sign(c[js]), 0))
-      return dict(st, wa=wa, sa=sa, feat=feat, member=member, XA=XA, K=K, update=update, r=r, c=c,
+      return dict(st, wa=wa, sa=sa, feat=feat, XA=XA, K=K, update=update, r=r, c=c,
                   done=~drop & ~ok[0], full=full, steps=st["steps"] + 1,
                   steps_left=jnp.where(full, 0, st["steps_left"] - 1))
 
@@ -194,15 +193,14 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     # first solve: c extrapolated linearly in λ from the last two solutions, |c_j| > λα
     # (each wrong guess leaves again at a step of its own)
     wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
-    # (at the λ after λ_max, the last two are both λ_max: no slope)
+    # (at the first two λ the last two solutions are one: no slope)
     dlam = carry["lam"] - carry["lam_prev"]
     slope = jnp.where(dlam != 0, (c - carry["c_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
     guess = c + slope * (lam - carry["lam"])
-    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, carry["member"]), sa != 0, 0.0)
-    wa, sa, feat, member, update = change(
-        wa, sa, feat, carry["member"], jnp.where(ok, ss, k), jnp.where(ok, js, d),
-        ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
-    carry = dict(carry, wa=wa, sa=sa, feat=feat, member=member, update=update)
+    js, ss, ok = admit(off_support(jnp.abs(guess) - l1, feat), sa != 0, 0.0)
+    wa, sa, feat, update = change(wa, sa, feat, jnp.where(ok, ss, k), jnp.where(ok, js, d),
+                                  ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
+    carry = dict(carry, wa=wa, sa=sa, feat=feat, update=update)
     st = jax.lax.while_loop(cond, body, dict(
         carry, r=y, done=jnp.asarray(False), full=jnp.asarray(False),
         steps=jnp.asarray(0, jnp.int32)))
@@ -215,15 +213,13 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
                  c_prev=carry["c"])
     return carry, (st["wa"], st["sa"], st["feat"], st["r"], st["c"], solved, st["steps"])
 
-  # (member: whether each feature is in the support, what feat says by slot)
   init = {"wa": jnp.zeros(k, dt), "sa": jnp.zeros(k, dt), "feat": jnp.full(k, d, jnp.int32),
-          "member": jnp.zeros(d, bool),
           "XA": jnp.zeros((k, n), dt), "K": jnp.zeros((n, n), dt),
           "update": {"grow": jnp.zeros(_ENTER_MAX, dt), "x": jnp.zeros((_ENTER_MAX, n), dt),
                      "slot": jnp.full(_ENTER_MAX, k, jnp.int32),
                      "row": jnp.zeros((_ENTER_MAX, n), dt)},
           "steps_left": jnp.asarray(max_steps, jnp.int32), "c": b, "c_prev": b,
-          "lam": jnp.asarray(lam_max, dt), "lam_prev": jnp.asarray(2 * lam_max, dt)}
+          "lam": jnp.asarray(lam_max, dt), "lam_prev": jnp.asarray(lam_max, dt)}
   lams = jnp.asarray(lams, dt)
   _, (wa, sa, feat, r, c, solved, steps) = jax.lax.scan(solve_one, init, lams)
 
@@ -235,13 +231,13 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
   on = sa != 0
   rows = jnp.arange(lams.size)[:, None]
   outside = jnp.ones((lams.size, d + 1), bool).at[rows, feat].set(False)[:, :d]
-  ca = jnp.take_along_axis(c, jnp.minimum(feat, d - 1), axis=1)
-  rho = jnp.where(on, jnp.abs(ca - mu * wa), 0)
+  # (on the support ρ = c − μw, which the conditions want at λα·s)
+  rho = jnp.take_along_axis(c, jnp.minimum(feat, d - 1), axis=1) - mu * wa
   viol = jnp.maximum(jnp.max(jnp.where(outside, jnp.abs(c) - l1, 0), axis=1),
-                     jnp.max(jnp.where(on, jnp.abs(ca - mu * wa - l1 * sa), 0), axis=1))
+                     jnp.max(jnp.where(on, jnp.abs(rho - l1 * sa), 0), axis=1))
   solved = solved & ~jnp.any(on & (wa * sa <= 0), axis=1)
   dual_norm = jnp.maximum(jnp.max(jnp.where(outside, jnp.abs(c), 0), axis=1),
-                          jnp.max(rho, axis=1))
+                          jnp.max(jnp.where(on, jnp.abs(rho), 0), axis=1))
   gap = jax.vmap(lambda dn, w, r, l1, mu: _gap(dn, w[:, None], r, y, nf, l1, mu))(
       dual_norm, wa, r, l1[:, 0], mu[:, 0])
   return (wa, feat, jnp.where(solved, gap, inf), jnp.where(solved, viol, inf), steps)
