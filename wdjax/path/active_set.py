@@ -14,7 +14,8 @@ grid values; it finds each grid λ's support from the previous one's by feature-
   solve the system on (A, s) for the candidate w*;
   if a coefficient of w* has the wrong sign: step from w towards w* up to the first zero
     crossing (the objective with the signs fixed is a convex quadratic falling all along
-    the segment, so this lowers the true objective) and drop that feature;
+    the segment, so this lowers the true objective) and drop the features that reach zero
+    there;
   else take w*; if features off A violate |c_j| <= λα, they enter with the sign of c_j
     (the worst and up to 7 more within half its violation; one alone at a point that is
     optimal on A gets a candidate value of that sign:
@@ -23,12 +24,15 @@ grid values; it finds each grid λ's support from the previous one's by feature-
 The grid's λ should be close (`wdjax.path` bridges λ more than 10% apart with λ 10% apart,
 dropped from its result: from far away, as w = 0 at a single λ = 1e-3·λ_max, the search
 met so many wrong signs that it ran out of steps). Before a λ's first solve, the
-features whose correlation, extrapolated linearly in λ from
-the last two solutions, passes λα enter (each wrong guess leaves at a step of its own,
-t = 0): most λ then take a single step. Each step is one solve and one pass over X, whatever the
-tolerance: the path of the 100 x 2000 correlated benchmark problem (l1_ratio 0.5, 100 λ)
-takes 147 steps and ~30 ms on the 2-core Xeon (204 steps and 41 ms without the guess and
-with up to 4 entries a step; celer at sklearn's default tolerance 34 ms, ~7e-3 off).
+support is guessed from the last two solutions, extrapolated linearly in λ: the features
+whose correlation passes λα enter, and the members whose coefficient changes sign leave.
+All the features that reach zero at the same point of a step's segment leave at once, so
+the wrong guesses (all at t = 0: they entered with w = 0) cost one step together, and most
+λ take a single step. Each step is one solve and one pass over X, whatever the tolerance:
+the path of the 100 x 2000 correlated benchmark problem (l1_ratio 0.5, 100 λ) takes 133
+steps and ~29 ms on the 2-core Xeon (204 steps and 41 ms without the guess and with up to
+4 entries a step; 155 with the entries guessed, each wrong one leaving at a step of its
+own; celer at sklearn's default tolerance 33 ms, ~7e-3 off).
 
 The system in n-space. For n ≪ d the support outgrows n (the elastic net selects up to d
 features), so the solve goes through the Woodbury identity instead of the |A| x |A|
@@ -163,7 +167,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       ws = jnp.where(on, (ba - XA @ z) / mu, 0)
       r = y - ws @ XA
       c = Xt @ r / nf
-      # a wrong sign: step to the first zero crossing and drop that feature
+      # a wrong sign: step to the first zero crossing and drop the features that reach it
       bad = on & (ws * sa <= 0)
       drop = jnp.any(bad)
       # (a feature that entered at this step and has w* = 0 leaves at t = 0)
@@ -171,6 +175,12 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       t = jnp.where(bad, jnp.where(step != 0, wa / jnp.where(step != 0, step, 1), 0), inf)
       s_out = jnp.argmin(t).astype(jnp.int32)
       wa = jnp.where(drop, wa + t[s_out] * (ws - wa), ws)
+      # every feature that reaches zero at that same t leaves together: most often the
+      # wrong guesses of this λ, all at t = 0 (w = 0 since they entered), one step for all
+      outs = jax.lax.cond(
+          drop, lambda t: jnp.nonzero(t <= t[s_out], size=_ENTER_MAX,
+                                      fill_value=k)[0].astype(jnp.int32),
+          lambda t: jnp.full(_ENTER_MAX, k, jnp.int32), t)
       # else the violators off A enter
       viol = off_support(jnp.abs(c) - l1, feat)
       worst = jnp.max(viol)
@@ -178,12 +188,13 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       ok = ~drop & ok
       # (a violator with no free slot left: the support outgrew them)
       full = ~drop & (worst > enter_tol) & (ss[0] == k)
-      # the drop as the first slot write
-      def first(v, out):
-        return v.at[0].set(jnp.where(drop, out, v[0]))
+      # the drops as the slot writes, or else the entries
+      gone = outs < k
       wa, sa, feat, update = change(
-          wa, sa, feat, first(jnp.where(ok, ss, k), s_out),
-          first(jnp.where(ok, js, d), feat[s_out]), first(ok.astype(dt), -1.0),
+          wa, sa, feat, jnp.where(drop, outs, jnp.where(ok, ss, k)),
+          jnp.where(drop, jnp.where(gone, feat[jnp.minimum(outs, k - 1)], d),
+                    jnp.where(ok, js, d)),
+          jnp.where(drop, -gone.astype(dt), ok.astype(dt)),
           jnp.where(ok, jnp.sign(c[js]), 0))
       return dict(st, wa=wa, sa=sa, feat=feat, XA=XA, K=K, update=update, r=r, c=c,
                   done=~drop & ~ok[0], full=full, steps=st["steps"] + 1,
@@ -198,8 +209,30 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     slope = jnp.where(dlam != 0, (c - carry["c_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
     guess = c + slope * (lam - carry["lam"])
     js, ss, ok = admit(off_support(jnp.abs(guess) - l1, feat), sa != 0, 0.0)
-    wa, sa, feat, update = change(wa, sa, feat, jnp.where(ok, ss, k), jnp.where(ok, js, d),
-                                  ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0))
+    slot, src = jnp.where(ok, ss, k), jnp.where(ok, js, d)
+    grow, sign = ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0)
+    # ... and the members whose coefficient, extrapolated the same way (in the slots that
+    # held the same feature at the last two λ), changes sign leave
+    stay = (feat == carry["feat_prev"]) & (sa != 0)
+    w_slope = jnp.where(dlam != 0, (wa - carry["wa_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
+    leave = stay & ((wa + w_slope * (lam - carry["lam"])) * sa < 0)
+
+    def with_leaves(slot, src, grow, sign):
+      # the slot writes of the leaving members first, then the entries': the first
+      # _ENTER_MAX of both (index 2·_ENTER_MAX picks the no-op write appended to each)
+      (outs,) = jnp.nonzero(leave, size=_ENTER_MAX, fill_value=k)
+      gone = outs < k
+      writes = ((outs.astype(jnp.int32), slot, k),
+                (jnp.where(gone, feat[jnp.minimum(outs, k - 1)], d), src, d),
+                (-gone.astype(dt), grow, 0), (jnp.zeros(_ENTER_MAX, dt), sign, 0))
+      (pick,) = jnp.nonzero(jnp.concatenate([outs, slot]) < k, size=_ENTER_MAX,
+                            fill_value=2 * _ENTER_MAX)
+      return tuple(jnp.concatenate([a, b, jnp.full(1, none, b.dtype)])[pick]
+                   for a, b, none in writes)
+    slot, src, grow, sign = jax.lax.cond(jnp.any(leave), with_leaves, lambda *a: a,
+                                         slot, src, grow, sign)
+    wa, sa, feat, update = change(wa, sa, feat, slot, src, grow, sign)
+    last = {"wa_prev": carry["wa"], "feat_prev": carry["feat"]}
     carry = dict(carry, wa=wa, sa=sa, feat=feat, update=update)
     st = jax.lax.while_loop(cond, body, dict(
         carry, r=y, done=jnp.asarray(False), full=jnp.asarray(False),
@@ -210,7 +243,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     # and all are uncertified)
     solved = st["done"] & ~st["full"]
     carry = dict({key: st[key] for key in carry}, lam=lam, lam_prev=carry["lam"],
-                 c_prev=carry["c"])
+                 c_prev=carry["c"], **last)
     return carry, (st["wa"], st["sa"], st["feat"], st["r"], st["c"], solved, st["steps"])
 
   init = {"wa": jnp.zeros(k, dt), "sa": jnp.zeros(k, dt), "feat": jnp.full(k, d, jnp.int32),
@@ -219,6 +252,7 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
                      "slot": jnp.full(_ENTER_MAX, k, jnp.int32),
                      "row": jnp.zeros((_ENTER_MAX, n), dt)},
           "steps_left": jnp.asarray(max_steps, jnp.int32), "c": b, "c_prev": b,
+          "wa_prev": jnp.zeros(k, dt), "feat_prev": jnp.full(k, d, jnp.int32),
           "lam": jnp.asarray(lam_max, dt), "lam_prev": jnp.asarray(lam_max, dt)}
   lams = jnp.asarray(lams, dt)
   _, (wa, sa, feat, r, c, solved, steps) = jax.lax.scan(solve_one, init, lams)
