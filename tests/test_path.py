@@ -913,6 +913,47 @@ def test_active_set_random_problems_drops_and_closed_form():
   np.testing.assert_allclose(res.coefs, want, rtol=0, atol=1e-12)
 
 
+def _leaving_problem(rng):
+  # a correlated 30 x 80 design whose path (l1_ratio 0.7) has features leaving the support
+  base = rng.normal(size=(30, 5))
+  X = base @ rng.normal(size=(5, 80)) + 0.3 * rng.normal(size=(30, 80))
+  return X, X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=30)
+
+
+def test_active_set_predicted_leaves_and_tied_drops():
+  # a member whose coefficient, extrapolated linearly in λ, changes sign leaves before the
+  # λ's first solve: some leave at a λ that then takes a single step (without the
+  # prediction a leave takes a step to drop it and one to solve again). Grids 4.5% apart:
+  # no bridges, n_iter is per grid λ
+  rng = np.random.default_rng(1)
+  seen = 0
+  for _ in range(6):
+    X, y = _leaving_problem(rng)
+    res = path.enet_path(X, y, l1_ratio=0.7, n_lambdas=100, eps=1e-2, solver="active_set")
+    assert res.converged.all()
+    _enet_kkt_and_gaps(X, y, res, 0.7, 1e-9)
+    left = ((res.coefs[:-1] != 0) & (res.coefs[1:] == 0)).any(axis=1)
+    seen += np.sum(left & (res.n_iter[1:] == 1))
+  assert seen > 0
+  # nine copies of a feature that leaves: they cross zero together, more than the 8 slot
+  # writes of a step (the rest set to zero, leaving at the next step); the ridge term
+  # gives the copies equal shares at every λ
+  X, y = _leaving_problem(np.random.default_rng(1))
+  first = path.enet_path(X, y, l1_ratio=0.7, n_lambdas=100, eps=1e-2, solver="active_set")
+  on = first.coefs != 0
+  j = int(np.flatnonzero((on[:-1] & ~on[1:]).any(axis=0))[0])
+  Xc = np.column_stack([X] + [X[:, [j]]] * 9)
+  res = path.enet_path(Xc, y, l1_ratio=0.7, n_lambdas=100, eps=1e-2, solver="active_set")
+  assert res.converged.all()
+  _enet_kkt_and_gaps(Xc, y, res, 0.7, 1e-9)
+  copies = res.coefs[:, [j] + list(range(80, 89))]
+  np.testing.assert_allclose(copies, copies[:, :1].repeat(10, axis=1), rtol=0,
+                             atol=1e-12 * np.max(np.abs(res.coefs)))
+  gone = (copies[:-1, 0] != 0) & (copies[1:, 0] == 0)
+  assert gone.any(), "the copies should leave the support"
+  _assert_same_path(res.coefs, _sklearn(enet_path, Xc, y, res.lambdas, l1_ratio=0.7))
+
+
 def test_active_set_grid_far_below_lambda_max(correlated):
   # one λ at 1e-3·λ_max (150 non-zeros > n), and a grid that jumps there from λ_max (the
   # default grid with n_lambdas=2): bridged by λ 10% apart, where from far away

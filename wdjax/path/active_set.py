@@ -26,13 +26,15 @@ dropped from its result: from far away, as w = 0 at a single λ = 1e-3·λ_max, 
 met so many wrong signs that it ran out of steps). Before a λ's first solve, the
 support is guessed from the last two solutions, extrapolated linearly in λ: the features
 whose correlation passes λα enter, and the members whose coefficient changes sign leave.
-All the features that reach zero at the same point of a step's segment leave at once, so
-the wrong guesses (all at t = 0: they entered with w = 0) cost one step together, and most
-λ take a single step. Each step is one solve and one pass over X, whatever the tolerance:
-the path of the 100 x 2000 correlated benchmark problem (l1_ratio 0.5, 100 λ) takes 133
-steps and ~27 ms on the 2-core Xeon (204 steps and 41 ms without the guess and with up to
-4 entries a step; 155 with the entries guessed, each wrong one leaving at a step of its
-own; celer at sklearn's default tolerance 33 ms, ~7e-3 off).
+The features that reach zero at exactly the same point of a step's segment leave at once
+(up to _ENTER_MAX a step, the rest set to zero and leaving at the next step), so the wrong
+guesses (all at t = 0: they entered with w = 0) cost one step together, and most λ take a
+single step. Each step is one solve and one pass over X, whatever the tolerance: the path
+of the 100 x 2000 correlated benchmark problem (l1_ratio 0.5, the benchmark's 100 λ)
+takes 133 steps and ~27 ms on the 2-core Xeon (204 steps and 41 ms without the guesses and
+with up to 4 entries a step; 155 steps with the entries guessed, each wrong one leaving at
+a step of its own, and no leaves predicted; celer at sklearn's default tolerance 33 ms,
+~7e-3 off).
 
 The system in n-space. For n ≪ d the support outgrows n (the elastic net selects up to d
 features), so the solve goes through the Woodbury identity instead of the |A| x |A|
@@ -42,13 +44,13 @@ matrix:
   w*_A = (b_A − λα·s_A − X_Aᵀz)/μ,   z = (nμI + K)⁻¹X_A(b_A − λα·s_A).
 
 X_A is kept in slots (at most 4n features: `slots`; a support that outgrows them is not
-certified), K by rank-one updates as features enter and leave, and nμI + K is factored
+certified), K by updates of rank <= 8 as features enter and leave, and nμI + K is factored
 afresh each step (Cholesky, n x n, ~30 µs at n = 100). The residual r = y − X_Aw*_A is a
 product with the slots, and the step's only pass over X is c = Xᵀr/n (the violators).
 What each step costs besides (~200 µs in all at n = 100) is ~70 small kernels of the
 compiled loop; measured and kept: the support's change applied at the next step (in the
 same step XLA fused its scalar logic into the n x n update, 53 -> 41 ms), the violators'
-selection and the update of K under `lax.cond` (most steps change nothing), the rows of X
+selection and the updates of K and X_A under `lax.cond` (most steps change nothing), the rows of X
 read by dynamic slices (a gather of 8 rows took ~25 µs); dropped: a guess from the strong
 rule (|c_j| >= α(2λ − λ_prev): many wrong guesses, 541 steps), guesses with a margin.
 
@@ -75,8 +77,10 @@ from wdjax.path.coordinate_descent import _gap
 # a feature off the support enters only if |c_j| − λα exceeds this fraction of λ_max·α (a
 # violation of rounding size would enter and leave again)
 _ENTER = 1e-11
-# features entering per step at most (the 100 x 2000 correlated path: 204 steps with 4,
-# 183 with 8, 147 with 8 and the guess; 12 or 16 no fewer)
+# slot writes per step at most: features entering, or leaving (at a step's zero crossing,
+# or predicted before a λ's first solve, together with the guessed entries). The 100 x 2000
+# correlated path with one feature leaving a step and no predicted leaves: 204 steps with 4
+# entries, 183 with 8, 155 with 8 and the guessed entries; 12 or 16 no fewer
 _ENTER_MAX = 8
 # ... the worst, and those within this fraction of its violation (the first by index: far
 # from the solution, as a grid that starts far below λ_max, the first 8 violators by
@@ -179,13 +183,15 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       step = wa - ws
       t = jnp.where(bad, jnp.where(step != 0, wa / jnp.where(step != 0, step, 1), 0), inf)
       s_out = jnp.argmin(t).astype(jnp.int32)
-      wa = jnp.where(drop, wa + t[s_out] * (ws - wa), ws)
       # every feature that reaches zero at that same t leaves together: most often the
       # wrong guesses of this λ, all at t = 0 (w = 0 since they entered), one step for all
+      # (s_out always: t may be NaN once w is); past _ENTER_MAX of them they are set to 0
+      # here and leave at the next step, at t = 0
+      at_zero = (t <= t[s_out]) | (jnp.arange(k) == s_out)
+      wa = jnp.where(drop, jnp.where(at_zero, 0, wa + t[s_out] * (ws - wa)), ws)
       outs = jax.lax.cond(
-          drop, lambda t: jnp.nonzero(t <= t[s_out], size=_ENTER_MAX,
-                                      fill_value=k)[0].astype(jnp.int32),
-          lambda t: jnp.full(_ENTER_MAX, k, jnp.int32), t)
+          drop, lambda: jnp.nonzero(at_zero, size=_ENTER_MAX, fill_value=k)[0].astype(jnp.int32),
+          lambda: jnp.full(_ENTER_MAX, k, jnp.int32))
       # else the violators off A enter
       viol = off_support(jnp.abs(c) - l1, feat)
       worst = jnp.max(viol)
@@ -207,18 +213,20 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
 
     # features predicted to enter between the previous λ and this one enter before the
     # first solve: c extrapolated linearly in λ from the last two solutions, |c_j| > λα
-    # (each wrong guess leaves again at a step of its own)
+    # (the wrong guesses, all at w = 0, leave together at the first step's t = 0)
     wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
     # (at the first two λ the last two solutions are one: no slope)
-    dlam = carry["lam"] - carry["lam_prev"]
+    dlam = carry["lam"] - carry["lam_prev"]   # (< 0: the grid decreases)
     slope = jnp.where(dlam != 0, (c - carry["c_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
     guess = c + slope * (lam - carry["lam"])
     js, ss, ok = admit(off_support(jnp.abs(guess) - l1, feat), sa != 0, 0.0)
     slot, src = jnp.where(ok, ss, k), jnp.where(ok, js, d)
     grow, sign = ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0)
     # ... and the members whose coefficient, extrapolated the same way (in the slots that
-    # held the same feature at the last two λ), changes sign leave
-    stay = (feat == carry["feat_prev"]) & (sa != 0)
+    # held the same feature at the last two λ), changes sign leave; not when the
+    # extrapolation reaches more than twice the last two λ's distance (a grid with a jump,
+    # where a wrong leave costs a step to come back)
+    stay = (feat == carry["feat_prev"]) & (sa != 0) & (carry["lam"] - lam <= -2 * dlam)
     w_slope = jnp.where(dlam != 0, (wa - carry["wa_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
     leave = stay & ((wa + w_slope * (lam - carry["lam"])) * sa < 0)
 
