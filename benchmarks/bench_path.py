@@ -435,6 +435,10 @@ def main():
                   help="pin the process to one CPU core before JAX starts: every solver then "
                   "runs on one core and its CPU time is at most its wall time (XLA compiles "
                   "more slowly on one core: the first-call figures grow)")
+  ap.add_argument("--loop-kernels", action="store_true",
+                  help="call wdjax.path.use_loop_kernels() before JAX starts: XLA compiles "
+                  "small while loops (the homotopy's) into one kernel each, process-wide "
+                  "(a user's opt-in; the default run measures wdjax without it)")
   ap.add_argument("--crossover", action="store_true",
                   help="only time the homotopy against CD as n grows (HOMOTOPY_MAX_N)")
   args = ap.parse_args()
@@ -442,10 +446,14 @@ def main():
     return homotopy_crossover()
   if args.one_core:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+  if args.loop_kernels:   # (before JAX starts its backend; the fresh-process runs inherit it)
+    from wdjax.path import use_loop_kernels
+    use_loop_kernels()
   import jax
   import sklearn
   machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible"
-             f"{', pinned to one (--one-core)' if args.one_core else ''}, "
+             f"{', pinned to one (--one-core)' if args.one_core else ''}"
+             f"{', whole-loop kernels (--loop-kernels)' if args.loop_kernels else ''}, "
              f"jax {jax.__version__} ({jax.default_backend()}), sklearn {sklearn.__version__}, "
              f"load average {os.getloadavg()[0]:.1f}")
   print(machine)

@@ -1016,3 +1016,81 @@ def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   assert not res.converged[-1] and res.n_iter.sum() < 20 * res.lambdas.size
   res = path.enet_path(X, y, l1_ratio=0.02, n_lambdas=10, eps=1e-3)   # auto: CD instead
   assert res.converged.all() and (res.coefs[-1] != 0).sum() > 80
+
+
+# ----------------------------------------------- whole-loop kernels (use_loop_kernels)
+
+_LOOP_KERNELS_CHILD = r"""
+import os, sys, numpy as np
+import wdjax.path as p
+print(p.use_loop_kernels(), flush=True)
+print(os.environ["XLA_FLAGS"], flush=True)
+print(p.use_loop_kernels(1024), flush=True)   # (the first call's threshold is kept)
+d = np.load(sys.argv[1])
+res = p.lasso_path(d["X"], d["y"], n_lambdas=30, eps=1e-2)
+np.save(sys.argv[2], res.coefs)
+# XLA took the option: the homotopy's loop is compiled as one kernel (a "small call")
+import jax
+from wdjax.path.homotopy import homotopy_path
+with jax.enable_x64(True):
+  Xt = np.ascontiguousarray(d["X"].T)
+  low = homotopy_path.lower(Xt, d["y"], res.lambdas, res.lambdas[0], np.int32(100))
+  text = low.compile().as_text()
+print("small call" if "xla_cpu_small_call" in text else "kernel by kernel")
+"""
+
+
+def test_use_loop_kernels_same_path_in_a_fresh_process(correlated, tmp_path, monkeypatch):
+  # in a fresh process, before JAX starts: the flag is set and the homotopy's path (its
+  # loop now one kernel) is the same as this process's, kernel by kernel
+  import os
+  import subprocess
+  import sys
+  X, y = correlated
+  X = X[:, :300]
+  np.savez(tmp_path / "data.npz", X=X, y=y)
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  out = subprocess.run([sys.executable, "-c", _LOOP_KERNELS_CHILD, str(tmp_path / "data.npz"),
+                        str(tmp_path / "coefs.npy")], env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.splitlines()
+  assert lines[0] == str(64 << 20)
+  assert lines[1] == "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=67108864"
+  assert lines[2] == str(64 << 20) and lines[3] == "small call"
+  here = path.lasso_path(X, y, n_lambdas=30, eps=1e-2)
+  assert here.n_iter.sum() >= 30   # (the homotopy: n <= 128 < d)
+  np.testing.assert_allclose(np.load(tmp_path / "coefs.npy"), here.coefs, rtol=0,
+                             atol=1e-12 * np.max(np.abs(here.coefs)))
+
+
+def test_use_loop_kernels_flags_and_errors(monkeypatch):
+  import os as _os
+
+  import wdjax.path.loop_kernels as lk
+  # this process has run JAX: too late to set the flag (unless the user already did)
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  with pytest.raises(RuntimeError, match="before JAX runs its first computation"):
+    path.use_loop_kernels()
+  for bad in (0, -1, 2.5, True, "64M"):
+    with pytest.raises(ValueError, match="max_bytes must be a positive int"):
+      path.use_loop_kernels(bad)
+  # before the backend starts: added to the user's own extra options (one option, entries
+  # comma-separated, as XLA reads them), the other flags kept
+  monkeypatch.setattr(lk, "_backends_started", lambda: False)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_extra_options=xla_cpu_use_multi_output_fusion "
+                     "--xla_cpu_multi_thread_eigen=false")
+  assert path.use_loop_kernels(4096) == 4096
+  assert _os.environ["XLA_FLAGS"] == ("--xla_backend_extra_options="
+                                      "xla_cpu_use_multi_output_fusion,"
+                                      "xla_cpu_small_while_loop_byte_threshold=4096 "
+                                      "--xla_cpu_multi_thread_eigen=false")
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+  assert path.use_loop_kernels() == 64 << 20
+  assert _os.environ["XLA_FLAGS"] == ("--xla_cpu_multi_thread_eigen=false "
+                                      "--xla_backend_extra_options="
+                                      "xla_cpu_small_while_loop_byte_threshold=67108864")
+  # the user's threshold stands
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_"
+                     "threshold=1000000000")
+  assert path.use_loop_kernels() == 1_000_000_000

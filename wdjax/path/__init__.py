@@ -95,6 +95,7 @@ import numpy as np
 from wdjax.path.active_set import active_set_path, slots
 from wdjax.path.coordinate_descent import cd_path
 from wdjax.path.homotopy import homotopy_path
+from wdjax.path.loop_kernels import use_loop_kernels
 
 from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solution,
                                 _centered, _check_eps, _check_lambdas, _default_tol,
@@ -104,7 +105,8 @@ from wdjax.path.solver import _path_scan, _path_vmap, _solve_full
 from wdjax.path.working_set import _path_working_sets
 
 __all__ = ("KINDS", "PathConvergenceWarning", "PathResult", "Solution", "enet_path", "fista",
-           "group_lasso_path", "lambda_grid", "lambda_max", "lasso_path", "solve_lasso")
+           "group_lasso_path", "lambda_grid", "lambda_max", "lasso_path", "solve_lasso",
+           "use_loop_kernels")
 
 # sklearn's default tolerance of lasso_path / Lasso (a gap of 1e-4·‖y‖²/n)
 PATH_TOL = 1e-4
