@@ -1085,11 +1085,12 @@ def test_use_loop_kernels_flags_and_errors(monkeypatch):
                                       "xla_cpu_use_multi_output_fusion,"
                                       "xla_cpu_small_while_loop_byte_threshold=4096 "
                                       "--xla_cpu_multi_thread_eigen=false")
-  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+  # (first: XLA ignores XLA_FLAGS from a word without "--" on, as the second one here)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false not_a_flag=1")
   assert path.use_loop_kernels() == 64 << 20
-  assert _os.environ["XLA_FLAGS"] == ("--xla_cpu_multi_thread_eigen=false "
-                                      "--xla_backend_extra_options="
-                                      "xla_cpu_small_while_loop_byte_threshold=67108864")
+  assert _os.environ["XLA_FLAGS"] == ("--xla_backend_extra_options="
+                                      "xla_cpu_small_while_loop_byte_threshold=67108864 "
+                                      "--xla_cpu_multi_thread_eigen=false not_a_flag=1")
   # the user's threshold stands
   monkeypatch.setenv("XLA_FLAGS", "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_"
                      "threshold=1000000000")

@@ -45,7 +45,7 @@ def use_loop_kernels(max_bytes: int = 64 << 20) -> int:
   homotopy (few samples, many features) runs ~50 small kernels per breakpoint, and as one
   kernel its loop no longer pays their dispatch (the 100 x 2000 correlated benchmark path:
   ~21 -> ~14 ms, compilation ~1.3 -> ~0.9 s; benchmarks/README.md, run O). The results
-  are the same. It appends `--xla_backend_extra_options=xla_cpu_small_while_loop_byte_
+  are the same. It adds `--xla_backend_extra_options=xla_cpu_small_while_loop_byte_
   threshold=max_bytes` to the XLA_FLAGS environment variable, which JAX reads when its CPU
   backend starts: it affects every JAX program of the process, so it is the user's call
   (JAX's own guidance for programs of many small loops on its CPU runtime). Loops that
@@ -86,7 +86,7 @@ def use_loop_kernels(max_bytes: int = 64 << 20) -> int:
   if extra:   # one option holds every entry, comma-separated: add ours to it
     flags = (flags[:extra.end(1)] + ("," if extra.group(1) else "") + entry
              + flags[extra.end(1):])
-  else:
-    flags = f"{flags} --xla_backend_extra_options={entry}".strip()
+  else:   # first: XLA stops reading XLA_FLAGS at a word that is not a --flag
+    flags = f"--xla_backend_extra_options={entry} {flags}".strip()
   os.environ["XLA_FLAGS"] = flags
   return max_bytes
