@@ -23,7 +23,9 @@ Four solvers (`solver=`):
   from products with X: its gap in [−1e-12, tol]·‖y‖²/n and, whatever tol, its
   optimality conditions to 1e-9·λ_max; if one is not (collinear columns, a degenerate
   path, the step cap) "auto" solves the path again by the solver it would otherwise pick,
-  and solver="homotopy" warns and marks it unconverged.
+  and solver="homotopy" warns and marks it unconverged. `use_loop_kernels()` (an opt-in,
+  process-wide XLA option, `wdjax.path.loop_kernels`) compiles its loop into one kernel:
+  1.5x faster on the correlated benchmark problem.
 - the active-set solver (`solver="active_set"`, `wdjax.path.active_set`; the elastic net
   with 0 < l1_ratio < 1): on a fixed support and signs the elastic net's optimality
   conditions are a linear system, solved exactly (in n-space, through the Woodbury

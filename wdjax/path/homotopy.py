@@ -41,7 +41,9 @@ again with coordinate descent or FISTA, and with solver="homotopy" warns and mar
 Cost on a CPU (the 100 x 2000 correlated problem, 171 steps, 2-core Xeon): ~16 ms on one
 core, ~21 ms on two (XLA's executor hands a step's independent small products to the
 second thread, which costs more than it saves). Per step, the two products with X take
-~45 µs and the rest is the overhead of ~50 small kernels. Measured and dropped: the
+~45 µs and the rest is the overhead of ~50 small kernels, which the loop compiled as one
+kernel does not pay: ~14 ms with `wdjax.path.use_loop_kernels()` (an opt-in, process-wide
+XLA option; `loop_kernels.py`). Measured and dropped: the
 k x k and k x n products as fused multiply-and-sums (1.5x slower), w_A and δ corrected
 side by side with (2, k) products (1.1x slower; XLA:CPU's products with a second dimension
 of 2 are slow, and Xᵀ[r, u] took 1.9x two products), c carried from step to step and

@@ -5,14 +5,15 @@ dispatches every kernel of its body on every iteration: ~1 µs each, which for a
 many small steps (the homotopy: ~50 kernels a breakpoint, 171 breakpoints on the
 100 x 2000 correlated benchmark problem) is a third of its time. XLA can instead compile
 a while loop into one kernel, control flow included, when one iteration touches fewer
-bytes than a threshold (its small-while-loop hoisting, 1 kB by default; loops that call a
+bytes than a threshold (its small-while-loop hoisting, a small default; loops that call a
 library routine, as LAPACK's Cholesky, are never hoisted). The threshold is an option of
 the XLA backend, process-wide, read once when JAX starts its CPU backend, and it cannot be
 set per compiled function; so wdjax leaves the choice to the user: `use_loop_kernels()`.
 
-Measured (`benchmarks/README.md`, run O): the homotopy's correlated path 1.4-1.5x faster
-and ~0.5 s less to compile, the same coefficients; the coordinate-descent, active-set and
-group paths and the sweeps unchanged (their loops call LAPACK or are not hoisted).
+Measured (`benchmarks/README.md`, run O): the homotopy's correlated path 1.5x faster
+(~21 -> ~14 ms) and ~0.1 s less to compile, the same coefficients; the coordinate-descent,
+active-set and group paths and the D2L sweep unchanged (their loops call LAPACK, or
+gain nothing).
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ def use_loop_kernels(max_bytes: int = 64 << 20) -> int:
   This is what makes the exact lasso path fast on a CPU: `wdjax.path.lasso_path`'s
   homotopy (few samples, many features) runs ~50 small kernels per breakpoint, and as one
   kernel its loop no longer pays their dispatch (the 100 x 2000 correlated benchmark path:
-  ~21 -> ~14 ms, compilation ~1.3 -> ~0.9 s; benchmarks/README.md, run O). The results
+  ~21 -> ~14 ms, compilation ~1.2 -> ~1.1 s; benchmarks/README.md, run O). The results
   are the same. It adds `--xla_backend_extra_options=xla_cpu_small_while_loop_byte_
   threshold=max_bytes` to the XLA_FLAGS environment variable, which JAX reads when its CPU
   backend starts: it affects every JAX program of the process, so it is the user's call
-  (JAX's own guidance for programs of many small loops on its CPU runtime). Loops that
+  (a known remedy for programs of many small loops on XLA:CPU's runtime). Loops that
   touch more bytes per iteration, or call a library routine (LAPACK, a sort), keep running
   kernel by kernel, with their large operations spread over the cores.
 
