@@ -60,7 +60,8 @@ import warnings
 # 2026-11-27 (run J) it loaded first, with a thread per core whose spinning after every
 # BLAS call of a solver's set-up doubled the CPU time of the CD path.
 # (until 2026-11-28 XLA_FLAGS also held "intra_op_parallelism_threads=1", not an XLA flag:
-# XLA stops reading the variable at it, so it did nothing, and hid any flag after it)
+# XLA stops reading the variable at a word that does not start with "-", so it did
+# nothing, and hid any flag after it)
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
   os.environ.setdefault(_var, "1")

@@ -1025,11 +1025,12 @@ import os, sys, numpy as np
 import wdjax.path as p
 print(p.use_loop_kernels(), flush=True)
 print(os.environ["XLA_FLAGS"], flush=True)
-print(p.use_loop_kernels(1024), flush=True)   # (the first call's threshold is kept)
+print(p.use_loop_kernels(), flush=True)   # (the first call's threshold is in force)
 d = np.load(sys.argv[1])
-res = p.lasso_path(d["X"], d["y"], n_lambdas=30, eps=1e-2)
+res = p.lasso_path(d["X"], d["y"], n_lambdas=30, eps=1e-2, solver="homotopy")
 np.save(sys.argv[2], res.coefs)
-# XLA took the option: the homotopy's loop is compiled as one kernel (a "small call")
+# XLA took the option: the homotopy's loop is compiled as one kernel (XLA's "small call"
+# attribute, an internal name: a canary for the option being renamed)
 import jax
 from wdjax.path.homotopy import homotopy_path
 with jax.enable_x64(True):
@@ -1040,9 +1041,9 @@ print("small call" if "xla_cpu_small_call" in text else "kernel by kernel")
 """
 
 
-def test_use_loop_kernels_same_path_in_a_fresh_process(correlated, tmp_path, monkeypatch):
-  # in a fresh process, before JAX starts: the flag is set and the homotopy's path (its
-  # loop now one kernel) is the same as this process's, kernel by kernel
+def test_use_loop_kernels_same_path_in_a_fresh_process(correlated, tmp_path):
+  # in a fresh process (on the CPU), before JAX starts: the flag is set, the homotopy's
+  # loop is one kernel, and its path is this process's (kernel by kernel) to rounding
   import os
   import subprocess
   import sys
@@ -1050,48 +1051,59 @@ def test_use_loop_kernels_same_path_in_a_fresh_process(correlated, tmp_path, mon
   X = X[:, :300]
   np.savez(tmp_path / "data.npz", X=X, y=y)
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["JAX_PLATFORMS"] = "cpu"
   out = subprocess.run([sys.executable, "-c", _LOOP_KERNELS_CHILD, str(tmp_path / "data.npz"),
                         str(tmp_path / "coefs.npy")], env=env, capture_output=True, text=True,
                        timeout=300)
-  assert out.returncode == 0, out.stderr
+  assert out.returncode == 0, out.stdout + out.stderr
   lines = out.stdout.splitlines()
-  assert lines[0] == str(64 << 20)
-  assert lines[1] == "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=67108864"
-  assert lines[2] == str(64 << 20) and lines[3] == "small call"
-  here = path.lasso_path(X, y, n_lambdas=30, eps=1e-2)
-  assert here.n_iter.sum() >= 30   # (the homotopy: n <= 128 < d)
-  np.testing.assert_allclose(np.load(tmp_path / "coefs.npy"), here.coefs, rtol=0,
-                             atol=1e-12 * np.max(np.abs(here.coefs)))
+  assert lines[:3] == [str(64 << 20),
+                       "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold="
+                       "67108864", str(64 << 20)], out.stdout
+  assert lines[3] == "small call", out.stdout
+  here = path.lasso_path(X, y, n_lambdas=30, eps=1e-2, solver="homotopy")
+  there = np.load(tmp_path / "coefs.npy")
+  np.testing.assert_array_equal(there != 0, here.coefs != 0)
+  # (two compilations of the same program: 1e-10, not bit equality)
+  np.testing.assert_allclose(there, here.coefs, rtol=0, atol=1e-10 * np.max(np.abs(here.coefs)))
 
 
 def test_use_loop_kernels_flags_and_errors(monkeypatch):
   import os as _os
 
   import wdjax.path.loop_kernels as lk
-  # this process has run JAX: too late to set the flag (unless the user already did)
+  opt = "xla_cpu_small_while_loop_byte_threshold"
+  # JAX has started: too late to set the flag (unless XLA_FLAGS already does)
+  monkeypatch.setattr(lk, "_backends_started", lambda: True)
   monkeypatch.delenv("XLA_FLAGS", raising=False)
   with pytest.raises(RuntimeError, match="before JAX runs its first computation"):
     path.use_loop_kernels()
-  for bad in (0, -1, 2.5, True, "64M"):
-    with pytest.raises(ValueError, match="max_bytes must be a positive int"):
+  monkeypatch.setenv("XLA_FLAGS", f"--xla_backend_extra_options={opt}=4096")
+  assert path.use_loop_kernels() == 4096   # (set in the shell: in force from the start)
+  with pytest.warns(UserWarning, match="already sets"):
+    assert path.use_loop_kernels(1024) == 4096
+  for bad in (0, -1, 2.5, True, "64M", 2 ** 63):
+    with pytest.raises(ValueError, match=r"max_bytes must be an integer in \[1, 2\*\*63\)"):
       path.use_loop_kernels(bad)
-  # before the backend starts: added to the user's own extra options (one option, entries
-  # comma-separated, as XLA reads them), the other flags kept
+  assert path.use_loop_kernels(np.int64(4096)) == 4096
+  # before the backend starts: a flag of its own, first (XLA merges repeated extra-options
+  # flags, and stops reading at a word not starting with "-", as "not_a_flag=1" here)
   monkeypatch.setattr(lk, "_backends_started", lambda: False)
-  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_extra_options=xla_cpu_use_multi_output_fusion "
-                     "--xla_cpu_multi_thread_eigen=false")
-  assert path.use_loop_kernels(4096) == 4096
-  assert _os.environ["XLA_FLAGS"] == ("--xla_backend_extra_options="
-                                      "xla_cpu_use_multi_output_fusion,"
-                                      "xla_cpu_small_while_loop_byte_threshold=4096 "
-                                      "--xla_cpu_multi_thread_eigen=false")
-  # (first: XLA ignores XLA_FLAGS from a word without "--" on, as the second one here)
-  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false not_a_flag=1")
-  assert path.use_loop_kernels() == 64 << 20
-  assert _os.environ["XLA_FLAGS"] == ("--xla_backend_extra_options="
-                                      "xla_cpu_small_while_loop_byte_threshold=67108864 "
-                                      "--xla_cpu_multi_thread_eigen=false not_a_flag=1")
-  # the user's threshold stands
-  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_"
-                     "threshold=1000000000")
+  for user in ("--xla_backend_extra_options=xla_cpu_use_multi_output_fusion "
+               "--xla_cpu_multi_thread_eigen=false",
+               '--xla_backend_extra_options="a" --xla_cpu_multi_thread_eigen=false',
+               "--xla_cpu_multi_thread_eigen=false not_a_flag=1",
+               f"--xla_cpu_multi_thread_eigen=false not_a_flag=1 "
+               f"--xla_backend_extra_options={opt}=5",   # (after the stop: not read)
+               f"--xla_dump_to=/tmp/{opt}=5", ""):
+    monkeypatch.setenv("XLA_FLAGS", user)
+    assert path.use_loop_kernels(8192) == 8192, user
+    assert _os.environ["XLA_FLAGS"] == f"--xla_backend_extra_options={opt}=8192 {user}".strip()
+  # the user's threshold, in any extra-options flag before the stop, stands
+  monkeypatch.setenv("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=false "
+                     f"--xla_backend_extra_options='a,{opt}=1000000000'")
   assert path.use_loop_kernels() == 1_000_000_000
+  # XLA_FLAGS that names a file of flags (XLA reads the file instead)
+  monkeypatch.setenv("XLA_FLAGS", "/etc/xla_flags.txt")
+  with pytest.raises(ValueError, match="names a file of flags"):
+    path.use_loop_kernels()

@@ -5,26 +5,28 @@ dispatches every kernel of its body on every iteration: ~1 µs each, which for a
 many small steps (the homotopy: ~50 kernels a breakpoint, 171 breakpoints on the
 100 x 2000 correlated benchmark problem) is a third of its time. XLA can instead compile
 a while loop into one kernel, control flow included, when one iteration touches fewer
-bytes than a threshold (its small-while-loop hoisting, a small default; loops that call a
-library routine, as LAPACK's Cholesky, are never hoisted). The threshold is an option of
+bytes than a threshold (its small-while-loop hoisting, 1 KiB by default; loops that call
+a library routine, as LAPACK's Cholesky, are never hoisted). The threshold is an option of
 the XLA backend, process-wide, read once when JAX starts its CPU backend, and it cannot be
-set per compiled function; so wdjax leaves the choice to the user: `use_loop_kernels()`.
+set per compiled function (JAX's `compiler_options` reject map-valued options); so wdjax
+leaves the choice to the user: `use_loop_kernels()`.
 
-Measured (`benchmarks/README.md`, run O): the homotopy's correlated path 1.5x faster
-(~21 -> ~14 ms) and ~0.1 s less to compile, the same coefficients; the coordinate-descent,
-active-set and group paths and the D2L sweep unchanged (their loops call LAPACK, or
-gain nothing).
+Measured (`benchmarks/README.md`, run O, 2-core Xeon): the homotopy's correlated path 1.5x
+faster (~21 -> ~14 ms) and ~0.1 s less to compile, the same coefficients to rounding; the
+coordinate-descent and active-set paths (their loops call LAPACK) and the D2L sweep
+unchanged. Not measured: the group lasso, FISTA (its power iteration has no library call
+and may become one kernel), machines with more cores (a hoisted loop runs on one core).
 """
 
 from __future__ import annotations
 
+import operator
 import os
-import re
-
-from wdjax._validate import positive_int
+import warnings
 
 # XLA's option (an entry of --xla_backend_extra_options)
 _OPTION = "xla_cpu_small_while_loop_byte_threshold"
+DEFAULT_MAX_BYTES = 64 << 20
 
 
 def _backends_started() -> bool:
@@ -37,57 +39,92 @@ def _backends_started() -> bool:
     return False
 
 
-def use_loop_kernels(max_bytes: int = 64 << 20) -> int:
+def _threshold_in(flags: str) -> int | None:
+  """The threshold XLA will read from an XLA_FLAGS value, or None. As XLA reads it: words
+  from the first, up to one that does not start with "-"; the entries of every
+  --xla_backend_extra_options (comma-separated, repeated flags merged, the last wins)."""
+  found = None
+  for word in flags.split():
+    if not word.startswith("-"):
+      break
+    name, _, value = word.lstrip("-").partition("=")
+    if name != "xla_backend_extra_options":
+      continue
+    for entry in value.strip("\"'").split(","):
+      key, _, val = entry.partition("=")
+      if key == _OPTION and val.isdigit():
+        found = int(val)
+  return found
+
+
+def use_loop_kernels(max_bytes: int | None = None) -> int:
   """Lets XLA:CPU compile every while loop whose one iteration touches fewer than
   `max_bytes` bytes into a single kernel (process-wide; call it before JAX's first
   computation).
 
-  This is what makes the exact lasso path fast on a CPU: `wdjax.path.lasso_path`'s
-  homotopy (few samples, many features) runs ~50 small kernels per breakpoint, and as one
-  kernel its loop no longer pays their dispatch (the 100 x 2000 correlated benchmark path:
-  ~21 -> ~14 ms, compilation ~1.2 -> ~1.1 s; benchmarks/README.md, run O). The results
-  are the same. It adds `--xla_backend_extra_options=xla_cpu_small_while_loop_byte_
-  threshold=max_bytes` to the XLA_FLAGS environment variable, which JAX reads when its CPU
-  backend starts: it affects every JAX program of the process, so it is the user's call
-  (a known remedy for programs of many small loops on XLA:CPU's runtime). Loops that
-  touch more bytes per iteration, or call a library routine (LAPACK, a sort), keep running
-  kernel by kernel, with their large operations spread over the cores.
+  It makes the exact lasso path faster on a CPU: `wdjax.path.lasso_path`'s homotopy (few
+  samples, many features) runs ~50 small kernels per breakpoint, and as one kernel its
+  loop no longer pays their dispatch (the 100 x 2000 correlated benchmark path: ~21 ->
+  ~14 ms, compilation ~1.2 -> ~1.1 s; benchmarks/README.md, run O). The coefficients are
+  the same to rounding. It puts
+
+    --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=<max_bytes>
+
+  first in the XLA_FLAGS environment variable (XLA merges repeated extra-options flags,
+  and stops reading at a word that does not start with "-"), which JAX reads when its CPU
+  backend starts. It affects every JAX program of the process, and child processes that
+  inherit the environment: a loop under the threshold runs as one kernel on one core,
+  its large products included, so it is the user's call. Loops that touch more bytes per
+  iteration, or call a library routine (LAPACK, a sort), keep running kernel by kernel.
 
   Args:
-    max_bytes: the threshold, bytes touched by one iteration of the loop (XLA's cost
-      estimate). The default, 64 MiB, takes the homotopy on problems up to ~30000
-      features at 128 samples (two passes over X a step, float64).
+    max_bytes: the threshold, bytes touched by one iteration of a loop (XLA's cost
+      estimate), 1 <= max_bytes < 2**63. Default 64 MiB (`DEFAULT_MAX_BYTES`), which takes
+      the homotopy on the benchmark problems (100-500 x 2000, float64).
 
   Returns:
-    The threshold in force: `max_bytes`, or the value already in XLA_FLAGS (set by the
-    user, or by an earlier call), which is kept.
+    The threshold in force: `max_bytes`, or the value XLA_FLAGS already sets (by the user,
+    or an earlier call), which is kept whether or not JAX has started (a value set in the
+    shell is in force from the start); a different explicit `max_bytes` then warns.
 
   Raises:
-    ValueError: `max_bytes` is not a positive int.
-    RuntimeError: JAX has already started its backend (XLA read its flags then).
+    ValueError: `max_bytes` is not an integer in [1, 2**63), or XLA_FLAGS names a file of
+      flags (add the option to that file).
+    RuntimeError: JAX has already started its backend (XLA read its flags then) and
+      XLA_FLAGS does not set the option.
 
   Example:
     >>> import wdjax.path
     >>> wdjax.path.use_loop_kernels()   # doctest: +SKIP
     67108864
   """
-  positive_int("max_bytes", max_bytes)
-  flags = os.environ.get("XLA_FLAGS", "")
-  already = re.findall(_OPTION + r"=(\d+)", flags)
-  if already:   # the user's (or an earlier call's) choice stands, as XLA reads the last
-    return int(already[-1])
+  want = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+  try:
+    if isinstance(want, bool):
+      raise TypeError
+    want = operator.index(want)
+  except TypeError:
+    want = None
+  if want is None or not 1 <= want < 2 ** 63:
+    raise ValueError(f"max_bytes must be an integer in [1, 2**63) (bytes), got {max_bytes!r}.")
+  flags = os.environ.get("XLA_FLAGS", "").strip()
+  if flags and not flags.startswith("-"):
+    raise ValueError(
+        f"XLA_FLAGS names a file of flags ({flags!r}), which XLA reads instead: add "
+        f"--xla_backend_extra_options={_OPTION}={want} to that file.")
+  already = _threshold_in(flags)
+  if already is not None:   # the user's (or an earlier call's) choice stands
+    if max_bytes is not None and already != want:
+      warnings.warn(f"XLA_FLAGS already sets {_OPTION}={already}; kept (asked: {want}).",
+                    stacklevel=2)
+    return already
   if _backends_started():
     raise RuntimeError(
         "wdjax.path.use_loop_kernels must be called before JAX runs its first computation "
         "(XLA reads its flags when the backend starts): call it right after the imports, "
-        f"or set XLA_FLAGS='--xla_backend_extra_options={_OPTION}={max_bytes}' in the "
+        f"or set XLA_FLAGS='--xla_backend_extra_options={_OPTION}={want}' in the "
         "environment before starting Python.")
-  entry = f"{_OPTION}={max_bytes}"
-  extra = re.search(r"--xla_backend_extra_options=(\S*)", flags)
-  if extra:   # one option holds every entry, comma-separated: add ours to it
-    flags = (flags[:extra.end(1)] + ("," if extra.group(1) else "") + entry
-             + flags[extra.end(1):])
-  else:   # first: XLA stops reading XLA_FLAGS at a word that is not a --flag
-    flags = f"--xla_backend_extra_options={entry} {flags}".strip()
-  os.environ["XLA_FLAGS"] = flags
-  return max_bytes
+  # (first, as a flag of its own: XLA stops reading at a word that does not start with
+  # "-", and merges repeated extra-options flags)
+  os.environ["XLA_FLAGS"] = f"--xla_backend_extra_options={_OPTION}={want} {flags}".strip()
+  return want
