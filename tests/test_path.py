@@ -884,16 +884,21 @@ def test_active_set_enet_is_exact_against_sklearn(correlated, alpha):
   assert res.intercepts[20] == pytest.approx(ref.intercept_, rel=1e-9)
 
 
+def _leaving_problem(rng, n=30, d=80):
+  # a correlated design (rank-5 structure plus noise) whose elastic-net paths have features
+  # leaving the support
+  base = rng.normal(size=(n, 5))
+  X = base @ rng.normal(size=(5, d)) + 0.3 * rng.normal(size=(n, d))
+  return X, X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=n)
+
+
 def test_active_set_random_problems_drops_and_closed_form():
   # random paths with n < d and n > d, on correlated designs where coefficients cross zero
   # (the line search drops them; some come back): optimality conditions and gaps at every λ
   rng = np.random.default_rng(1)
   dropped = 0
   for trial in range(8):
-    n, d = [(30, 80), (60, 40)][trial % 2]
-    base = rng.normal(size=(n, 5))
-    X = base @ rng.normal(size=(5, d)) + 0.3 * rng.normal(size=(n, d))
-    y = X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=n)
+    X, y = _leaving_problem(rng, *[(30, 80), (60, 40)][trial % 2])
     alpha = [0.3, 0.7, 0.95][trial % 3]
     res = path.enet_path(X, y, l1_ratio=alpha, n_lambdas=40, eps=1e-3,
                          fit_intercept=trial % 2 == 1, solver="active_set")
@@ -911,13 +916,6 @@ def test_active_set_random_problems_drops_and_closed_form():
   # (1e-12, not the homotopy's 1e-13: the n-space solve subtracts two terms of size
   # ‖X_A‖²/(nμ) times the result, here ~10, and loses that many ulps)
   np.testing.assert_allclose(res.coefs, want, rtol=0, atol=1e-12)
-
-
-def _leaving_problem(rng):
-  # a correlated 30 x 80 design whose path (l1_ratio 0.7) has features leaving the support
-  base = rng.normal(size=(30, 5))
-  X = base @ rng.normal(size=(5, 80)) + 0.3 * rng.normal(size=(30, 80))
-  return X, X[:, :8] @ rng.normal(size=8) + 0.1 * rng.normal(size=30)
 
 
 def test_active_set_predicted_leaves_and_tied_drops():

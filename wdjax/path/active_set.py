@@ -88,6 +88,11 @@ _ENTER_MAX = 8
 _ENTER_FRACTION = 0.5
 
 
+def _first(mask, size, fill):
+  """The indices of the first `size` True entries of `mask` (int32), `fill` past them."""
+  return jnp.nonzero(mask, size=size, fill_value=fill)[0].astype(jnp.int32)
+
+
 @jax.jit
 def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
   """The elastic-net path at `lams` (decreasing, from `lam_max`, the caller's λ_max) for
@@ -122,10 +127,8 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     def pick(score, on):
       best = jnp.argmax(score).astype(jnp.int32)
       cut = jnp.maximum(enter_tol, fraction * score[best])
-      (more,) = jnp.nonzero((score >= cut) & (jnp.arange(d) != best), size=_ENTER_MAX - 1,
-                            fill_value=d)
-      (ss,) = jnp.nonzero(~on, size=_ENTER_MAX, fill_value=k)
-      return jnp.concatenate([best[None], more.astype(jnp.int32)]), ss.astype(jnp.int32)
+      more = _first((score >= cut) & (jnp.arange(d) != best), _ENTER_MAX - 1, d)
+      return jnp.concatenate([best[None], more]), _first(~on, _ENTER_MAX, k)
 
     # (a `lax.cond`: most steps admit none, and the two `nonzero` are ~25 small kernels)
     js, ss = jax.lax.cond(jnp.any(score > enter_tol), pick, lambda *_: (
@@ -189,9 +192,8 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
       # here and leave at the next step, at t = 0
       at_zero = (t <= t[s_out]) | (jnp.arange(k) == s_out)
       wa = jnp.where(drop, jnp.where(at_zero, 0, wa + t[s_out] * (ws - wa)), ws)
-      outs = jax.lax.cond(
-          drop, lambda: jnp.nonzero(at_zero, size=_ENTER_MAX, fill_value=k)[0].astype(jnp.int32),
-          lambda: jnp.full(_ENTER_MAX, k, jnp.int32))
+      outs = jax.lax.cond(drop, lambda: _first(at_zero, _ENTER_MAX, k),
+                          lambda: jnp.full(_ENTER_MAX, k, jnp.int32))
       # else the violators off A enter
       viol = off_support(jnp.abs(c) - l1, feat)
       worst = jnp.max(viol)
@@ -215,10 +217,11 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     # first solve: c extrapolated linearly in λ from the last two solutions, |c_j| > λα
     # (the wrong guesses, all at w = 0, leave together at the first step's t = 0)
     wa, sa, feat, c = carry["wa"], carry["sa"], carry["feat"], carry["c"]
-    # (at the first two λ the last two solutions are one: no slope)
-    dlam = carry["lam"] - carry["lam_prev"]   # (< 0: the grid decreases)
-    slope = jnp.where(dlam != 0, (c - carry["c_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
-    guess = c + slope * (lam - carry["lam"])
+    # v(λ) ≈ v + ratio·(v − v_prev), ratio = (λ − λ_last)/(λ_last − λ_prev) (at the first
+    # two λ the last two solutions are one: no extrapolation)
+    dlam = carry["lam"] - carry["lam_prev"]
+    ratio = jnp.where(dlam != 0, (lam - carry["lam"]) / jnp.where(dlam != 0, dlam, 1), 0)
+    guess = c + ratio * (c - carry["c_prev"])
     js, ss, ok = admit(off_support(jnp.abs(guess) - l1, feat), sa != 0, 0.0)
     slot, src = jnp.where(ok, ss, k), jnp.where(ok, js, d)
     grow, sign = ok.astype(dt), jnp.where(ok, jnp.sign(guess[js]), 0)
@@ -226,20 +229,18 @@ def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
     # held the same feature at the last two λ), changes sign leave; not when the
     # extrapolation reaches more than twice the last two λ's distance (a grid with a jump,
     # where a wrong leave costs a step to come back)
-    stay = (feat == carry["feat_prev"]) & (sa != 0) & (carry["lam"] - lam <= -2 * dlam)
-    w_slope = jnp.where(dlam != 0, (wa - carry["wa_prev"]) / jnp.where(dlam != 0, dlam, 1), 0)
-    leave = stay & ((wa + w_slope * (lam - carry["lam"])) * sa < 0)
+    stay = (feat == carry["feat_prev"]) & (sa != 0) & (ratio <= 2)
+    leave = stay & ((wa + ratio * (wa - carry["wa_prev"])) * sa < 0)
 
     def with_leaves(slot, src, grow, sign):
       # the slot writes of the leaving members first, then the entries': the first
       # _ENTER_MAX of both (index 2·_ENTER_MAX picks the no-op write appended to each)
-      (outs,) = jnp.nonzero(leave, size=_ENTER_MAX, fill_value=k)
+      outs = _first(leave, _ENTER_MAX, k)
       gone = outs < k
-      writes = ((outs.astype(jnp.int32), slot, k),
+      writes = ((outs, slot, k),
                 (jnp.where(gone, feat[jnp.minimum(outs, k - 1)], d), src, d),
                 (-gone.astype(dt), grow, 0), (jnp.zeros(_ENTER_MAX, dt), sign, 0))
-      (pick,) = jnp.nonzero(jnp.concatenate([outs, slot]) < k, size=_ENTER_MAX,
-                            fill_value=2 * _ENTER_MAX)
+      pick = _first(jnp.concatenate([outs, slot]) < k, _ENTER_MAX, 2 * _ENTER_MAX)
       return tuple(jnp.concatenate([a, b, jnp.full(1, none, b.dtype)])[pick]
                    for a, b, none in writes)
     slot, src, grow, sign = jax.lax.cond(jnp.any(leave), with_leaves, lambda *a: a,
