@@ -26,9 +26,10 @@ For each λ of the grid (a `lax.scan`, warm-started from the previous λ):
     the support until its optimality conditions hold to kkt_tol·α·λ_max (a point δ from
     the solution has a gap of only ~δ², so the gap alone left the group lasso's optimality
     conditions 1.4e-5·λ_max off near λ_max at tol 1e-10), at most 100 sweeps, Anderson-
-    extrapolated like the rounds' and checked every 3rd (group lasso 500 x 2000 at tol
-    1e-6: 1.12 -> 0.96 s, tol 1e-5: 0.53 -> 0.41 s); then working-set rounds again if that
-    raised the gap above tol (at most 4 refinements).
+    extrapolated like the rounds' (every 5 sweeps) and checked every 3rd (group lasso
+    500 x 2000, float32 X, tol 1e-6: 1.12 -> 0.92-1.05 s; tol 1e-5: 0.53 -> 0.39-0.44 s);
+    then working-set rounds again if that raised the gap above tol (at most 4
+    refinements).
 
 celer's inner ratio is 0.3; 0.7 (more working-set rounds, each solved less far) gave the
 same coefficients at the default tol in 0.8x the time on the 500 x 2000 benchmark problem
@@ -91,13 +92,15 @@ _BISECT = 40
 REFINE_EPOCHS = 100
 REFINES = 4
 
-# Inner iterations between Anderson extrapolations, which combine the last _K + 1
-# iterates (skglm's default).
+# Iterates between Anderson extrapolations, which combine the last _K + 1 of them
+# (skglm's default). An iterate is an inner iteration of a working-set round (1 +
+# active_epochs sweeps), or one sweep of the support refinement.
 _K = 5
 
 # Sweeps over the support between two checks of its optimality conditions when refining
-# (a check reads X_gᵀr for every member, ~half a sweep's work): group lasso 500 x 2000 at
-# tol 1e-6, 1.02 s checking after every sweep, 0.96 s every 3rd.
+# (a check reads X_gᵀr for every member, ~half a sweep's work). Group lasso 500 x 2000,
+# checking after every sweep / every 3rd, two processes each: float32 at tol 1e-5 427-447
+# / 395-401 ms, float64 at 1e-6 1009 / 922-947 ms (float32 at 1e-6: within the noise).
 _KKT_EVERY = 3
 
 
@@ -221,9 +224,10 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
   over the support), `max_epochs` caps them per λ and `max_outer` the working-set rounds
   per λ. Each inner iteration is one sweep over the working set and `active_epochs` sweeps
   over its non-zero members. With `refine` (static), once a λ's gap is below tol_abs its
-  support is swept until the optimality conditions on it hold to
-  kkt_tol·max_g‖X_gᵀy/n‖ (= kkt_tol·α·λ_max), at most REFINE_EPOCHS sweeps and REFINES
-  times per λ, within `max_epochs`.
+  support is swept (Anderson-extrapolated every _K sweeps) until the optimality conditions
+  on it, checked every _KKT_EVERY sweeps, hold to kkt_tol·max_g‖X_gᵀy/n‖
+  (= kkt_tol·α·λ_max), at most REFINE_EPOCHS sweeps and REFINES times per λ, within
+  `max_epochs`.
   """
   G, W, n = Xb.shape
   xdt, dt = Xb.dtype, y.dtype
@@ -304,27 +308,33 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
         return w.at[ks].set(jnp.stack(news)), r
       return jax.lax.fori_loop(0, (count + _UNROLL - 1) // _UNROLL, block, carry)
 
-    def accelerate(w, r, ring, count):
+    def full_residual(w_acc, w, r):
+      # y − X·w_acc formed afresh (one pass over X, in X's dtype): the same combination
+      # of the stored residuals would carry their rounding times |c_i|, which can be large
+      del w, r
+      return y - (w_acc[:G].reshape(-1).astype(xdt) @ Xb.reshape(G * W, n)).astype(dt)
+
+    def accelerate(w, r, ring, count, residual):
       # Anderson extrapolation of the last K+1 iterates (skglm's AndersonCD): the
-      # affine combination Σc_i w_i minimizing ‖Σc_i Δw_i‖. Its residual is formed afresh,
-      # y − X·w_acc (one pass over X, in X's dtype): the same combination of the stored
-      # residuals would carry their rounding times |c_i|, which can be large.
+      # affine combination Σc_i w_i minimizing ‖Σc_i Δw_i‖, its residual from
+      # `residual(w_acc, w, r)`, kept only if it lowers the objective
       hw = _oldest_first(ring, count % (_K + 1))
       coef = _anderson(hw)
       w_acc = (coef @ hw[1:]).reshape(G + 1, W)
-      r_acc = y - (w_acc[:G].reshape(-1).astype(xdt) @ Xb.reshape(G * W, n)).astype(dt)
+      r_acc = residual(w_acc, w, r)
       ok = jnp.all(jnp.isfinite(w_acc)) & (primal(w_acc, r_acc) < primal(w, r))
       return jnp.where(ok, w_acc, w), jnp.where(ok, r_acc, r)
 
-    def extrapolated(w, r, ring, count):
+    def extrapolated(w, r, ring, count, residual=full_residual):
       # the iterate `count` into the ring of the last K+1 (row count mod K+1, written in
       # place; rolled into order only when extrapolating), and Anderson's combination of
-      # them first after K+1 iterations, then every K. The history is kept across an
+      # them first after K+1 iterates, then every K. The history is kept across an
       # accepted jump (restarting it after each, as skglm does, was 0.8-1.4x as fast here,
       # within the noise): a combination is only ever taken when it lowers the objective.
       ring = ring.at[count % (_K + 1)].set(w.reshape(-1))
       due = (count > _K) & ((count - _K - 1) % _K == 0)
-      w, r = jax.lax.cond(due, accelerate, lambda w, r, *_: (w, r), w, r, ring, count)
+      w, r = jax.lax.cond(due, functools.partial(accelerate, residual=residual),
+                          lambda w, r, *_: (w, r), w, r, ring, count)
       return w, r, ring
 
     def working_set_round(st):
@@ -403,10 +413,20 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       def cond(s):
         return (s[2] > kkt_abs) & (s[3] < budget)
 
+      def support_residual(w_acc, w, r):
+        # r − X(w_acc − w) over the support's blocks only (every iterate is 0 off it), in
+        # the working dtype: no pass over all of X, and no float32 product's rounding in a
+        # residual that the conditions are then checked against
+        def block(j, r):
+          k = idx[j]
+          return r - jnp.sum((w_acc[k] - w[k])[:, None] * rows(k), axis=0)
+        return jax.lax.fori_loop(0, count, block, r)
+
       def body(s):
         w, r = sweep(idx, count, (s[0], s[1]))
-        # Anderson extrapolation of the sweeps, as in the working-set rounds
-        w, r, ring = extrapolated(w, r, s[4], s[3] + 1)
+        # Anderson extrapolation, each sweep an iterate (in the rounds an iterate is
+        # 1 + active_epochs sweeps)
+        w, r, ring = extrapolated(w, r, s[4], s[3] + 1, support_residual)
         check = (s[3] + 1) % _KKT_EVERY == 0
         return w, r, jax.lax.cond(check, kkt, lambda *_: s[2], w, r), s[3] + 1, ring
       w, r, _, sweeps, _ = jax.lax.while_loop(
