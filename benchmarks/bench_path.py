@@ -288,14 +288,16 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
         return np.asarray(model.fit(X, y).coef_path_)
     return fn
 
+  if penalty == "group":
+    tols = dict(GROUP_ANCHOR_TOLS, glum=[])   # (glum has no group lasso: skipped)
+  else:
+    decades = [1e-4, 1e-6, 1e-8, 1e-10] + ([1e-12] if fine else [])
+    tols = {"skglm": decades, "celer": [1e-2] + decades,
+            "glum": [1e-4, 1e-6, 1e-8, 1e-10] if fine else [1e-4, 1e-8]}
   anchor("skglm", "skglm " + ("GroupBCD" if penalty == "group" else "AndersonCD"), make_skglm,
-         GROUP_ANCHOR_TOLS["skglm"] if penalty == "group"
-         else [1e-4, 1e-6, 1e-8, 1e-10, 1e-12] if fine else [1e-4, 1e-6, 1e-8, 1e-10])
-  anchor("celer", "celer celer_path", make_celer,
-         GROUP_ANCHOR_TOLS["celer"] if penalty == "group"
-         else [1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12] if fine else [1e-2, 1e-4, 1e-6, 1e-8, 1e-10])
-  anchor("glum", "glum GLM path", make_glum,
-         [1e-4, 1e-6, 1e-8, 1e-10] if fine else [1e-4, 1e-8])
+         tols["skglm"])
+  anchor("celer", "celer celer_path", make_celer, tols["celer"])
+  anchor("glum", "glum GLM path", make_glum, tols["glum"])
 
   # the solvers of wdjax.path: the homotopy (lasso), coordinate descent and FISTA, over
   # their tolerances

@@ -191,6 +191,12 @@ def _rows_dot_r(x, r):
   return x @ r if x.shape[0] == 1 else jnp.sum(x * r[None, :], axis=1)
 
 
+def _minus_rows(r, x, v):
+  """r − xᵀv for one block's rows x (W, n) and v (W,): the residual after the block's
+  coefficients change by v, as a fused multiply-and-sum (see `_rows_dot_r`)."""
+  return r - jnp.sum(v[:, None] * x, axis=0)
+
+
 def _lipschitz(Xb, dt):
   """‖X_g‖₂²/n of each block of Xb (G, W, n): the squared norm of a column for width 1, the
   largest eigenvalue of X_g X_gᵀ (W x W) for a group."""
@@ -277,8 +283,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
         nz = _norm(z)
         new = z * (jnp.maximum(nz - lam1, 0) / jnp.where(nz > 0, nz, 1))
       new = jnp.where(L[k] > 0, new / (safe_L[k] + lam2), 0)
-      # (the rank-W update as a fused multiply-and-sum too, see `_rows_dot_r`)
-      return new, r - jnp.sum((new - old)[:, None] * x, axis=0)
+      return new, _minus_rows(r, x, new - old)
 
     def penalty(w):
       return lam1 * jnp.sum(_block_norms(w)) + 0.5 * lam2 * jnp.vdot(w, w)
@@ -324,6 +329,9 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       r_acc = residual(w_acc, w, r)
       ok = jnp.all(jnp.isfinite(w_acc)) & (primal(w_acc, r_acc) < primal(w, r))
       return jnp.where(ok, w_acc, w), jnp.where(ok, r_acc, r)
+
+    # the ring of the last K+1 iterates, flattened, before the first
+    empty_ring = jnp.zeros((_K + 1, (G + 1) * W), dt)
 
     def extrapolated(w, r, ring, count, residual=full_residual):
       # the iterate `count` into the ring of the last K+1 (row count mod K+1, written in
@@ -381,7 +389,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
                     gap=_gap(dn, w, r, y, nf, lam1, lam2))
 
       s = jax.lax.while_loop(inner_cond, inner_body, dict(
-          w=w, r=r, hw=jnp.zeros((_K + 1, (G + 1) * W), dt),
+          w=w, r=r, hw=empty_ring,
           count=jnp.zeros([], jnp.int32), epochs=st["epochs"], gap=jnp.asarray(jnp.inf, dt)))
       w, r = s["w"], s["r"]
       c, gap = full_check(w, r)
@@ -411,7 +419,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       budget = jnp.minimum(REFINE_EPOCHS, max_epochs - st["epochs"])   # (max_iter holds)
 
       def cond(s):
-        return (s[2] > kkt_abs) & (s[3] < budget)
+        return (s["kkt"] > kkt_abs) & (s["sweeps"] < budget)
 
       def support_residual(w_acc, w, r):
         # r − X(w_acc − w) over the support's blocks only (every iterate is 0 off it), in
@@ -419,19 +427,21 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
         # residual that the conditions are then checked against
         def block(j, r):
           k = idx[j]
-          return r - jnp.sum((w_acc[k] - w[k])[:, None] * rows(k), axis=0)
+          return _minus_rows(r, rows(k), w_acc[k] - w[k])
         return jax.lax.fori_loop(0, count, block, r)
 
       def body(s):
-        w, r = sweep(idx, count, (s[0], s[1]))
+        w, r = sweep(idx, count, (s["w"], s["r"]))
+        sweeps = s["sweeps"] + 1
         # Anderson extrapolation, each sweep an iterate (in the rounds an iterate is
         # 1 + active_epochs sweeps)
-        w, r, ring = extrapolated(w, r, s[4], s[3] + 1, support_residual)
-        check = (s[3] + 1) % _KKT_EVERY == 0
-        return w, r, jax.lax.cond(check, kkt, lambda *_: s[2], w, r), s[3] + 1, ring
-      w, r, _, sweeps, _ = jax.lax.while_loop(
-          cond, body, (w, r, kkt(w, r), jnp.zeros([], jnp.int32),
-                       jnp.zeros((_K + 1, (G + 1) * W), dt)))
+        w, r, ring = extrapolated(w, r, s["ring"], sweeps, support_residual)
+        due = sweeps % _KKT_EVERY == 0
+        return dict(w=w, r=r, ring=ring, sweeps=sweeps,
+                    kkt=jax.lax.cond(due, kkt, lambda *_: s["kkt"], w, r))
+      s = jax.lax.while_loop(cond, body, dict(w=w, r=r, ring=empty_ring, kkt=kkt(w, r),
+                                              sweeps=jnp.zeros([], jnp.int32)))
+      w, r, sweeps = s["w"], s["r"], s["sweeps"]
       c, gap = full_check(w, r)
       out = dict(st, w=w, r=r, c=c, gap=gap, epochs=st["epochs"] + sweeps,
                  refines=st["refines"] + 1, fresh=False)
