@@ -507,11 +507,19 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     calls.clear()
     path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
     assert calls == [want], (kwargs, calls)
+  # below CD's tolerances the homotopy also for 128 < n <= 800 when n < d (FISTA the
+  # alternative there); not at CD's tolerances, nor for n >= d
+  Xw, yw = wide
   for Xs, kwargs, want in [(X[:128], dict(), "homotopy"), (X[:100], dict(tol=1e-10), "homotopy"),
                            (X[:129], dict(), "cd"), (X[:100], dict(screening="strong"), "fista"),
-                           (X[:100], dict(method="vmap"), None)]:
+                           (X[:100], dict(method="vmap"), None),
+                           (Xw[:500, :600], dict(tol=1e-5), "homotopy"),
+                           (Xw[:500, :600], dict(tol=1e-4), "cd"),
+                           (Xw[:500, :500], dict(tol=1e-5), "fista"),
+                           (np.vstack([Xw, Xw[:301]])[:, :1000], dict(tol=1e-5), "fista")]:
     calls.clear()
-    path.lasso_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
+    ys = np.resize(yw, Xs.shape[0])
+    path.lasso_path(Xs, ys, n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
     assert calls == ([want] if want else []), (Xs.shape, kwargs, calls)
   # the elastic net's exact solver on the same terms (0 < l1_ratio < 1), and the homotopy
   # for l1_ratio = 1 (the lasso)
@@ -686,6 +694,29 @@ def test_homotopy_matches_sklearn_lars_at_its_breakpoints(correlated):
   np.testing.assert_allclose(res.coefs, coefs[:, :lams.size].T, rtol=0,
                              atol=1e-9 * np.max(np.abs(coefs)))
   _assert_lasso_kkt(X, y, res, 1e-10)
+
+
+def test_homotopy_slot_stages_match_sklearn_lars():
+  # k = min(n, d) >= 256 slots run in stages (homotopy._stages: k/2, then k): the path
+  # through the stage boundary (the support grows past 150 of 300 slots) is still sklearn's
+  # LARS at its breakpoints, with the optimality conditions to 1e-10·λ_max; below CD's
+  # tolerances "auto" takes this path (n = 300 < d)
+  from sklearn.linear_model import lars_path
+  from wdjax.path import homotopy
+  assert homotopy._stages(300) == (150, 300) and homotopy._stages(255) == (255,)
+  rng = np.random.default_rng(3)
+  n, d = 300, 450
+  X = rng.normal(size=(n, d))
+  y = X[:, :40] @ rng.normal(size=40) + rng.normal(size=n)
+  alphas, _, coefs = lars_path(X, y, method="lasso", alpha_min=1e-3 * np.max(np.abs(X.T @ y)) / n)
+  lams = alphas[alphas > 0]
+  res = path.lasso_path(X, y, lambdas=lams, solver="homotopy")
+  assert res.converged.all() and (res.coefs[-1] != 0).sum() > 150
+  np.testing.assert_allclose(res.coefs, coefs[:, :lams.size].T, rtol=0,
+                             atol=1e-9 * np.max(np.abs(coefs)))
+  _assert_lasso_kkt(X, y, res, 1e-10)
+  auto = path.lasso_path(X, y, lambdas=lams, tol=1e-8)
+  np.testing.assert_array_equal(auto.coefs, res.coefs)
 
 
 def test_homotopy_default_path_is_exact_and_its_gaps_certified(correlated, diabetes):
