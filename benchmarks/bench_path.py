@@ -401,6 +401,34 @@ def homotopy_crossover():
           f"{best['cd']:.1f} ms: cd / homotopy {best['cd'] / best['homotopy']:.2f}", flush=True)
 
 
+def homotopy_crossover_tight():
+  """The lasso path at tol 1e-10 (float64) by the homotopy against FISTA on its working
+  sets, beside sklearn's exact `lars_path` (wall ms, the best of 3 interleaved repeats
+  after a warm-up), as n grows on random designs like the synthetic problem's (X ~ N(0, 1),
+  20 true coefficients, d = 2000): where `wdjax.path`'s HOMOTOPY_MAX_N_TIGHT comes from."""
+  from sklearn.linear_model import lars_path
+  from wdjax import path
+  for n in (200, 350, 500, 800, 1200):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2000))
+    w = np.zeros(2000)
+    w[rng.choice(2000, 20, replace=False)] = 2 * rng.normal(size=20)
+    y = X @ w + 0.5 * rng.normal(size=n)
+    y = y - y.mean()
+    lam_min = 1e-3 * np.max(np.abs(X.T @ y)) / n
+    configs = {solver: (lambda solver=solver: path.lasso_path(X, y, solver=solver,
+                                                              dtype="float64", tol=1e-10))
+               for solver in ("homotopy", "fista")}
+    configs["lars"] = lambda: lars_path(X, y, method="lasso", alpha_min=lam_min,
+                                        max_iter=100_000)
+    for fn in configs.values():
+      fn()   # compilation
+    best = {k: v[1] * 1e3 for k, v in time_interleaved(configs, 3).items()}   # (wall)
+    print(f"  n = {n}, d = 2000, tol 1e-10: homotopy {best['homotopy']:.0f} ms, fista "
+          f"{best['fista']:.0f} ms, sklearn lars_path {best['lars']:.0f} ms: fista / homotopy "
+          f"{best['fista'] / best['homotopy']:.2f}", flush=True)
+
+
 def equal_error_table(result, clock="seconds"):
   """Markdown: per target error, each solver's fastest setting by `clock` ("seconds", the
   CPU time of the process, or "wall_seconds")."""
@@ -458,9 +486,14 @@ def main():
                   "(a user's opt-in; the default run measures wdjax without it)")
   ap.add_argument("--crossover", action="store_true",
                   help="only time the homotopy against CD as n grows (HOMOTOPY_MAX_N)")
+  ap.add_argument("--crossover-tight", action="store_true",
+                  help="only time the homotopy against FISTA at tol 1e-10 as n grows "
+                  "(HOMOTOPY_MAX_N_TIGHT)")
   args = ap.parse_args()
   if args.crossover:
     return homotopy_crossover()
+  if args.crossover_tight:
+    return homotopy_crossover_tight()
   if args.one_core:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
   if args.loop_kernels:   # (before JAX starts its backend; the fresh-process runs inherit it)

@@ -487,7 +487,8 @@ def test_cd_non_convergence_is_reported(wide):
 
 def test_auto_solver_routing(wide, diabetes, monkeypatch):
   # the lasso's exact path (homotopy) when n <= 128 and d > 64 with FISTA's options at their
-  # defaults; else CD for wide lasso/enet at tol >= 5e-5; FISTA otherwise. Checked by which
+  # defaults (below tol 5e-5 also for n <= 800 < d); else CD for wide lasso/enet at
+  # tol >= 5e-5; FISTA otherwise. Checked by which
   # kernel runs (each replaced by a recorder: nothing is compiled)
   import wdjax.path as wp
   calls = []
@@ -516,6 +517,7 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
                            (Xw[:500, :600], dict(tol=1e-5), "homotopy"),
                            (Xw[:500, :600], dict(tol=1e-4), "cd"),
                            (Xw[:500, :500], dict(tol=1e-5), "fista"),
+                           (np.vstack([Xw, Xw[:300]])[:, :1000], dict(tol=1e-5), "homotopy"),
                            (np.vstack([Xw, Xw[:301]])[:, :1000], dict(tol=1e-5), "fista")]:
     calls.clear()
     ys = np.resize(yw, Xs.shape[0])
@@ -527,7 +529,8 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
                            (X[:199], dict(tol=1e-10), "active_set"), (X[:201], dict(), "cd"),
                            (X[:200], dict(), "cd"),   # (n < d only)
                            (X[:100], dict(polish=False), "fista"),
-                           (X[:100], dict(l1_ratio=1.0), "homotopy")]:
+                           (X[:100], dict(l1_ratio=1.0), "homotopy"),
+                           (Xw[:500, :600], dict(l1_ratio=1.0, tol=1e-6), "homotopy")]:
     calls.clear()
     kwargs.setdefault("l1_ratio", 0.5)
     path.enet_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)

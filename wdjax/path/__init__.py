@@ -139,7 +139,10 @@ HOMOTOPY_MAX_N = 128
 # ... and, below CD's tolerances (where FISTA is the alternative), for a wide X (n < d)
 # with at most this many samples: exact, and faster than FISTA on the working sets. Time
 # at tol 1e-10, d = 2000, random X (2-core AMD EPYC, run Q, warm): n = 200, 33 against 96
-# ms; 350, 77 / 163; 500, 151 / 198; 800, 349 / 413; 1200, 1234 / 510
+# ms; 350, 77 / 163; 500, 151 / 198; 800, 349 / 413; 1200, 1234 / 510 (`bench_path.py
+# --crossover-tight`). Cold, it compiles once per (n, d, grid size), two loops from
+# min(n, d) = 256 (~1.5-2 s): 2.25 s for the first 500 x 2000 path at tol 1e-10 against
+# FISTA's 10.9 s (one kernel per working-set size)
 HOMOTOPY_MAX_N_TIGHT = 800
 # a cap on the homotopy's steps, per min(n, d) (171 for 100 on the correlated benchmark
 # problem, 12 for 10 on diabetes); past it the path falls back as above
@@ -336,8 +339,8 @@ def _homotopy(X, y, *, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
                     fit_intercept, xm, ym,
                     limit=f"{HOMOTOPY_MAX_STEPS_PER_K}·min(n, d) + 64 homotopy steps, or with "
                     "its optimality conditions off by more than 1e-9·λ_max",
-                    advice="Collinear features or a degenerate path: solver='cd' (or 'auto', "
-                    "which falls back to it) solves it another way.")
+                    advice="Collinear features or a degenerate path: solver='cd' or 'fista' "
+                    "(or 'auto', which falls back to one of them) solves it another way.")
 
 
 def _active_set(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, warn):
@@ -456,8 +459,8 @@ _PATH_ARGS = """
       compiled program: fastest at loose tolerances, and about 1 s to compile), "fista"
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
-      method="warm": "homotopy" for the lasso with at most 128 samples and more than 64
-      features, "active_set" for the elastic net with at most 200 (and n < d), both with
+      method="warm": "homotopy" for the lasso with more than 64 features and at most
+      128 samples, or below tol 5e-5 at most 800 and fewer than features, "active_set" for the elastic net with at most 200 (and n < d), both with
       screening/polish at their defaults and falling back to the next choice if a
       λ is not certified; "cd"
       with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the

@@ -18,47 +18,52 @@ the smallest Δ > 0 at which
 The coefficients at each λ of the grid are read off the segment that contains it, so the
 whole grid costs as many steps as the path has breakpoints, whatever the tolerance: on
 the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each two products
-with X (c = Xᵀr/n and a) and O(|A|²) to keep Q_AA⁻¹ current (a rank-one update when a
-feature enters, the Schur complement of its slot when one leaves). That is why it is the
-solver for few samples and many features (the number of breakpoints grows with
-min(n, d), and |A| <= min(n, d)): the path of a p ≫ n problem in ~n·(1-2) steps, exact
-to rounding. (With few features and many samples, FISTA on the d x d Gram matrix is
-faster: each step here passes over all of X.)
+with X (c = Xᵀr/n and a) and O(K²) for the K slots of Q_AA⁻¹ (below) to keep it current
+(a rank-one update when a feature enters, the Schur complement of its slot when one
+leaves). That is why it is the solver for few samples and many features (the number of
+breakpoints grows with min(n, d), and |A| <= min(n, d)): the path of a p ≫ n problem in
+~n·(1-2) steps, exact to rounding. (With few features and many samples, FISTA on the
+d x d Gram matrix is faster: each step here passes over all of X.)
 Features that tie (enter or leave at the same λ) are taken one step each, at Δ = 0.
 
 Numerics: Q_AA⁻¹ is kept by updates (no refactorization), and every step corrects w_A and
 δ with one Newton step against the exact conditions, so rounding does not drift along the
-path: w_A += Q_AA⁻¹(c_A − λs_A) first, with c_A the previous step's fresh correlations
-moved along its segment (c − Δ·a, which is how they move; on A, c_A − Δ·s_A), then
-δ += Q_AA⁻¹(s_A − Q_AAδ) from this step's fresh product a = XᵀX_Aδ/n (Q_AAδ = a_A, a
-gather: no k x k product for either). Features enter as in LARS. A feature whose column is (numerically) in the
-span of the active ones cannot enter (its Schur complement is <= 1e-10 of its squared
-norm ‖x_j‖²/n); it is set aside until the next exit. At every grid λ the duality gap and
-the optimality conditions (max_j |c_j| − λ, and the signs of w) are evaluated from the c,
-a, r and u of its segment, each a fresh product with X at the segment's start, moved
-linearly along it (exactly how they move); if one is off, `wdjax.path` with solver="auto" solves the path
-again with coordinate descent or FISTA, and with solver="homotopy" warns and marks those
-λ unconverged.
+path: w_A += Q_AA⁻¹(c_A − λs_A), with c_A the previous step's fresh correlations moved
+along its segment (c − Δ·a, which is how they move; on A, c_A − Δ·s_A: no product with
+X_A for it), and δ += Q_AA⁻¹(s_A − Q_AAδ) with Q_AAδ = X_Aᵀ(X_Aδ)/n; r, c, u and a are
+then fresh products from the corrected w_A and δ. A feature whose column is
+(numerically) in the span of the active ones cannot enter (its Schur complement is
+<= 1e-10 of its squared norm ‖x_j‖²/n); it is set aside until the next exit. At every
+grid λ the duality gap and the optimality conditions (max_j |c_j| − λ, and the signs of
+w) are evaluated from the c, a, r and u of its segment, each a fresh product with X at
+the segment's start, moved linearly along it (exactly how they move); if one is off,
+`wdjax.path` with solver="auto" solves the path again by the solver it would otherwise
+pick (coordinate descent or FISTA), and with solver="homotopy" warns and marks those λ
+unconverged.
 
-Slots: Q_AA⁻¹ and X_A are (k, k) and (k, n) arrays of slots, k = min(n, d), and each step
-costs their size, not |A|'s. From k = 256 the loop runs in two stages (`_stages`), k/2
-slots until they are full, then k: on 500 x 2000 (607 steps, |A| below 250 for 45% of
-them) 1.2-1.3x faster, for a second compiled loop (~1 s). X_A's row and Q_AA⁻¹'s rank-one
-update of an event are applied at the start of the next step (read-only until then): as
-the last writes of a step they made XLA copy X_A twice a step (with the products the
-corrections no longer need, 268 -> ~225 ms on 500 x 2000 on one core, run Q).
+Slots: Q_AA⁻¹ and X_A are (K, K) and (K, n) arrays of slots, and a step costs their size,
+not |A|'s. K = k = min(n, d), except that from k = 256 the loop runs in two stages
+(`_stages`): K = k/2 slots until they are full, then k (on 500 x 2000, 607 steps, |A| is
+below 250 for 45% of them), at the price of a second compiled loop (~1 s). X_A's row and
+Q_AA⁻¹'s rank-one update of an event are applied at the start of the next step
+(read-only until then): as the last writes of a step that had read X_A, they made XLA
+copy X_A twice a step. Timings in benchmarks/README.md, run Q.
 
-Cost on a CPU (the 100 x 2000 correlated problem, 171 steps, 2-core Xeon): ~16 ms on one
-core, ~21 ms on two (XLA's executor hands a step's independent small products to the
-second thread, which costs more than it saves). Per step, the two products with X take
-~45 µs and the rest is the overhead of ~50 small kernels, which the loop compiled as one
-kernel does not pay: ~14 ms with `wdjax.path.use_loop_kernels()` (an opt-in, process-wide
-XLA option; `loop_kernels.py`). Measured and dropped: the
-k x k and k x n products as fused multiply-and-sums (1.5x slower), w_A and δ corrected
-side by side with (2, k) products (1.1x slower; XLA:CPU's products with a second dimension
-of 2 are slow, and Xᵀ[r, u] took 1.9x two products), c carried from step to step and
-taken afresh from X only at grid λ (no faster), `argmin` as a min and an integer max
-(no faster), a `lax.cond` or `lax.switch` per event (~20 µs a step of state copies).
+Cost on a CPU (the 100 x 2000 correlated problem, 171 steps, 2-core Xeon, before run Q's
+changes): ~16 ms on one core, ~21 ms on two (XLA's executor hands a step's independent
+small products to the second thread, which costs more than it saves). Per step, the two
+products with X take ~45 µs and the rest is the overhead of ~50 small kernels, which the
+loop compiled as one kernel does not pay: ~14 ms with `wdjax.path.use_loop_kernels()` (an
+opt-in, process-wide XLA option; `loop_kernels.py`). Measured and dropped: the k x k and
+k x n products as fused multiply-and-sums (1.5x slower), w_A and δ corrected side by
+side with (2, k) products (1.1x slower; XLA:CPU's products with a second dimension of 2
+are slow, and Xᵀ[r, u] took 1.9x two products), all of c (not only c_A) carried from
+step to step and taken afresh from X only at grid λ (no faster on 100 x 2000), Q_AAδ read
+off the uncorrected a = XᵀX_Aδ/n (one product fewer, but a, the breakpoints and the
+certificates then carry δ's first-order error), the grid λ recorded before w_A's
+correction (the random 30 x 30 paths of the tests failed their conditions near
+1e-6·λ_max), `argmin` as a min and an integer max (no faster), a `lax.cond` or
+`lax.switch` per event (~20 µs a step of state copies).
 """
 
 from __future__ import annotations
@@ -164,18 +169,18 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     occupied = feat < d
     fresh = slots == st["fresh"]   # the slot of a feature that entered at the last step
     # Newton corrections against the exact conditions on A (see the module docstring): w_A
-    # from the correlations predicted for this λ, δ from this step's a_A = Q_AAδ
+    # from the correlations predicted for this λ, δ from Q_AAδ = X_Aᵀu/n; then c and a are
+    # fresh products from the corrected w_A and δ
     wa = st["wa"] + M @ jnp.where(occupied, st["cA"] - lam * sgn, 0)
     r = y - wa @ XA
-    c = Xt @ r / nf
     da = M @ sgn
     u = da @ XA                                     # X_A·δ
-    # (two products: XLA:CPU's Xᵀ[r, u] with a (n, 2) right side took 1.9x their time)
-    a = Xt @ u / nf
-    fa = jnp.minimum(feat, d - 1)
-    dd = M @ jnp.where(occupied, sgn - a[fa], 0)
+    dd = M @ jnp.where(occupied, sgn - XA @ u / nf, 0)
     da = da + dd
     u = u + dd @ XA
+    # (two products: XLA:CPU's Xᵀ[r, u] with a (n, 2) right side took 1.9x their time)
+    c, a = Xt @ r / nf, Xt @ u / nf
+    fa = jnp.minimum(feat, d - 1)
 
     # the next breakpoint: a feature entering ...
     up, down = 1 - a, 1 + a
@@ -232,6 +237,8 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     outside = outside.at[j].set(jnp.where(enter | collinear, False, outside[j] | leave))
     aside = jnp.where(leave, False, st["aside"]).at[j].set(collinear | (st["aside"][j] & ~leave))
     feat_next = feat.at[s].set(jnp.where(enter, j, jnp.where(leave, d, feat[s])))
+    # the correlations each slot will have at λ − Δ, for the next step's correction (on A,
+    # a_A = s_A; the entering feature's from its own a_j; free slots' are never read)
     c_next = jnp.where(occupied & (slots != s), c[fa] - delta * sgn,
                        (c - delta * a)[jnp.minimum(feat_next, d - 1)])
     return {"lam": lam_next, "M": M, "update": update, "XA": XA, "cA": c_next,
