@@ -138,9 +138,9 @@ CD_ACTIVE_EPOCHS_REFINING = 3
 HOMOTOPY_MAX_N = 128
 # ... and, below CD's tolerances (where FISTA is the alternative), for a wide X (n < d)
 # with at most this many samples: exact, and faster than FISTA on the working sets. Time
-# at tol 1e-10, d = 2000, random X (2-core AMD EPYC, run Q, warm): n = 200, 33 against 96
-# ms; 350, 77 / 163; 500, 151 / 198; 800, 349 / 413; 1200, 1234 / 510 (`bench_path.py
-# --crossover-tight`). Cold, it compiles once per (n, d, grid size), two loops from
+# at tol 1e-10, d = 2000, random X (2-core AMD EPYC, run Q, warm, `bench_path.py
+# --crossover-tight`): n = 200, 40 against 113 ms; 350, 95 / 168; 500, 217 / 257; 800,
+# 402 / 407; 1200, 1150 / 547. Cold, it compiles once per (n, d, grid size), two loops from
 # min(n, d) = 256 (~1.5-2 s): 2.25 s for the first 500 x 2000 path at tol 1e-10 against
 # FISTA's 10.9 s (one kernel per working-set size)
 HOMOTOPY_MAX_N_TIGHT = 800

@@ -57,7 +57,8 @@ loop compiled as one kernel does not pay: ~14 ms with `wdjax.path.use_loop_kerne
 opt-in, process-wide XLA option; `loop_kernels.py`). Measured and dropped: the k x k and
 k x n products as fused multiply-and-sums (1.5x slower), w_A and δ corrected side by
 side with (2, k) products (1.1x slower; XLA:CPU's products with a second dimension of 2
-are slow, and Xᵀ[r, u] took 1.9x two products), all of c (not only c_A) carried from
+are slow, and Xᵀ[r, u] took 1.9x two products; c and a as one (2, n) x (n, d) product:
+55 against 96 µs alone at 500 x 2000, but the path 1.3-1.5x slower), all of c (not only c_A) carried from
 step to step and taken afresh from X only at grid λ (no faster on 100 x 2000), Q_AAδ read
 off the uncorrected a = XᵀX_Aδ/n (one product fewer, but a, the breakpoints and the
 certificates then carry δ's first-order error), the grid λ recorded before w_A's
