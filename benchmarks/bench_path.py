@@ -91,13 +91,17 @@ def load(name):
   elif name == "correlated":
     X, y = correlated_design(100, 2000)
   else:
-    rng = np.random.default_rng(0)
-    n, d, k = 500, 2000, 20
-    X = rng.normal(size=(n, d))
-    w = np.zeros(d)
-    w[rng.choice(d, k, replace=False)] = 2 * rng.normal(size=k)
-    y = X @ w + 0.5 * rng.normal(size=n)
+    X, y = synthetic_design(500, 2000)
   return np.asfortranarray(X), y - y.mean()
+
+
+def synthetic_design(n, d, k=20, seed=0):
+  """X ~ N(0, 1) (n, d), k random true coefficients ~ N(0, 4), y with noise sd 0.5."""
+  rng = np.random.default_rng(seed)
+  X = rng.normal(size=(n, d))
+  w = np.zeros(d)
+  w[rng.choice(d, k, replace=False)] = 2 * rng.normal(size=k)
+  return X, X @ w + 0.5 * rng.normal(size=n)
 
 
 def _clock():
@@ -409,13 +413,9 @@ def homotopy_crossover_tight():
   from sklearn.linear_model import lars_path
   from wdjax import path
   for n in (200, 350, 500, 800, 1200):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n, 2000))
-    w = np.zeros(2000)
-    w[rng.choice(2000, 20, replace=False)] = 2 * rng.normal(size=20)
-    y = X @ w + 0.5 * rng.normal(size=n)
+    X, y = synthetic_design(n, 2000)
     y = y - y.mean()
-    lam_min = 1e-3 * np.max(np.abs(X.T @ y)) / n
+    lam_min = 1e-3 * path.lambda_max(X, y)   # (the end of lasso_path's default grid)
     configs = {solver: (lambda solver=solver: path.lasso_path(X, y, solver=solver,
                                                               dtype="float64", tol=1e-10))
                for solver in ("homotopy", "fista")}

@@ -21,8 +21,7 @@ Four solvers (`solver=`):
   lasso with method="warm", a wide X (more than 64 features), at most 128 samples
   (`HOMOTOPY_MAX_N`; below tol 5e-5, where FISTA is the alternative, up to 800 samples
   fewer than features, `HOMOTOPY_MAX_N_TIGHT`) and screening/polish at their defaults.
-  Every grid λ is certified
-  from products with X: its gap in [−1e-12, tol]·‖y‖²/n and, whatever tol, its
+  Every grid λ is certified from products with X: its gap in [−1e-12, tol]·‖y‖²/n and, whatever tol, its
   optimality conditions to 1e-9·λ_max; if one is not (collinear columns, a degenerate
   path, the step cap) "auto" solves the path again by the solver it would otherwise pick,
   and solver="homotopy" warns and marks it unconverged. `use_loop_kernels()` (an opt-in,
@@ -220,15 +219,14 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     # the exact solvers for few samples and many features (the lasso's homotopy, the
     # elastic net's active set); a λ either cannot certify sends the path to `solver`
     n_samples = np.shape(X)[0]
+    fewer_samples = n_samples < np.shape(X)[1]
     exact = None
     if method == "warm" and on_cpu and not fista_options and wide:
       if ((kind == "l1" or (kind == "elastic_net" and l1_ratio == 1.0))
           and (n_samples <= HOMOTOPY_MAX_N
-               or (not loose and n_samples <= HOMOTOPY_MAX_N_TIGHT
-                   and n_samples < np.shape(X)[1]))):
+               or (not loose and n_samples <= HOMOTOPY_MAX_N_TIGHT and fewer_samples))):
         exact = "homotopy"
-      elif (kind == "elastic_net" and n_samples <= ACTIVE_SET_MAX_N
-            and n_samples < np.shape(X)[1]):
+      elif kind == "elastic_net" and n_samples <= ACTIVE_SET_MAX_N and fewer_samples:
         exact = "active_set"
     if exact is not None:
       res = _exact(exact, X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas,
@@ -460,9 +458,9 @@ _PATH_ARGS = """
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
       method="warm": "homotopy" for the lasso with more than 64 features and at most
-      128 samples, or below tol 5e-5 at most 800 and fewer than features, "active_set" for the elastic net with at most 200 (and n < d), both with
-      screening/polish at their defaults and falling back to the next choice if a
-      λ is not certified; "cd"
+      128 samples, or below tol 5e-5 at most 800 and fewer than features, "active_set"
+      for the elastic net with at most 200 (and n < d), both with screening/polish at
+      their defaults and falling back to the next choice if a λ is not certified; "cd"
       with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the
       group lasso at every tol while padding every group to the widest at most doubles X;
       else "fista").

@@ -58,10 +58,11 @@ opt-in, process-wide XLA option; `loop_kernels.py`). Measured and dropped: the k
 k x n products as fused multiply-and-sums (1.5x slower), w_A and δ corrected side by
 side with (2, k) products (1.1x slower; XLA:CPU's products with a second dimension of 2
 are slow, and Xᵀ[r, u] took 1.9x two products; c and a as one (2, n) x (n, d) product:
-55 against 96 µs alone at 500 x 2000, but the path 1.3-1.5x slower), all of c (not only c_A) carried from
-step to step and taken afresh from X only at grid λ (no faster on 100 x 2000), Q_AAδ read
-off the uncorrected a = XᵀX_Aδ/n (one product fewer, but a, the breakpoints and the
-certificates then carry δ's first-order error), the grid λ recorded before w_A's
+55 against 96 µs alone at 500 x 2000, but the path 1.3-1.5x slower), all of c (not only
+c_A) carried from step to step and taken afresh from X only at grid λ (no faster on
+100 x 2000), Q_AAδ read off the uncorrected a = XᵀX_Aδ/n (one product fewer, but a, the
+breakpoints and the certificates then carry δ's first-order error), the grid λ recorded
+before w_A's
 correction (the random 30 x 30 paths of the tests failed their conditions near
 1e-6·λ_max), `argmin` as a min and an integer max (no faster), a `lax.cond` or
 `lax.switch` per event (~20 µs a step of state copies).
@@ -95,11 +96,12 @@ def _stages(k):
 def _grow(st, K, d):
   """The loop state with its slot arrays padded to K slots (empty: feature d, zeros)."""
   K0 = st["feat"].shape[0]
-  pad1 = lambda v, fill=0: jnp.concatenate([v, jnp.full((K - K0,) + v.shape[1:], fill, v.dtype)])
-  M = jnp.zeros((K, K), st["M"].dtype).at[:K0, :K0].set(st["M"])
-  up = dict(st["update"], col=pad1(st["update"]["col"]))
-  return dict(st, M=M, XA=pad1(st["XA"]), wa=pad1(st["wa"]), sgn=pad1(st["sgn"]),
-              cA=pad1(st["cA"]), feat=pad1(st["feat"], d), update=up,
+  rows = lambda v, fill=0: jnp.pad(v, [(0, K - K0)] + [(0, 0)] * (v.ndim - 1),
+                                   constant_values=fill)
+  return dict(st, M=jnp.pad(st["M"], (0, K - K0)), XA=rows(st["XA"]), wa=rows(st["wa"]),
+              sgn=rows(st["sgn"]), cA=rows(st["cA"]), feat=rows(st["feat"], d),
+              update=dict(st["update"], col=rows(st["update"]["col"])),
+              # (the "none" sentinel of the slot filled last is the slot count)
               fresh=jnp.where(st["fresh"] == K0, K, st["fresh"]).astype(jnp.int32))
 
 
@@ -239,7 +241,8 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     aside = jnp.where(leave, False, st["aside"]).at[j].set(collinear | (st["aside"][j] & ~leave))
     feat_next = feat.at[s].set(jnp.where(enter, j, jnp.where(leave, d, feat[s])))
     # the correlations each slot will have at λ − Δ, for the next step's correction (on A,
-    # a_A = s_A; the entering feature's from its own a_j; free slots' are never read)
+    # a_A = s_A; the entering feature's from its own a_j; free slots' are never read). (The
+    # same (c − Δ·a) gather for every slot measured ~5% slower on one core: not taken)
     c_next = jnp.where(occupied & (slots != s), c[fa] - delta * sgn,
                        (c - delta * a)[jnp.minimum(feat_next, d - 1)])
     return {"lam": lam_next, "M": M, "update": update, "XA": XA, "cA": c_next,
