@@ -49,14 +49,15 @@ try:
 except ImportError: print('no torch')
 assert jax.default_backend() == 'gpu', 'JAX sees no GPU: the figures below are CPU figures'"
 
-# The math and semantics tests, with JAX on the GPU (the suite's fast core); 4 workers
+# The math and semantics tests, with JAX on the GPU (the suite's fast core, and the fused
+# AdamW kernel compiled by Triton against optax's step); 4 workers
 # when pytest-xdist is there (each compiles its own functions).
 xdist=$("$py" -c "import xdist" 2>/dev/null && echo "-n 4")
 TAIL=8 step tests 120 "$py" -m pytest -q -x -p no:cacheprovider -p no:benchmark -m "not slow" $xdist \
   tests/test_penalties.py tests/test_prox.py tests/test_transforms.py tests/test_pinned.py \
   tests/test_variants.py tests/test_reference.py tests/test_constrained.py tests/test_sweep.py \
-  tests/test_train.py
-step bench_core 100 "$py" benchmarks/bench_core.py --quick --no-variants
+  tests/test_train.py tests/test_kernels.py
+step bench_core 160 "$py" benchmarks/bench_core.py --quick --no-variants
 step bench_sweep 160 "$py" benchmarks/bench_sweep.py --quick --repeats 3
 step bench_lm 70 "$py" benchmarks/bench_lm.py --quick
 step bench_track 45 "$py" benchmarks/bench_track.py --quick --rounds 2

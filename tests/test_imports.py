@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "wdjax.scaling": 1,
     "wdjax.optimizers": 5,
     "wdjax.path": 5,
+    "wdjax.kernels": 5,                 # fused steps over the presets (aliases)
     "wdjax.tune": 5,
     "wdjax.layers": 5,
     "wdjax.models": 6,

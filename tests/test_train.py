@@ -109,6 +109,24 @@ def test_running_train_loss_option():
   assert m["train_loss"].shape == (2,) and "train_loss" in m
 
 
+def test_unrolled_loops_give_the_same_run():
+  """unroll=True (straight-line epochs and steps, for GPUs) is the same computation; it
+  enters the fingerprint, so sweep checkpoints of the two are not mixed."""
+  ds = _tiny()
+  make = functools.partial(train.make_train_fn, models.for_dataset("linear", ds), ds,
+                           optimizer="sgd_coupled_l2", epochs=2, batch_size=len(ds.x_train) // 2)
+  hp = {"learning_rate": 0.1, "weight_decay": 0.01}
+  loops, flat = make(), make(unroll=True)
+  a, b = jax.jit(loops)(hp, jax.random.key(0)), jax.jit(flat)(hp, jax.random.key(0))
+  for k in a:
+    np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
+  assert loops.fingerprint != flat.fingerprint
+  assert make(unroll=1).fingerprint == loops.fingerprint
+  for bad in (0, 1.5, "yes"):
+    with pytest.raises(ValueError, match="unroll"):
+      make(unroll=bad)
+
+
 def test_fixed_module_vs_factory_init():
   ds = _tiny()
   hp = {"learning_rate": 0.01, "weight_decay": 0.1}

@@ -75,7 +75,7 @@ from wdjax.variants import corrected
 __version__ = "0.1.0"
 
 # Submodules with heavy dependencies (flax, scikit-learn, matplotlib), loaded on first use.
-_LAZY = ("config", "data", "dynamics_plots", "experiments", "models", "path", "plots",
+_LAZY = ("config", "data", "dynamics_plots", "experiments", "kernels", "models", "path", "plots",
          "report", "runner", "sweep", "tracking", "train", "tune")
 
 
@@ -106,6 +106,7 @@ __all__ = (
     "cpr",
     "data",
     "decoupled",
+    "kernels",
     "lion",
     "masks",
     "models",

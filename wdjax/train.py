@@ -203,7 +203,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
                   report_mask: masks.Mask | None = masks.weights_only,
                   return_params: bool = False, eval_train: bool = True, shuffle: bool = True,
                   track: Sequence[str] | None = None, track_every: int | None = None,
-                  mask: Any = _UNSET) -> TrainFn:
+                  unroll: int | bool = 1, mask: Any = _UNSET) -> TrainFn:
   """Builds the pure training function `train_fn(hparams, key) -> metrics`.
 
   Each epoch shuffles the training set with a key drawn from `key`, takes
@@ -236,6 +236,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       (at its last step), is recorded outside the step loop and costs ~5% of the digits
       MLP sweep with the default set; any other interval puts a branch in the loop and
       costs ~15-20% whatever is recorded (benchmarks/bench_track.py).
+    unroll: `lax.scan`'s `unroll` for the epoch loop and the minibatch loop (1: loops;
+      True: straight-line code, compile time growing with the steps). Meant for GPUs,
+      where a loop trip of a tiny model is a few kernel launches plus XLA's loop-condition
+      check (not yet timed there: benchmarks/README.md, "GPU"); on a CPU the D2L sweep
+      measured slower unrolled (1.75 against 1.23 ms) and compiled 10x longer.
 
   Returns:
     A `TrainFn`, called as `train_fn(hparams, key, data=None)`: hparams is a dict
@@ -248,6 +253,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   Raises:
     ValueError: on bad arguments, and (when called) on unknown or missing hparams.
   """
+  unroll = 1 if unroll is False else unroll  # lax.scan reads False as 1
+  if not isinstance(unroll, (bool, int)) or (not isinstance(unroll, bool) and unroll < 1):
+    raise ValueError(f"unroll={unroll!r}: give a positive int (iterations per loop trip) "
+                     "or True (no loops).")
   if mask is not _UNSET:
     raise TypeError("make_train_fn(mask=) was split in two: the leaves the optimizer "
                     "regularizes are its own option (optimizer=wdjax.optimizers.get(name, "
@@ -345,14 +354,15 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       if per_epoch:
         # Recorded at the epoch's last step, taken outside the scan: no branch in the loop
         # (a lax.cond per step costs ~15% of a small MLP sweep on CPU, whatever it records).
-        carry, losses = jax.lax.scan(step, carry, jax.tree.map(lambda b: b[:-1], batches))
+        carry, losses = jax.lax.scan(step, carry, jax.tree.map(lambda b: b[:-1], batches),
+                                     unroll=unroll)
         params = carry[0]
         new, opt_state, updates, last = sgd_step(params, carry[1],
                                                  jax.tree.map(lambda b: b[-1], batches))
         out["_track"] = tracker.record(params, updates, params0, lam)
         carry, losses = (new, opt_state), jnp.concatenate([losses, last[None]])
       else:
-        carry, losses = jax.lax.scan(step, carry, batches)
+        carry, losses = jax.lax.scan(step, carry, batches, unroll=unroll)
         if tracker is not None:
           losses, out["_track"] = losses
       out.update(evaluate(carry[0], splits))
@@ -362,7 +372,8 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
 
     init = (params, opt_state) if tracker is None or per_epoch else (params, opt_state,
                                                                      jnp.int32(0))
-    carry, metrics = jax.lax.scan(epoch, init, jax.random.split(k_epochs, epochs))
+    carry, metrics = jax.lax.scan(epoch, init, jax.random.split(k_epochs, epochs),
+                                  unroll=unroll)
     params = carry[0]
     if tracker is not None:  # (epochs[, steps per epoch]) -> every `track_every`-th step
       for k, v in metrics.pop("_track").items():
@@ -379,6 +390,8 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       shuffle, return_params, metric_mask, dropout, shapes, dataset.task, dataset.num_classes,
       None if tracker is None else (tracker.quantities, tracker.every),
       jax.tree.map(lambda a: (a.shape, str(a.dtype)), default_data)))
+  if unroll is True or unroll != 1:  # unrolled loops may fuse and round differently
+    fingerprint += f"|unroll={unroll!r}"  # (appended: unroll=1 keeps older fingerprints)
   return TrainFn(fn=train_fn, data=default_data, hparam_names=accepted,
                  required_hparams=required, epochs=epochs, steps_per_epoch=nb,
                  fingerprint=fingerprint,

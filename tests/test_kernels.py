@@ -1,0 +1,158 @@
+"""`wdjax.kernels.fused_adamw`: the fused step is `wdjax.adamw`'s update + apply_updates.
+
+The reference is independent of the kernel: optax's own chain (`wdjax.adamw` is
+`optax.adam` + `wdjax.decoupled`) followed by `optax.apply_updates`, jitted. The Pallas
+kernel runs here in interpret mode (no GPU in CI); that it lowers to one Triton kernel per
+large float32 leaf is checked by lowering the step for CUDA on this CPU machine.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import wdjax
+from wdjax.kernels import fused_adamw
+
+# Leaf sizes: 1200 = 1 full block of 1024 + a partial one (the kernel's out-of-bounds
+# masking); 700 < MIN (the XLA path); "bias" (the default mask's exclusion, no decay).
+MIN, BLOCK = 1000, 1024
+
+
+def _tree(seed: int, scale: float = 1.0) -> dict:
+  rng = np.random.default_rng(seed)
+  return {"dense": {"kernel": jnp.asarray(scale * rng.standard_normal((40, 30)), jnp.float32),
+                    "bias": jnp.asarray(scale * rng.standard_normal(1200), jnp.float32)},
+          "small": jnp.asarray(scale * rng.standard_normal((7, 100)), jnp.float32)}
+
+
+def _reference(tx, params, grads, steps):
+  @jax.jit
+  def one(p, s, g):
+    u, s = tx.update(g, s, p)
+    return optax.apply_updates(p, u), s
+  p, s = params, tx.init(params)
+  for g in grads[:steps]:
+    p, s = one(p, s, g)
+  return p, s
+
+
+SCHED = optax.cosine_decay_schedule(1e-2, 50)
+CONFIGS = {
+    "scalar, default mask": dict(learning_rate=1e-2, weight_decay=0.1),
+    "schedule, scale_by schedule": dict(learning_rate=SCHED, weight_decay=0.3, mask=None,
+                                        scale_by="schedule", peak_learning_rate=1e-2),
+    "λ per group, eps_root": dict(learning_rate=3e-3, eps_root=1e-9, mask=None,
+                                  weight_decay=wdjax.per_group({"kernel": 0.2}, default=0.05)),
+}
+
+
+@pytest.mark.parametrize("kernel", ["pallas", "auto", "xla"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_fused_step_is_adamw_update_then_apply(config, kernel):
+  kw = CONFIGS[config]
+  params = _tree(0)
+  grads = [_tree(10 + t, scale=0.1) for t in range(3)]
+  opt = fused_adamw(**kw, kernel=kernel, min_kernel_size=MIN, block_size=BLOCK)
+  step = jax.jit(opt.step, donate_argnums=(0, 1))
+  p, s = jax.tree.map(jnp.copy, params), opt.init(params)
+  for g in grads:
+    p, s = step(p, s, g)
+  want_p, want_s = _reference(wdjax.adamw(**kw), params, grads, 3)
+  assert jax.tree.structure(s) == jax.tree.structure(want_s)  # states interchangeable
+  for got, want in zip(jax.tree.leaves((p, s)), jax.tree.leaves((want_p, want_s))):
+    if kernel == "pallas":
+      # the kernel's float32 expression, evaluated by the interpreter, against XLA's fused
+      # loops of the same operations: a few ulps (p ~ 1, m ~ 0.1, v ~ 0.01)
+      np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+    else:
+      np.testing.assert_array_equal(got, want)  # off a GPU, the same XLA program
+
+
+def test_fused_step_against_optax_adamw():
+  """mask=None is optax.adamw; the kernel's step equals its update + apply_updates."""
+  params, grads = _tree(1), [_tree(20 + t, scale=0.1) for t in range(2)]
+  opt = fused_adamw(1e-2, weight_decay=0.5, mask=None, kernel="pallas", min_kernel_size=MIN,
+                    block_size=BLOCK)
+  p, s = params, opt.init(params)
+  for g in grads:
+    p, s = jax.jit(opt.step)(p, s, g)
+  want, _ = _reference(optax.adamw(1e-2, weight_decay=0.5), params, grads, 2)
+  for got, w in zip(jax.tree.leaves(p), jax.tree.leaves(want)):
+    np.testing.assert_allclose(got, w, rtol=2e-6, atol=1e-7)
+
+
+def test_other_dtypes_take_the_xla_path_with_the_same_numbers():
+  params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), _tree(2))
+  grads = jax.tree.map(lambda a: a.astype(jnp.bfloat16), _tree(3, scale=0.1))
+  opt = fused_adamw(1e-2, weight_decay=0.1, kernel="pallas", min_kernel_size=MIN,
+                    block_size=BLOCK)
+  p, s = jax.jit(opt.step)(params, opt.init(params), grads)
+  want_p, want_s = _reference(wdjax.adamw(1e-2, weight_decay=0.1), params, [grads], 1)
+  for got, want in zip(jax.tree.leaves((p, s)), jax.tree.leaves((want_p, want_s))):
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_init_and_update_are_wdjax_adamw():
+  """A drop-in: init/update work in any Optax loop, as wdjax.adamw's."""
+  params, g = _tree(4), _tree(5, scale=0.1)
+  opt, tx = fused_adamw(1e-2, weight_decay=0.1), wdjax.adamw(1e-2, weight_decay=0.1)
+  u1, _ = opt.update(g, opt.init(params), params)
+  u2, _ = tx.update(g, tx.init(params), params)
+  for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_cuda_lowering_has_one_triton_kernel_per_large_float32_leaf():
+  """The "auto" step lowered for CUDA on this machine: Pallas' Triton lowering runs here
+  (the PTX is built on the GPU); the CPU lowering of the same step has no kernel."""
+  params, g = _tree(6), _tree(7, scale=0.1)
+  opt = fused_adamw(1e-2, weight_decay=0.1, min_kernel_size=MIN, block_size=BLOCK)
+  traced = jax.jit(opt.step, donate_argnums=(0, 1)).trace(params, opt.init(params), g)
+  cuda = traced.lower(lowering_platforms=("cuda",)).as_text()
+  assert cuda.count("xla.gpu.triton") == 2  # dense/kernel (1200) and dense/bias (1200)
+  assert "xla.gpu.triton" not in traced.lower(lowering_platforms=("cpu",)).as_text()
+
+
+def test_donated_buffers_are_updated_in_place():
+  """(params, state, grads) in, (params, state) out: donation pairs each buffer with its
+  own new value, so XLA needs no copy (grads first would pair params with m)."""
+  params, g = _tree(8), _tree(9, scale=0.1)
+  opt = fused_adamw(1e-2, weight_decay=0.1, kernel="xla")
+  hlo = jax.jit(opt.step, donate_argnums=(0, 1)).lower(params, opt.init(params), g)
+  assert " copy(" not in hlo.compile().as_text()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(kernel="triton"), "kernel='triton'"),
+    (dict(block_size=1000), "power of 2"),
+])
+def test_bad_options_are_named(kw, match):
+  with pytest.raises(ValueError, match=match):
+    fused_adamw(1e-2, **kw)
+
+
+def test_step_vmaps_over_weight_decay():
+  """A sweep over λ (the library's vmapped sweeps): one compiled step for every λ, each
+  run the same as stepping it alone; the kernel too (Pallas batches its grid)."""
+  params, g = _tree(11), _tree(12, scale=0.1)
+  lams = jnp.array([0.0, 0.1, 1.0])
+
+  def run(lam, kernel):
+    opt = fused_adamw(1e-2, weight_decay=lam, kernel=kernel, min_kernel_size=MIN,
+                      block_size=BLOCK)
+    p, s = params, opt.init(params)
+    for _ in range(2):
+      p, s = opt.step(p, s, g)
+    return p
+
+  for kernel in ("pallas", "auto"):
+    swept = jax.jit(jax.vmap(lambda lam: run(lam, kernel)))(lams)
+    for i, lam in enumerate(lams):
+      alone = jax.jit(lambda: run(lam, "xla"))()
+      for a, b in zip(jax.tree.leaves(swept), jax.tree.leaves(alone)):
+        np.testing.assert_allclose(a[i], b, rtol=2e-6, atol=1e-7)
