@@ -37,7 +37,9 @@ the wdjax cold time (first call, compilation included) is printed separately, an
 the first call of a fresh Python process (import, compilation and the solve; no
 persistent compilation cache), what a user calling `lasso_path` once in a notebook feels.
 Repeats are interleaved round-robin across solvers so that drifting machine load hits
-all alike. With JAX on a GPU the time column is wall time (the CPU time of a process
+all alike. On a GPU machine wdjax's warm rows run on the host CPU (`device="auto"`,
+the library's default) and rows "wdjax on the gpu (device='default')" time the default
+and a tight call left on the GPU. With JAX on a GPU the time column is wall time (the CPU time of a process
 waiting on the GPU measures its polling, not the solve).
 """
 
@@ -315,6 +317,17 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
       t = time.perf_counter()
       fn()  # compilation
       add(f"wdjax {solver} {dtype}", f"tol={tol:g}", fn,
+          f"(first call {time.perf_counter() - t:.1f} s)")
+  import jax
+  backend = jax.default_backend()
+  if backend != "cpu":
+    # wdjax.path runs a warm path on the host CPU by default (device="auto"); the same
+    # default call and a tight one left on the accelerator, for comparison
+    for dtype, tol in (("float32", 1e-4), ("float64", 1e-10)):
+      fn = lambda tol=tol, dtype=dtype: wd(tol=tol, dtype=dtype, device="default").coefs
+      t = time.perf_counter()
+      fn()  # compilation
+      add(f"wdjax on the {backend} (device='default') {dtype}", f"tol={tol:g}", fn,
           f"(first call {time.perf_counter() - t:.1f} s)")
   if penalty != "lasso":
     return _timed_rows(label, X, ref, t_ref, configs, labels, repeats, fresh={})

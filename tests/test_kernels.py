@@ -45,8 +45,17 @@ CONFIGS = {
     "scalar, default mask": dict(learning_rate=1e-2, weight_decay=0.1),
     "schedule, scale_by schedule": dict(learning_rate=SCHED, weight_decay=0.3, mask=None,
                                         scale_by="schedule", peak_learning_rate=1e-2),
+    "schedule, scale_by lr": dict(learning_rate=SCHED, weight_decay=0.3, mask=None),
+    "λ schedule, scale_by constant": dict(learning_rate=1e-2, scale_by="constant", mask=None,
+                                          weight_decay=optax.linear_schedule(1e-2, 1e-3, 3)),
     "λ per group, eps_root": dict(learning_rate=3e-3, eps_root=1e-9, mask=None,
                                   weight_decay=wdjax.per_group({"kernel": 0.2}, default=0.05)),
+    "β and ε as arrays": dict(learning_rate=1e-2, b1=jnp.array(0.8), b2=jnp.array(0.99),
+                              eps=jnp.array(1e-6), weight_decay=0.1),
+    # the XLA path for every leaf (the kernel has no Nesterov), or for the leaves whose m
+    # is not float32: the same numbers
+    "nesterov": dict(learning_rate=1e-2, weight_decay=0.1, nesterov=True),
+    "mu_dtype bfloat16": dict(learning_rate=1e-2, weight_decay=0.1, mu_dtype=jnp.bfloat16),
 }
 
 
@@ -130,6 +139,7 @@ def test_donated_buffers_are_updated_in_place():
 @pytest.mark.parametrize("kw, match", [
     (dict(kernel="triton"), "kernel='triton'"),
     (dict(block_size=1000), "power of 2"),
+    (dict(num_warps=6), "num_warps=6"),
 ])
 def test_bad_options_are_named(kw, match):
   with pytest.raises(ValueError, match=match):
@@ -156,3 +166,41 @@ def test_step_vmaps_over_weight_decay():
       alone = jax.jit(lambda: run(lam, "xla"))()
       for a, b in zip(jax.tree.leaves(swept), jax.tree.leaves(alone)):
         np.testing.assert_allclose(a[i], b, rtol=2e-6, atol=1e-7)
+
+
+def test_triton_kernel_masks_every_block_load_and_store(monkeypatch, capfd):
+  """Pallas' Triton lowering does not mask a partial last block by itself (an unmasked
+  block of 1024 over a leaf of 1200 would read and write 848 entries past its end): the
+  kernel's Triton IR, printed by pallas_call(debug=True), masks every block access."""
+  from jax.experimental import pallas as pl
+  from wdjax.kernels import adamw as ka
+  call = pl.pallas_call
+  monkeypatch.setattr(pl, "pallas_call", lambda *a, **k: call(*a, **dict(k, debug=True)))
+  h, x = jnp.zeros(ka._H_SIZE), jnp.ones(1200)
+  step = lambda *a: ka._fused_leaf(*a, interpret=False, block_size=1024, num_warps=4,
+                                   decay=True)
+  jax.jit(step).trace(h, x, x, x, x).lower(lowering_platforms=("cuda",))
+  ir = capfd.readouterr().out
+  blocks = [l for l in ir.splitlines() if ("tt.load" in l or "tt.store" in l) and "tensor<" in l]
+  # p, g, m, v read and p, m, v written (the IR may be printed more than once)
+  assert sum("tt.load" in l for l in blocks) >= 4 and sum("tt.store" in l for l in blocks) >= 3
+  for line in blocks:   # a load: pointer, mask, other; a store: pointer, value, mask
+    assert line.split(":")[0].split("tt.")[1].count("%") == 3, line
+
+
+def test_state_hands_over_between_update_and_step():
+  """Steps of `update` + `apply_updates` then fused steps (and back) = all of one kind."""
+  params, gs = _tree(13), [_tree(14 + t, scale=0.1) for t in range(4)]
+  opt = fused_adamw(1e-2, weight_decay=0.1, kernel="pallas", min_kernel_size=MIN,
+                    block_size=BLOCK)
+  tx = wdjax.adamw(1e-2, weight_decay=0.1)
+  p, s = params, tx.init(params)
+  for t, g in enumerate(gs):
+    if t in (1, 2):
+      p, s = jax.jit(opt.step)(p, s, g)
+    else:
+      u, s = jax.jit(tx.update)(g, s, p)
+      p = optax.apply_updates(p, u)
+  want_p, want_s = _reference(tx, params, gs, 4)
+  for a, b in zip(jax.tree.leaves((p, s)), jax.tree.leaves((want_p, want_s))):
+    np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)

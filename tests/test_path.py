@@ -550,11 +550,26 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     assert calls == []   # d = 10: the scanned FISTA solver, no working sets
   calls.clear()
   import jax
-  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # CD and homotopy: CPU solvers
-  path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64")
-  path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64")
-  path.enet_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64")
-  assert calls == ["fista", "fista", "fista"]
+  # an accelerator machine: CD, homotopy and active set are CPU solvers. device="auto" (the
+  # default) runs a warm path on the host CPU, so it routes as on a CPU, with its
+  # computations placed there; device="default" stays on the accelerator (FISTA)
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  for name in ("_cd", "_homotopy", "_active_set"):
+    solve = getattr(wp, name)
+    monkeypatch.setattr(wp, name, lambda *a, solve=solve, **k: (
+        calls.append(wp._platform()), solve(*a, **k))[1])
+  for device, want in (("auto", ["cpu", "cd", "cpu", "homotopy", "cpu", "active_set"]),
+                       ("default", ["fista", "fista", "fista"])):
+    calls.clear()
+    path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64", device=device)
+    path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64", device=device)
+    path.enet_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64", device=device)
+    assert calls == want, device
+  calls.clear()
+  path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64", method="vmap")
+  assert calls == []   # all λ at once: on the accelerator
+  with pytest.raises(ValueError, match="device must be one of"):
+    path.lasso_path(X, y, device="gpu")
 
 
 def test_cd_enet_gaps_are_certified(correlated):

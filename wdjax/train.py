@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 import re
 import uuid
 from typing import Any, Callable, Sequence
@@ -254,9 +255,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     ValueError: on bad arguments, and (when called) on unknown or missing hparams.
   """
   unroll = 1 if unroll is False else unroll  # lax.scan reads False as 1
-  if not isinstance(unroll, (bool, int)) or (not isinstance(unroll, bool) and unroll < 1):
+  if not isinstance(unroll, (bool, numbers.Integral)) or (
+      not isinstance(unroll, bool) and unroll < 1):
     raise ValueError(f"unroll={unroll!r}: give a positive int (iterations per loop trip) "
                      "or True (no loops).")
+  unroll = unroll if isinstance(unroll, bool) else int(unroll)   # (a NumPy integer too)
   if mask is not _UNSET:
     raise TypeError("make_train_fn(mask=) was split in two: the leaves the optimizer "
                     "regularizes are its own option (optimizer=wdjax.optimizers.get(name, "

@@ -158,9 +158,54 @@ ACTIVE_SET_MAX_N = 200
 ACTIVE_SET_MAX_STEPS_PER_LAMBDA = 20
 
 
-def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
-          fit_intercept=False, tol=PATH_TOL, max_iter=20_000, method="warm", solver="auto",
-          screening="auto", polish=True, dtype=None, check_every=10):
+DEVICES = ("auto", "cpu", "default")
+
+
+def _host_device(method: str, device: str) -> Any:
+  """The CPU device a path runs on, or None for JAX's default device.
+
+  "auto": a sequential path (method="warm") runs on the host CPU when JAX's default
+  device is an accelerator. Its solvers are chains of small dependent steps (coordinate
+  updates, breakpoints, working sets), which a GPU launches one kernel at a time: on one
+  H200 the default call on 500 x 2000 took 396 ms warm and 25 s cold (FISTA, the CPU-only
+  solvers being off there), against 25-46 ms and 1.3-1.9 s on a 2-core CPU
+  (benchmarks/README.md). The results are NumPy arrays either way.
+  """
+  if device not in DEVICES:
+    raise ValueError(f"device must be one of {DEVICES} ('auto': the host CPU for "
+                     f"method='warm' on an accelerator machine), got {device!r}.")
+  want_cpu = device == "cpu" or (device == "auto" and method == "warm")
+  if not want_cpu or _platform() == "cpu":
+    return None
+  try:
+    return jax.devices("cpu")[0]
+  except RuntimeError:   # JAX_PLATFORMS without "cpu": stay where JAX computes
+    if device == "cpu":
+      raise ValueError("device='cpu' but JAX has no CPU backend (JAX_PLATFORMS excludes "
+                       "it); add 'cpu' to JAX_PLATFORMS or pass device='default'.") from None
+    return None
+
+
+def _platform() -> str:
+  """The platform new computations run on: a `jax.default_device` in force, else JAX's
+  default backend."""
+  dev = getattr(jax.config, "jax_default_device", None)
+  if dev is None:
+    return jax.default_backend()
+  return dev if isinstance(dev, str) else dev.platform
+
+
+def _path(X, y, *, device="auto", **kwargs):
+  host = _host_device(kwargs.get("method", "warm"), device)
+  if host is None:
+    return _path_here(X, y, **kwargs)
+  with jax.default_device(host):   # (NumPy inputs: arrays committed to a GPU would stay)
+    return _path_here(np.asarray(X), np.asarray(y), **kwargs)
+
+
+def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
+               fit_intercept=False, tol=PATH_TOL, max_iter=20_000, method="warm",
+               solver="auto", screening="auto", polish=True, dtype=None, check_every=10):
   if method not in ("warm", "vmap"):
     raise ValueError(f"method must be 'warm' (sequential, warm-started) or 'vmap' (all λ at "
                      f"once), got {method!r}.")
@@ -203,7 +248,7 @@ def _path(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100,
     fista_options = kind != "group_lasso" and (screening != "auto" or polish is not True)
     # on an accelerator every step of CD's scalar loop is a kernel launch (µs each), while
     # FISTA's steps are matrix products: CD is a CPU solver
-    on_cpu = jax.default_backend() == "cpu"
+    on_cpu = _platform() == "cpu"
     # (the group lasso: block CD at every tol, FISTA has no working sets for it and was
     # 14-38x slower at 1e-4 and 3-26x at 1e-8 on the benchmark problems, run K)
     loose = tol >= _CD_MIN_TOL or kind == "group_lasso"
@@ -474,6 +519,10 @@ _PATH_ARGS = """
     dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled. The
       CD solver keeps X in this dtype and its residual, coefficients and gaps in float64;
       the homotopy and the active-set solver run in float64 whatever it says.
+    device: "auto" (default: method="warm" runs on the host CPU when JAX's default device
+      is a GPU or TPU, where its chain of small steps is slower and compiles longer;
+      method="vmap" on JAX's default device), "cpu", or "default" (JAX's default device,
+      and solver="auto" then picks as on that device: FISTA on an accelerator).
 
   Returns:
     A `PathResult(lambdas, coefs, intercepts, gaps, n_iter, converged)` of NumPy arrays.
