@@ -149,15 +149,7 @@ def jax_case(name: str, group: str, passes: int, tx: optax.GradientTransformatio
     return (post(p) if post is not None else p), s
 
   fn = jax.jit(update, donate_argnums=(0, 1) if donate else ())
-  carry = [jax.tree.map(jnp.array, params), None]
-  carry[1] = tx.init(carry[0])
-
-  def step():
-    carry[0], carry[1] = fn(carry[0], carry[1], grads)
-    jax.block_until_ready(carry[0])
-
-  step()  # compile
-  return Case(name, group, passes, step, note)
+  return _stepping_case(name, group, passes, fn, tx.init, grads, params, note)
 
 
 def fused_case(name: str, group: str, passes: int, opt: Any, grads: Any, params: Any,
@@ -165,8 +157,14 @@ def fused_case(name: str, group: str, passes: int, opt: Any, grads: Any, params:
   """`opt.step` of a `wdjax.kernels.fused_adamw` (update and parameters in one kernel on a
   GPU; the same XLA loops as `jax_case` elsewhere), jitted, params and state donated."""
   fn = jax.jit(opt.step, donate_argnums=(0, 1))
+  return _stepping_case(name, group, passes, fn, opt.init, grads, params, note)
+
+
+def _stepping_case(name: str, group: str, passes: int, fn: Callable, init: Callable,
+                   grads: Any, params: Any, note: str) -> Case:
+  """A Case whose step is `params, state = fn(params, state, grads)` on its own copy."""
   carry = [jax.tree.map(jnp.array, params), None]
-  carry[1] = opt.init(carry[0])
+  carry[1] = init(carry[0])
 
   def step():
     carry[0], carry[1] = fn(carry[0], carry[1], grads)
