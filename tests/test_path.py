@@ -737,6 +737,25 @@ def test_homotopy_slot_stages_match_sklearn_lars():
   np.testing.assert_array_equal(auto.coefs, res.coefs)
 
 
+def test_homotopy_carries_correlations_between_sparse_grid_lambdas():
+  # With a grid λ every 25 breakpoints, 24 of 25 steps carry c = Xᵀr/n along the path
+  # (c − Δ·a) instead of taking it afresh from X, and correct w_A only after a fresh one:
+  # the coefficients are still sklearn's LARS at those λ and the conditions hold to
+  # 1e-10·λ_max (300 x 450: ~600 breakpoints, through the slot stages)
+  from sklearn.linear_model import lars_path
+  rng = np.random.default_rng(4)
+  n, d = 300, 450
+  X = rng.normal(size=(n, d))
+  y = X[:, :40] @ rng.normal(size=40) + rng.normal(size=n)
+  alphas, _, coefs = lars_path(X, y, method="lasso", alpha_min=1e-3 * np.max(np.abs(X.T @ y)) / n)
+  keep = np.flatnonzero(alphas > 0)[::25]
+  res = path.lasso_path(X, y, lambdas=alphas[keep], solver="homotopy")
+  assert res.converged.all() and res.n_iter.sum() > 20 * keep.size
+  np.testing.assert_allclose(res.coefs, coefs[:, keep].T, rtol=0,
+                             atol=1e-9 * np.max(np.abs(coefs)))
+  _assert_lasso_kkt(X, y, res, 1e-10)
+
+
 def test_homotopy_default_path_is_exact_and_its_gaps_certified(correlated, diabetes):
   # the default call on the correlated problem (n <= 128 < d: the homotopy) and the
   # homotopy on diabetes (n > d) are the exact path whatever tol asks: the optimality

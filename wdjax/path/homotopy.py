@@ -17,8 +17,9 @@ the smallest Δ > 0 at which
 
 The coefficients at each λ of the grid are read off the segment that contains it, so the
 whole grid costs as many steps as the path has breakpoints, whatever the tolerance: on
-the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each two products
-with X (c = Xᵀr/n and a) and O(K²) for the K slots of Q_AA⁻¹ (below) to keep it current
+the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each one product
+with X (a; c = Xᵀr/n too on a segment that holds a grid λ) and O(K²) for the K slots of
+Q_AA⁻¹ (below) to keep it current
 (a rank-one update when a feature enters, the Schur complement of its slot when one
 leaves). That is why it is the solver for few samples and many features (the number of
 breakpoints grows with min(n, d), and |A| <= min(n, d)): the path of a p ≫ n problem in
@@ -26,12 +27,17 @@ breakpoints grows with min(n, d), and |A| <= min(n, d)): the path of a p ≫ n p
 d x d Gram matrix is faster: each step here passes over all of X.)
 Features that tie (enter or leave at the same λ) are taken one step each, at Δ = 0.
 
-Numerics: Q_AA⁻¹ is kept by updates (no refactorization), and every step corrects w_A and
-δ with one Newton step against the exact conditions, so rounding does not drift along the
-path: w_A += Q_AA⁻¹(c_A − λs_A), with c_A the previous step's fresh correlations moved
-along its segment (c − Δ·a, which is how they move; on A, c_A − Δ·s_A: no product with
-X_A for it), and δ += Q_AA⁻¹(s_A − Q_AAδ) with Q_AAδ = X_Aᵀ(X_Aδ)/n; r, c, u and a are
-then fresh products from the corrected w_A and δ. A feature whose column is
+Numerics: Q_AA⁻¹ is kept by updates (no refactorization), and Newton steps against the
+exact conditions keep rounding from drifting along the path: every step corrects δ,
+δ += Q_AA⁻¹(s_A − Q_AAδ) with Q_AAδ = X_Aᵀ(X_Aδ)/n, and u = X_Aδ and a are then fresh
+products. The correlations c are carried from step to step as they move (c − Δ·a) and
+taken afresh from X (c = Xᵀr/n, r = y − X_Aw_A) only for a segment that holds a grid λ,
+whose certificates read them: one pass over X a step instead of two on the other steps
+(500 x 2000: 607 steps, 100 grid λ; ~15% faster). w_A is corrected, w_A += Q_AA⁻¹(c_A −
+λs_A) with c_A moved along the segment (on A, c_A − Δ·s_A), after a step whose c was
+fresh: from carried correlations the correction's own change of c (−XᵀX_AΔw_A/n) would go
+unrecorded and compound (measured: 1e-15 to 1e-8 of ‖c‖ in 80 steps), while the carried
+c alone drifts by rounding only (~2e-15 between fresh products). A feature whose column is
 (numerically) in the span of the active ones cannot enter (its Schur complement is
 <= 1e-10 of its squared norm ‖x_j‖²/n); it is set aside until the next exit. At every
 grid λ the duality gap and the optimality conditions (max_j |c_j| − λ, and the signs of
@@ -52,19 +58,18 @@ copy X_A twice a step. Timings in benchmarks/README.md, run Q.
 Cost on a CPU (the 100 x 2000 correlated problem, 171 steps, 2-core Xeon, before run Q's
 changes): ~16 ms on one core, ~21 ms on two (XLA's executor hands a step's independent
 small products to the second thread, which costs more than it saves). Per step, the two
-products with X take ~45 µs and the rest is the overhead of ~50 small kernels, which the
-loop compiled as one kernel does not pay: ~14 ms with `wdjax.path.use_loop_kernels()` (an
-opt-in, process-wide XLA option; `loop_kernels.py`). Measured and dropped: the k x k and
-k x n products as fused multiply-and-sums (1.5x slower), w_A and δ corrected side by
-side with (2, k) products (1.1x slower; XLA:CPU's products with a second dimension of 2
-are slow, and Xᵀ[r, u] took 1.9x two products; c and a as one (2, n) x (n, d) product:
-55 against 96 µs alone at 500 x 2000, but the path 1.3-1.5x slower), all of c (not only
-c_A) carried from step to step and taken afresh from X only at grid λ (no faster on
-100 x 2000), Q_AAδ read off the uncorrected a = XᵀX_Aδ/n (one product fewer, but a, the
-breakpoints and the certificates then carry δ's first-order error), the grid λ recorded
-before w_A's
-correction (the random 30 x 30 paths of the tests failed their conditions near
-1e-6·λ_max), `argmin` as a min and an integer max (no faster), a `lax.cond` or
+products with X took ~45 µs (one on most steps since c is carried) and the rest is the
+overhead of ~50 small kernels, which the loop compiled as one kernel does not pay: ~14 ms
+with `wdjax.path.use_loop_kernels()` (an opt-in, process-wide XLA option;
+`loop_kernels.py`). Measured and dropped: the k x k and k x n products as fused
+multiply-and-sums (1.5x slower), w_A and δ corrected side by side with (2, k) products
+(1.1x slower; XLA:CPU's products with a second dimension of 2 are slow, and Xᵀ[r, u] took
+1.9x two products; c and a as one (2, n) x (n, d) product: 55 against 96 µs alone at
+500 x 2000, but the path 1.3-1.5x slower), Q_AAδ read off the uncorrected a = XᵀX_Aδ/n
+(one product fewer, but a, the breakpoints and the certificates then carry δ's
+first-order error), the grid λ recorded before w_A's correction (the random 30 x 30 paths
+of the tests failed their conditions near 1e-6·λ_max), `argmin` as a min and an integer
+max (no faster), a `lax.cond` or
 `lax.switch` per event (~20 µs a step of state copies).
 """
 
@@ -172,17 +177,21 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     occupied = feat < d
     fresh = slots == st["fresh"]   # the slot of a feature that entered at the last step
     # Newton corrections against the exact conditions on A (see the module docstring): w_A
-    # from the correlations predicted for this λ, δ from Q_AAδ = X_Aᵀu/n; then c and a are
-    # fresh products from the corrected w_A and δ
-    wa = st["wa"] + M @ jnp.where(occupied, st["cA"] - lam * sgn, 0)
+    # from the correlations predicted for this λ, δ from Q_AAδ = X_Aᵀu/n; then u and a are
+    # fresh products from the corrected δ
+    # (w_A only after a step whose c was a fresh product: see the module docstring)
+    wa = st["wa"] + jnp.where(st["c_fresh"],
+                              M @ jnp.where(occupied, st["cA"] - lam * sgn, 0), 0)
     r = y - wa @ XA
     da = M @ sgn
     u = da @ XA                                     # X_A·δ
     dd = M @ jnp.where(occupied, sgn - XA @ u / nf, 0)
     da = da + dd
     u = u + dd @ XA
-    # (two products: XLA:CPU's Xᵀ[r, u] with a (n, 2) right side took 1.9x their time)
-    c, a = Xt @ r / nf, Xt @ u / nf
+    # c, every correlation at this λ, as moved along the last segment (c − Δ·a, exactly how
+    # it moves); a afresh (δ changes with A). c is taken afresh from X (a second pass) only
+    # for a segment that holds a grid λ, whose certificates read it
+    c, a = st["c"], Xt @ u / nf
     fa = jnp.minimum(feat, d - 1)
 
     # the next breakpoint: a feature entering ...
@@ -209,6 +218,10 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     stop = delta_end <= jnp.minimum(delta_in, delta_out)
     leave = ~stop & (delta_out < delta_in)
     lam_next = jnp.where(stop, lams[m - 1], lam - delta)
+    i = st["out"]["i"]
+    # a segment that holds a grid λ: its certificates read c, so c is taken afresh
+    graded = (i < m) & (lams[jnp.minimum(i, m - 1)] >= lam_next)
+    c = jax.lax.cond(graded, lambda: Xt @ r / nf, lambda: c)
     out = record(st["out"], lam, wa, da, feat, sgn, r, u, c, a, lam_next, st["step"], fresh,
                  (slots == s_out) & (delta_out <= delta))
     wa = wa + delta * da
@@ -243,9 +256,11 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     # the correlations each slot will have at λ − Δ, for the next step's correction (on A,
     # a_A = s_A; the entering feature's from its own a_j; free slots' are never read). (The
     # same (c − Δ·a) gather for every slot measured ~5% slower on one core: not taken)
+    c_all = c - delta * a
     c_next = jnp.where(occupied & (slots != s), c[fa] - delta * sgn,
-                       (c - delta * a)[jnp.minimum(feat_next, d - 1)])
-    return {"lam": lam_next, "M": M, "update": update, "XA": XA, "cA": c_next,
+                       c_all[jnp.minimum(feat_next, d - 1)])
+    return {"lam": lam_next, "M": M, "update": update, "XA": XA, "cA": c_next, "c": c_all,
+            "c_fresh": graded,
             "wa": wa.at[s].set(jnp.where(enter | leave, 0, wa[s])),
             "sgn": sgn.at[s].set(jnp.where(enter, sign, jnp.where(leave, 0, sgn[s]))),
             "feat": feat_next,
@@ -268,8 +283,10 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
          "steps": jnp.zeros(m, jnp.int32), "mark": zero}
   # (outside: may enter, i.e. neither active nor set aside as collinear; left: the feature
   # that left at the last step, d for none; fresh: the slot filled at the last step, K for
-  # none; cA: each slot's correlation x_jᵀr/n predicted at the current λ)
+  # none; cA: each slot's correlation x_jᵀr/n predicted at the current λ; c: every
+  # feature's, c_fresh: whether c was a fresh product at the last step)
   st = {"lam": jnp.asarray(lam_max, dt), "wa": zero_w, "sgn": zero_w, "cA": zero_w,
+        "c": Xt @ y / nf, "c_fresh": jnp.asarray(True),
         "feat": jnp.full(K, d, jnp.int32), "XA": jnp.zeros((K, n), dt),
         "M": jnp.zeros((K, K), dt), "outside": jnp.ones(d, bool), "aside": jnp.zeros(d, bool),
         "update": {"col": zero_w, "scale": jnp.zeros((), dt), "slot": zero,
