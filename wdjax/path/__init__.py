@@ -132,14 +132,16 @@ CD_ACTIVE_EPOCHS_REFINING = 3
 # correlated designs with d = 2000 (2-core Xeon, run L, `bench_path.py --crossover`):
 # n = 100, 2.0-2.4x; 150, 1.4-1.5x; 200, 0.83-0.84x; 300, 0.8-0.9x (runs L and M: CD with 3
 # and with 5 active sweeps); 500 x 2000: 0.08x. For
-# n > d its passes over X (two a step) cost more in all than FISTA's whole solve on the
+# n > d its passes over X (one or two a step) cost more in all than FISTA's whole solve on the
 # d x d Gram matrix (20000 x 50: 81 against 5 ms)
 HOMOTOPY_MAX_N = 128
 # ... and, below CD's tolerances (where FISTA is the alternative), for a wide X (n < d)
 # with at most this many samples: exact, and faster than FISTA on the working sets. Time
 # at tol 1e-10, d = 2000, random X (2-core AMD EPYC, run Q, warm, `bench_path.py
 # --crossover-tight`): n = 200, 40 against 113 ms; 350, 95 / 168; 500, 217 / 257; 800,
-# 402 / 407; 1200, 1150 / 547. Cold, it compiles once per (n, d, grid size), two loops from
+# 402 / 407; 1200, 1150 / 547; with c carried between grid λ (run R, one pass over X on
+# most steps): 200, 35 / 98; 350, 81 / 165; 500, 168 / 201; 800, 337 / 422; 1200,
+# 792 / 514 (800 kept: the crossover is between 800 and 1200, unmeasured). Cold, it compiles once per (n, d, grid size), two loops from
 # min(n, d) = 256 (~1.5-2 s): 2.25 s for the first 500 x 2000 path at tol 1e-10 against
 # FISTA's 10.9 s (one kernel per working-set size)
 HOMOTOPY_MAX_N_TIGHT = 800
