@@ -328,10 +328,11 @@ def test_fista_single_problem_and_float32(diabetes):
 
 def test_non_convergence_is_reported(wide):
   X, y = wide
-  with pytest.warns(path.PathConvergenceWarning, match="max_iter"):
+  with pytest.warns(path.PathConvergenceWarning, match="max_iter") as rec:
     res = path.lasso_path(X[:, :50], y, n_lambdas=3, eps=1e-3, tol=1e-14, max_iter=10,
                           polish=False, dtype="float64")
   assert not res.converged.all()
+  assert rec[0].filename == __file__   # the warning points at the caller's line
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -476,10 +477,11 @@ def test_cd_zero_column_and_float32(wide):
 
 def test_cd_non_convergence_is_reported(wide):
   X, y = wide
-  with pytest.warns(path.PathConvergenceWarning, match="max_iter=10"):
+  with pytest.warns(path.PathConvergenceWarning, match="max_iter=10") as rec:
     res = path.lasso_path(X, y, n_lambdas=12, eps=1e-3, tol=1e-12, max_iter=10, solver="cd",
                           dtype="float64")
   assert not res.converged.all()
+  assert rec[0].filename == __file__   # the warning points at the caller's line
   # the cap holds with the support refinement of tight tolerances too (up to the last
   # inner iteration's 1 + 3 sweeps)
   assert (res.n_iter <= 10 + 3).all(), res.n_iter
@@ -565,11 +567,26 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64", device=device)
     path.enet_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64", device=device)
     assert calls == want, device
-  calls.clear()
-  path.lasso_path(X[:100], y[:100], n_lambdas=3, eps=0.5, dtype="float64", method="vmap")
-  assert calls == []   # all λ at once: on the accelerator
+  vmapped = wp._path_vmap
+  monkeypatch.setattr(wp, "_path_vmap", lambda *a, **k: (calls.append(wp._platform()),
+                                                        vmapped(*a, **k))[1])
+  for device, want in (("auto", ["gpu"]), ("cpu", ["cpu"])):   # all λ at once: stays, or asked
+    calls.clear()
+    path.lasso_path(X[:100, :50], y[:100], n_lambdas=3, eps=0.5, dtype="float64",
+                    method="vmap", device=device)
+    assert calls == want, device
   with pytest.raises(ValueError, match="device must be one of"):
     path.lasso_path(X, y, device="gpu")
+  # a JAX without a CPU backend (JAX_PLATFORMS=cuda): "auto" stays on the accelerator,
+  # "cpu" is an error that names the fix
+  devices = jax.devices
+  monkeypatch.setattr(jax, "devices", lambda *a: (_ for _ in ()).throw(RuntimeError("no cpu"))
+                      if a == ("cpu",) else devices(*a))
+  calls.clear()
+  path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64")
+  assert calls == ["fista"]
+  with pytest.raises(ValueError, match="JAX_PLATFORMS"):
+    path.lasso_path(X, y, n_lambdas=3, eps=0.5, dtype="float64", device="cpu")
 
 
 def test_cd_enet_gaps_are_certified(correlated):
@@ -756,6 +773,21 @@ def test_homotopy_carries_correlations_between_sparse_grid_lambdas():
   _assert_lasso_kkt(X, y, res, 1e-10)
 
 
+@pytest.mark.parametrize("eps, seed", [(1e-3, 7), (3e-4, 1)])
+def test_homotopy_near_duplicate_columns_stay_certified(eps, seed):
+  # 30 pairs of near-duplicate columns (x_{j+1} = x_j + eps·noise): an ill-conditioned Q_AA
+  # amplifies the drift of a carried c (to 1e-10·λ_max and beyond), so the homotopy takes
+  # c afresh every step once it drifts; every λ is then certified, as with c afresh always
+  rng = np.random.default_rng(seed)
+  n, d = 120, 300
+  X = rng.normal(size=(n, d))
+  X[:, 1:60:2] = X[:, 0:60:2] + eps * rng.normal(size=(n, 30))
+  y = X[:, :20] @ rng.normal(size=20) + 0.5 * rng.normal(size=n)
+  res = path.lasso_path(X, y, solver="homotopy", tol=1e-10)
+  assert res.converged.all()
+  _assert_lasso_kkt(X, y, res, 1e-9)
+
+
 def test_homotopy_default_path_is_exact_and_its_gaps_certified(correlated, diabetes):
   # the default call on the correlated problem (n <= 128 < d: the homotopy) and the
   # homotopy on diabetes (n > d) are the exact path whatever tol asks: the optimality
@@ -823,8 +855,9 @@ def test_homotopy_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   monkeypatch.setattr(wp, "_cd", lambda *a, **k: (calls.append("cd"), real(*a, **k))[1])
   res = path.lasso_path(X, y, n_lambdas=12, eps=1e-2, dtype="float64")
   assert calls == ["cd"] and res.converged.all()
-  with pytest.warns(path.PathConvergenceWarning, match="homotopy steps"):
+  with pytest.warns(path.PathConvergenceWarning, match="homotopy steps") as rec:
     res = path.lasso_path(X, y, n_lambdas=12, eps=1e-2, solver="homotopy")
+  assert rec[0].filename == __file__   # the warning points at the caller's line
   # the λ reached before the cap are certified and exact, the others +inf and unconverged
   done = res.converged
   assert done[:3].all() and not done[-1] and np.all(np.isinf(res.gaps[~done]))
@@ -1067,8 +1100,9 @@ def test_active_set_falls_back_when_it_cannot_certify(correlated, monkeypatch):
   monkeypatch.setattr(wp, "slots", lambda n, d: 0)
   res = path.enet_path(X, y, l1_ratio=0.5, n_lambdas=12, eps=1e-2, dtype="float64")
   assert calls == ["cd"] and res.converged.all()
-  with pytest.warns(path.PathConvergenceWarning, match="active-set steps"):
+  with pytest.warns(path.PathConvergenceWarning, match="active-set steps") as rec:
     res = path.enet_path(X, y, l1_ratio=0.5, n_lambdas=12, eps=1e-2, solver="active_set")
+  assert rec[0].filename == __file__   # the warning points at the caller's line
   done = res.converged
   assert done[0] and not done[-1] and np.all(np.isinf(res.gaps[~done]))
   ref = _sklearn(enet_path, X, y, res.lambdas[done], l1_ratio=0.5)

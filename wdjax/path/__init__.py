@@ -44,7 +44,8 @@ Four solvers (`solver=`):
   solver is not taken) at the default tolerance (sklearn's 1e-4), for the group lasso at
   every tolerance.
 - FISTA (`solver="fista"`, the default at tol < 5e-5 for the elastic net and the lasso
-  when neither exact solver is taken, for d <= 64 and on accelerators), below.
+  when neither exact solver is taken, for d <= 64, and on an accelerator with
+  `device="default"`: by default a warm path runs on the host CPU), below.
 
 CD and FISTA stop on the duality gap of the full problem.
 
@@ -127,8 +128,8 @@ CD_MAX_ROUNDS = 100
 CD_ACTIVE_EPOCHS = 5
 CD_ACTIVE_EPOCHS_REFINING = 3
 # `solver="auto"` follows the lasso's exact path (`homotopy`) for a wide X (d > 64) with
-# at most this many samples: its steps grow with n, each costs two passes over X and
-# O(n²). CD's time at the default tol over the homotopy's (exact, where CD is ~1e-2 off),
+# at most this many samples: its steps grow with n, each costs one or two passes over X
+# and O(n²). CD's time at the default tol over the homotopy's (exact, where CD is ~1e-2 off),
 # correlated designs with d = 2000 (2-core Xeon, run L, `bench_path.py --crossover`):
 # n = 100, 2.0-2.4x; 150, 1.4-1.5x; 200, 0.83-0.84x; 300, 0.8-0.9x (runs L and M: CD with 3
 # and with 5 active sweeps); 500 x 2000: 0.08x. For
@@ -141,9 +142,10 @@ HOMOTOPY_MAX_N = 128
 # --crossover-tight`): n = 200, 40 against 113 ms; 350, 95 / 168; 500, 217 / 257; 800,
 # 402 / 407; 1200, 1150 / 547; with c carried between grid λ (run R, one pass over X on
 # most steps): 200, 35 / 98; 350, 81 / 165; 500, 168 / 201; 800, 337 / 422; 1200,
-# 792 / 514 (800 kept: the crossover is between 800 and 1200, unmeasured). Cold, it compiles once per (n, d, grid size), two loops from
-# min(n, d) = 256 (~1.5-2 s): 2.25 s for the first 500 x 2000 path at tol 1e-10 against
-# FISTA's 10.9 s (one kernel per working-set size)
+# 792 / 514 (800 kept: the crossover is between 800 and 1200, unmeasured). Cold, it
+# compiles once per (n, d, grid size), two loops from min(n, d) = 256 (~1.5-2 s): 2.25 s
+# for the first 500 x 2000 path at tol 1e-10 against FISTA's 10.9 s (one kernel per
+# working-set size)
 HOMOTOPY_MAX_N_TIGHT = 800
 # a cap on the homotopy's steps, per min(n, d) (171 for 100 on the correlated benchmark
 # problem, 12 for 10 on diabetes); past it the path falls back as above
@@ -201,8 +203,8 @@ def _path(X, y, *, device="auto", **kwargs):
   host = _host_device(kwargs.get("method", "warm"), device)
   if host is None:
     return _path_here(X, y, **kwargs)
-  with jax.default_device(host):   # (NumPy inputs: arrays committed to a GPU would stay)
-    return _path_here(np.asarray(X), np.asarray(y), **kwargs)
+  with jax.default_device(host):   # (the solvers take X and y as NumPy arrays: on the host)
+    return _path_here(X, y, **kwargs)
 
 
 def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
@@ -309,7 +311,8 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
       fn = _path_scan if method == "warm" else _path_vmap
       coefs, gaps, iters = (np.asarray(a) for a in
                             fn(Qj, bj, yy, jnp.asarray(lams, dt), l1_ratio, g, tol_abs, **kw))
-  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 4)
+  # (stacklevel 5: _result, here, _path, lasso_path and the like, the caller)
+  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5)
 
 
 def _residual_form(X, y, *, fit_intercept, l1_ratio, lambdas, n_lambdas, eps, dtype,
@@ -356,7 +359,7 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
   if np.any((gaps > tol_abs) & (rounds >= CD_MAX_ROUNDS) & (iters < max_iter)):
     limit = (f"{CD_MAX_ROUNDS} working-set rounds (the gap is near its floor: float32 X "
              "resolves about 1e-9·‖y‖²/n)")
-  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 5, limit)
+  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 6, limit)
 
 
 def _exact(solver, X, y, *, l1_ratio, **kwargs):
@@ -443,9 +446,9 @@ def _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn, fit_
     return None
   coefs = np.zeros((lams.size, d + 1))
   np.put_along_axis(coefs, feat, w, axis=1)   # (empty slots write column d, dropped)
-  # (stacklevel 7: _result, here, _homotopy or _active_set, _exact, _path, lasso_path and
-  # the like, the caller)
-  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 7,
+  # (stacklevel 8: _result, here, _homotopy or _active_set, _exact, _path_here, _path,
+  # lasso_path and the like, the caller)
+  return _result(lams, coefs[:, :d], gaps, steps, tol_abs, 0, fit_intercept, xm, ym, 8,
                  limit=limit, converged=certified, advice=advice)
 
 
@@ -522,9 +525,12 @@ _PATH_ARGS = """
       CD solver keeps X in this dtype and its residual, coefficients and gaps in float64;
       the homotopy and the active-set solver run in float64 whatever it says.
     device: "auto" (default: method="warm" runs on the host CPU when JAX's default device
-      is a GPU or TPU, where its chain of small steps is slower and compiles longer;
-      method="vmap" on JAX's default device), "cpu", or "default" (JAX's default device,
-      and solver="auto" then picks as on that device: FISTA on an accelerator).
+      is anything else, a GPU or TPU, where its chain of small steps is slower and compiles
+      longer, or stays there if JAX has no CPU backend, e.g. JAX_PLATFORMS=cuda;
+      method="vmap" on JAX's default device), "cpu" (both methods on the host CPU; an
+      error without a CPU backend), or "default" (JAX's default device, and solver="auto"
+      then picks as on that device: FISTA on an accelerator). `fista` and `solve_lasso`
+      (one λ) run where JAX computes: wrap them in `jax.default_device(jax.devices("cpu")[0])`.
 
   Returns:
     A `PathResult(lambdas, coefs, intercepts, gaps, n_iter, converged)` of NumPy arrays.

@@ -30,14 +30,19 @@ Features that tie (enter or leave at the same λ) are taken one step each, at Δ
 Numerics: Q_AA⁻¹ is kept by updates (no refactorization), and Newton steps against the
 exact conditions keep rounding from drifting along the path: every step corrects δ,
 δ += Q_AA⁻¹(s_A − Q_AAδ) with Q_AAδ = X_Aᵀ(X_Aδ)/n, and u = X_Aδ and a are then fresh
-products. The correlations c are carried from step to step as they move (c − Δ·a) and
-taken afresh from X (c = Xᵀr/n, r = y − X_Aw_A) only for a segment that holds a grid λ,
-whose certificates read them: one pass over X a step instead of two on the other steps
-(500 x 2000: 607 steps, 100 grid λ; ~15% faster). w_A is corrected, w_A += Q_AA⁻¹(c_A −
-λs_A) with c_A moved along the segment (on A, c_A − Δ·s_A), after a step whose c was
-fresh: from carried correlations the correction's own change of c (−XᵀX_AΔw_A/n) would go
-unrecorded and compound (measured: 1e-15 to 1e-8 of ‖c‖ in 80 steps), while the carried
-c alone drifts by rounding only (~2e-15 between fresh products). A feature whose column is
+products. The correlations c are carried from step to step along the segment (c − Δ·a;
+the Newton corrections of w_A and the zeroing of a leaving coefficient, rounding-sized,
+are not in it) and taken afresh from X (c = Xᵀr/n, r = y − X_Aw_A) only for a segment
+that holds a grid λ, whose certificates read them: one pass over X a step instead of two
+on the other steps (500 x 2000: 607 steps, 100 grid λ; ~15% faster). w_A is corrected,
+w_A += Q_AA⁻¹(c_A − λs_A) with c_A moved along the segment (on A, c_A − Δ·s_A), only after
+a step whose c was fresh: corrections read off carried correlations compounded (1e-15 to
+1e-8 of ‖c‖ in 80 steps). The carried c drifts by rounding, ~2e-15 of λ_max between
+fresh products on well-conditioned supports, but an ill-conditioned Q_AA (near-duplicate
+columns) amplifies it, to 1e-8 and past the certificates' 1e-9: at every grid λ the
+carried c is compared with the fresh one, and once they differ by more than 1e-13·λ_max
+(`_DRIFT`) c is taken afresh at every step for the rest of the path, as before 2026-11-28.
+A feature whose column is
 (numerically) in the span of the active ones cannot enter (its Schur complement is
 <= 1e-10 of its squared norm ‖x_j‖²/n); it is set aside until the next exit. At every
 grid λ the duality gap and the optimality conditions (max_j |c_j| − λ, and the signs of
@@ -86,6 +91,10 @@ _TINY = 1e-12
 # two breakpoints closer than this fraction of λ are one (the feature that just changed
 # sides is on its boundary)
 _SAME = 1e-10
+# c = Xᵀr/n is carried along the path while, at every grid λ, it is within this fraction
+# of λ_max of a fresh product (rounding alone: ~2e-15 on well-conditioned supports; an
+# ill-conditioned Q_AA amplifies the drift, and from then on c is taken afresh every step)
+_DRIFT = 1e-13
 # a feature enters only if its Schur complement against the active set is above this
 # fraction of its own squared norm (else it is numerically in their span)
 _COLLINEAR = 1e-10
@@ -188,10 +197,11 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     dd = M @ jnp.where(occupied, sgn - XA @ u / nf, 0)
     da = da + dd
     u = u + dd @ XA
-    # c, every correlation at this λ, as moved along the last segment (c − Δ·a, exactly how
-    # it moves); a afresh (δ changes with A). c is taken afresh from X (a second pass) only
-    # for a segment that holds a grid λ, whose certificates read it
-    c, a = st["c"], Xt @ u / nf
+    # c, every correlation at this λ, carried along the last segment (c − Δ·a) or, once it
+    # has drifted (see _DRIFT), taken afresh; a afresh (δ changes with A)
+    carry = st["carry"]
+    c = jax.lax.cond(carry, lambda: st["c"], lambda: Xt @ r / nf)
+    a = Xt @ u / nf
     fa = jnp.minimum(feat, d - 1)
 
     # the next breakpoint: a feature entering ...
@@ -219,9 +229,15 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     leave = ~stop & (delta_out < delta_in)
     lam_next = jnp.where(stop, lams[m - 1], lam - delta)
     i = st["out"]["i"]
-    # a segment that holds a grid λ: its certificates read c, so c is taken afresh
+    # a segment that holds a grid λ: its certificates read c, so a carried c is taken
+    # afresh here, and how far it had drifted decides whether to go on carrying it
     graded = (i < m) & (lams[jnp.minimum(i, m - 1)] >= lam_next)
-    c = jax.lax.cond(graded, lambda: Xt @ r / nf, lambda: c)
+
+    def refresh():
+      fresh = Xt @ r / nf
+      return fresh, jnp.max(jnp.abs(fresh - c))
+    c, drift = jax.lax.cond(carry & graded, refresh, lambda: (c, jnp.zeros((), dt)))
+    carry = carry & (drift <= _DRIFT * lam_max)
     out = record(st["out"], lam, wa, da, feat, sgn, r, u, c, a, lam_next, st["step"], fresh,
                  (slots == s_out) & (delta_out <= delta))
     wa = wa + delta * da
@@ -260,7 +276,7 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     c_next = jnp.where(occupied & (slots != s), c[fa] - delta * sgn,
                        c_all[jnp.minimum(feat_next, d - 1)])
     return {"lam": lam_next, "M": M, "update": update, "XA": XA, "cA": c_next, "c": c_all,
-            "c_fresh": graded,
+            "c_fresh": graded | ~st["carry"], "carry": carry,
             "wa": wa.at[s].set(jnp.where(enter | leave, 0, wa[s])),
             "sgn": sgn.at[s].set(jnp.where(enter, sign, jnp.where(leave, 0, sgn[s]))),
             "feat": feat_next,
@@ -286,7 +302,7 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
   # none; cA: each slot's correlation x_jᵀr/n predicted at the current λ; c: every
   # feature's, c_fresh: whether c was a fresh product at the last step)
   st = {"lam": jnp.asarray(lam_max, dt), "wa": zero_w, "sgn": zero_w, "cA": zero_w,
-        "c": Xt @ y / nf, "c_fresh": jnp.asarray(True),
+        "c": Xt @ y / nf, "c_fresh": jnp.asarray(True), "carry": jnp.asarray(True),
         "feat": jnp.full(K, d, jnp.int32), "XA": jnp.zeros((K, n), dt),
         "M": jnp.zeros((K, K), dt), "outside": jnp.ones(d, bool), "aside": jnp.zeros(d, bool),
         "update": {"col": zero_w, "scale": jnp.zeros((), dt), "slot": zero,
