@@ -6,7 +6,8 @@ the leaves; `transforms` puts a penalty into an Optax update (coupled, decoupled
 proximal); `aliases` holds the presets and `variants` the recent decay rules;
 `leafwise` gives λ per leaf or per group; `modern` composes Lion, Muon and schedule-free
 AdamW with wdjax's decay (and `chain` warns about a double decay); `optimizers` is the one
-registry of named optimizers. `models`, `data`, `train` and
+registry of named optimizers; `kernels` holds hand-written (Pallas) kernels behind the
+same arguments as a preset (`kernels.fused_adamw`). `models`, `data`, `train` and
 `sweep` run vmapped hyperparameter sweeps; `path` computes full-batch regularization paths
 and `tune` chooses λ by gradient; `config`, `experiments`, `runner`, `report` and `cli`
 reproduce the published results from `experiments/*.toml`.
