@@ -418,14 +418,14 @@ def homotopy_crossover():
           f"{best['cd']:.1f} ms: cd / homotopy {best['cd'] / best['homotopy']:.2f}", flush=True)
 
 
-def homotopy_crossover_tight():
+def homotopy_crossover_tight(sizes=(200, 350, 500, 800, 1000, 1200)):
   """The lasso path at tol 1e-10 (float64) by the homotopy against FISTA on its working
   sets, beside sklearn's exact `lars_path` (wall ms, the best of 3 interleaved repeats
   after a warm-up), as n grows on random designs like the synthetic problem's (X ~ N(0, 1),
   20 true coefficients, d = 2000): where `wdjax.path`'s HOMOTOPY_MAX_N_TIGHT comes from."""
   from sklearn.linear_model import lars_path
   from wdjax import path
-  for n in (200, 350, 500, 800, 1200):
+  for n in sizes:
     X, y = synthetic_design(n, 2000)
     y = y - y.mean()
     lam_min = 1e-3 * path.lambda_max(X, y)   # (the end of lasso_path's default grid)

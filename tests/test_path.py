@@ -519,8 +519,8 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
                            (Xw[:500, :600], dict(tol=1e-5), "homotopy"),
                            (Xw[:500, :600], dict(tol=1e-4), "cd"),
                            (Xw[:500, :500], dict(tol=1e-5), "fista"),
-                           (np.vstack([Xw, Xw[:300]])[:, :1000], dict(tol=1e-5), "homotopy"),
-                           (np.vstack([Xw, Xw[:301]])[:, :1000], dict(tol=1e-5), "fista")]:
+                           (np.vstack([Xw, Xw])[:, :1200], dict(tol=1e-5), "homotopy"),
+                           (np.vstack([Xw, Xw, Xw[:1]])[:, :1200], dict(tol=1e-5), "fista")]:
     calls.clear()
     ys = np.resize(yw, Xs.shape[0])
     path.lasso_path(Xs, ys, n_lambdas=3, eps=0.5, dtype="float64", **kwargs)

@@ -19,7 +19,7 @@ Four solvers (`solver=`):
   exact to rounding whatever `tol` asks, at a cost set by the number of breakpoints
   (~1-2 per min(n, d)), not by the accuracy. The default on a CPU, at every tol, for the
   lasso with method="warm", a wide X (more than 64 features), at most 128 samples
-  (`HOMOTOPY_MAX_N`; below tol 5e-5, where FISTA is the alternative, up to 800 samples
+  (`HOMOTOPY_MAX_N`; below tol 5e-5, where FISTA is the alternative, up to 1000 samples
   fewer than features, `HOMOTOPY_MAX_N_TIGHT`) and screening/polish at their defaults.
   Every grid λ is certified from products with X: its gap in [−1e-12, tol]·‖y‖²/n and, whatever tol, its
   optimality conditions to 1e-9·λ_max; if one is not (collinear columns, a degenerate
@@ -142,11 +142,12 @@ HOMOTOPY_MAX_N = 128
 # --crossover-tight`): n = 200, 40 against 113 ms; 350, 95 / 168; 500, 217 / 257; 800,
 # 402 / 407; 1200, 1150 / 547; with c carried between grid λ (run R, one pass over X on
 # most steps): 200, 35 / 98; 350, 81 / 165; 500, 168 / 201; 800, 337 / 422; 1200,
-# 792 / 514 (800 kept: the crossover is between 800 and 1200, unmeasured). Cold, it
+# 792 / 514; with the drift check (2a03560): 800, 353 / 419; 1000, 692 / 776; 1200,
+# 1172 (819-852 alone) / 561. Cold, it
 # compiles once per (n, d, grid size), two loops from min(n, d) = 256 (~1.5-2 s): 2.25 s
 # for the first 500 x 2000 path at tol 1e-10 against FISTA's 10.9 s (one kernel per
 # working-set size)
-HOMOTOPY_MAX_N_TIGHT = 800
+HOMOTOPY_MAX_N_TIGHT = 1000
 # a cap on the homotopy's steps, per min(n, d) (171 for 100 on the correlated benchmark
 # problem, 12 for 10 on diabetes); past it the path falls back as above
 HOMOTOPY_MAX_STEPS_PER_K = 16
@@ -508,7 +509,7 @@ _PATH_ARGS = """
       (FISTA on the Gram matrix with working sets and an exact support solve: fastest at
       tight tolerances, compiled once per working-set size), or "auto" (on a CPU with
       method="warm": "homotopy" for the lasso with more than 64 features and at most
-      128 samples, or below tol 5e-5 at most 800 and fewer than features, "active_set"
+      128 samples, or below tol 5e-5 at most 1000 and fewer than features, "active_set"
       for the elastic net with at most 200 (and n < d), both with screening/polish at
       their defaults and falling back to the next choice if a λ is not certified; "cd"
       with more than 64 features, for lasso and elastic net at tol >= 5e-5 and for the
