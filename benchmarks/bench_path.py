@@ -39,8 +39,8 @@ persistent compilation cache), what a user calling `lasso_path` once in a notebo
 Repeats are interleaved round-robin across solvers so that drifting machine load hits
 all alike. On a GPU machine wdjax's warm rows run on the host CPU (`device="auto"`,
 the library's default) and rows "wdjax on the gpu (device='default')" time the default
-and a tight call left on the GPU. With JAX on a GPU the time column is wall time (the CPU time of a process
-waiting on the GPU measures its polling, not the solve).
+and a tight call left on the GPU. With JAX on a GPU the time column is wall time (the
+CPU time of a process waiting on the GPU measures its polling, not the solve).
 """
 
 from __future__ import annotations

@@ -558,7 +558,7 @@ def d2l_section(ds, ep, args, have_torch):
   # of a sort), to separate that algorithmic change from the engine's overhead.
   rank = {"hand-written, wdjax's rank shuffle, 1 device":
           d2l_hand(ds, ep, lams, shuffle=train.permutation, devices=jax.devices()[:1])}
-  if args.unroll:  # straight-line epochs and steps: no loop trips (a host round trip each on a GPU)
+  if args.unroll:  # straight-line epochs and steps: no loop trips (meant for GPUs)
     rank["wdjax.sweep.run, unroll=True, 1 device"] = d2l_wdjax(ds, ep, lams, jax.devices()[:1],
                                                                unroll=True)
   _compare("d2l", f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "

@@ -180,11 +180,10 @@ def fused_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: floa
     new_params, new_state = plain_step(params, state, grads)
     adam = _adam_state(state)
     p_leaves, treedef = jax.tree.flatten(params)
-    take = [i for i, (p, g, m, v) in enumerate(zip(
-                p_leaves, jax.tree.leaves(grads), jax.tree.leaves(adam.mu),
-                jax.tree.leaves(adam.nu)))
-            if not nesterov and p.size >= min_kernel_size
-            and all(a.dtype == jnp.float32 for a in (p, g, m, v))]
+    gs, mus, nus = jax.tree.leaves(grads), jax.tree.leaves(adam.mu), jax.tree.leaves(adam.nu)
+    take = [i for i, leaves in enumerate(zip(p_leaves, gs, mus, nus))
+            if not nesterov and leaves[0].size >= min_kernel_size
+            and all(a.dtype == jnp.float32 for a in leaves)]
     if not take:
       return new_params, new_state
     # The step's scalars, computed as optax computes them: the bias corrections at t + 1,
@@ -197,16 +196,15 @@ def fused_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: floa
     cs = decay_coefficients(learning_rate, scale_by, peak_learning_rate, params, decay_count)
     lams = leaf_values(weight_decay, params, decay_count, "strength")
     shared = [lr, 1 - b1 ** count, 1 - b2 ** count, 0.0, b1, 1 - b1, b2, 1 - b2, eps, eps_root]
+    h = jnp.zeros(_H_SIZE, jnp.float32).at[:len(shared)].set(
+        jnp.stack([jnp.asarray(x, jnp.float32) for x in shared]))
     out_p = jax.tree.leaves(new_params)
     out_m, out_v = jax.tree.leaves(new_state[0][0].mu), jax.tree.leaves(new_state[0][0].nu)
-    mus, nus, gs = jax.tree.leaves(adam.mu), jax.tree.leaves(adam.nu), jax.tree.leaves(grads)
     for i in take:  # the plain results of these leaves are dropped, and XLA removes them
-      shared[_K] = cs[i] * lams[i] if decays[i] else 0.0
-      h = jnp.concatenate([jnp.stack([jnp.asarray(x, jnp.float32) for x in shared]),
-                           jnp.zeros(_H_SIZE - len(shared), jnp.float32)])
+      k = jnp.asarray(cs[i] * lams[i], jnp.float32) if decays[i] else 0.0
       out_p[i], out_m[i], out_v[i] = _fused_leaf(
-          h, p_leaves[i], gs[i], mus[i], nus[i], interpret=interpret, block_size=block_size,
-          num_warps=num_warps, decay=bool(decays[i]))
+          h.at[_K].set(k), p_leaves[i], gs[i], mus[i], nus[i], interpret=interpret,
+          block_size=block_size, num_warps=num_warps, decay=bool(decays[i]))
     adam_new = new_state[0][0]._replace(mu=jax.tree.unflatten(jax.tree.structure(adam.mu), out_m),
                                         nu=jax.tree.unflatten(jax.tree.structure(adam.nu), out_v))
     new_state = ((adam_new,) + tuple(new_state[0][1:]),) + tuple(new_state[1:])

@@ -21,12 +21,12 @@ Four solvers (`solver=`):
   lasso with method="warm", a wide X (more than 64 features), at most 128 samples
   (`HOMOTOPY_MAX_N`; below tol 5e-5, where FISTA is the alternative, up to 1000 samples
   fewer than features, `HOMOTOPY_MAX_N_TIGHT`) and screening/polish at their defaults.
-  Every grid λ is certified from products with X: its gap in [−1e-12, tol]·‖y‖²/n and, whatever tol, its
-  optimality conditions to 1e-9·λ_max; if one is not (collinear columns, a degenerate
-  path, the step cap) "auto" solves the path again by the solver it would otherwise pick,
-  and solver="homotopy" warns and marks it unconverged. `use_loop_kernels()` (an opt-in,
-  process-wide XLA option, `wdjax.path.loop_kernels`) compiles its loop into one kernel:
-  1.5x faster on the correlated benchmark problem.
+  Every grid λ is certified from products with X: its gap in [−1e-12, tol]·‖y‖²/n and,
+  whatever tol, its optimality conditions to 1e-9·λ_max; if one is not (collinear columns,
+  a degenerate path, the step cap) "auto" solves the path again by the solver it would
+  otherwise pick, and solver="homotopy" warns and marks it unconverged.
+  `use_loop_kernels()` (an opt-in, process-wide XLA option, `wdjax.path.loop_kernels`)
+  compiles its loop into one kernel: 1.5x faster on the correlated benchmark problem.
 - the active-set solver (`solver="active_set"`, `wdjax.path.active_set`; the elastic net
   with 0 < l1_ratio < 1): on a fixed support and signs the elastic net's optimality
   conditions are a linear system, solved exactly (in n-space, through the Woodbury
@@ -89,6 +89,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any, Sequence
 
@@ -133,8 +134,8 @@ CD_ACTIVE_EPOCHS_REFINING = 3
 # correlated designs with d = 2000 (2-core Xeon, run L, `bench_path.py --crossover`):
 # n = 100, 2.0-2.4x; 150, 1.4-1.5x; 200, 0.83-0.84x; 300, 0.8-0.9x (runs L and M: CD with 3
 # and with 5 active sweeps); 500 x 2000: 0.08x. For
-# n > d its passes over X (one or two a step) cost more in all than FISTA's whole solve on the
-# d x d Gram matrix (20000 x 50: 81 against 5 ms)
+# n > d its passes over X (one or two a step) cost more in all than FISTA's whole solve on
+# the d x d Gram matrix (20000 x 50: 81 against 5 ms)
 HOMOTOPY_MAX_N = 128
 # ... and, below CD's tolerances (where FISTA is the alternative), for a wide X (n < d)
 # with at most this many samples: exact, and faster than FISTA on the working sets. Time
@@ -143,10 +144,9 @@ HOMOTOPY_MAX_N = 128
 # 402 / 407; 1200, 1150 / 547; with c carried between grid λ (run R, one pass over X on
 # most steps): 200, 35 / 98; 350, 81 / 165; 500, 168 / 201; 800, 337 / 422; 1200,
 # 792 / 514; with the drift check (2a03560): 800, 353 / 419; 1000, 692 / 776; 1200,
-# 1172 (819-852 alone) / 561. Cold, it
-# compiles once per (n, d, grid size), two loops from min(n, d) = 256 (~1.5-2 s): 2.25 s
-# for the first 500 x 2000 path at tol 1e-10 against FISTA's 10.9 s (one kernel per
-# working-set size)
+# 1172 (819-852 alone) / 561. Cold, it compiles once per (n, d, grid size), two loops
+# from min(n, d) = 256 (~1.5-2 s): 2.25 s for the first 500 x 2000 path at tol 1e-10
+# against FISTA's 10.9 s (one kernel per working-set size)
 HOMOTOPY_MAX_N_TIGHT = 1000
 # a cap on the homotopy's steps, per min(n, d) (171 for 100 on the correlated benchmark
 # problem, 12 for 10 on diabetes); past it the path falls back as above
@@ -202,9 +202,8 @@ def _platform() -> str:
 
 def _path(X, y, *, device="auto", **kwargs):
   host = _host_device(kwargs.get("method", "warm"), device)
-  if host is None:
-    return _path_here(X, y, **kwargs)
-  with jax.default_device(host):   # (the solvers take X and y as NumPy arrays: on the host)
+  # (the solvers take X and y as NumPy arrays: they are on the host already)
+  with contextlib.nullcontext() if host is None else jax.default_device(host):
     return _path_here(X, y, **kwargs)
 
 

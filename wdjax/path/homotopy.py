@@ -19,9 +19,8 @@ The coefficients at each λ of the grid are read off the segment that contains i
 whole grid costs as many steps as the path has breakpoints, whatever the tolerance: on
 the 100 x 2000 correlated benchmark problem 171 steps to 1e-3·λ_max, each one product
 with X (a; c = Xᵀr/n too on a segment that holds a grid λ) and O(K²) for the K slots of
-Q_AA⁻¹ (below) to keep it current
-(a rank-one update when a feature enters, the Schur complement of its slot when one
-leaves). That is why it is the solver for few samples and many features (the number of
+Q_AA⁻¹ (below) to keep it current (a rank-one update when a feature enters, the Schur
+complement of its slot when one leaves). That is why it is the solver for few samples and many features (the number of
 breakpoints grows with min(n, d), and |A| <= min(n, d)): the path of a p ≫ n problem in
 ~n·(1-2) steps, exact to rounding. (With few features and many samples, FISTA on the
 d x d Gram matrix is faster: each step here passes over all of X.)
@@ -42,15 +41,14 @@ fresh products on well-conditioned supports, but an ill-conditioned Q_AA (near-d
 columns) amplifies it, to 1e-8 and past the certificates' 1e-9: at every grid λ the
 carried c is compared with the fresh one, and once they differ by more than 1e-13·λ_max
 (`_DRIFT`) c is taken afresh at every step for the rest of the path, as before 2026-11-28.
-A feature whose column is
-(numerically) in the span of the active ones cannot enter (its Schur complement is
-<= 1e-10 of its squared norm ‖x_j‖²/n); it is set aside until the next exit. At every
-grid λ the duality gap and the optimality conditions (max_j |c_j| − λ, and the signs of
-w) are evaluated from the c, a, r and u of its segment, each a fresh product with X at
-the segment's start, moved linearly along it (exactly how they move); if one is off,
-`wdjax.path` with solver="auto" solves the path again by the solver it would otherwise
-pick (coordinate descent or FISTA), and with solver="homotopy" warns and marks those λ
-unconverged.
+A feature whose column is (numerically) in the span of the active ones cannot enter (its
+Schur complement is <= 1e-10 of its squared norm ‖x_j‖²/n); it is set aside until the
+next exit. At every grid λ the duality gap and the optimality conditions (max_j |c_j| − λ,
+and the signs of w) are evaluated from the c, a, r and u of its segment, each a fresh
+product with X at the segment's start, moved linearly along it (exactly how they move);
+if one is off, `wdjax.path` with solver="auto" solves the path again by the solver it
+would otherwise pick (coordinate descent or FISTA), and with solver="homotopy" warns and
+marks those λ unconverged.
 
 Slots: Q_AA⁻¹ and X_A are (K, K) and (K, n) arrays of slots, and a step costs their size,
 not |A|'s. K = k = min(n, d), except that from k = 256 the loop runs in two stages
@@ -74,8 +72,7 @@ multiply-and-sums (1.5x slower), w_A and δ corrected side by side with (2, k) p
 (one product fewer, but a, the breakpoints and the certificates then carry δ's
 first-order error), the grid λ recorded before w_A's correction (the random 30 x 30 paths
 of the tests failed their conditions near 1e-6·λ_max), `argmin` as a min and an integer
-max (no faster), a `lax.cond` or
-`lax.switch` per event (~20 µs a step of state copies).
+max (no faster), a `lax.cond` or `lax.switch` per event (~20 µs a step of state copies).
 """
 
 from __future__ import annotations
@@ -186,9 +183,8 @@ def homotopy_path(Xt, y, lams, lam_max, max_steps):
     occupied = feat < d
     fresh = slots == st["fresh"]   # the slot of a feature that entered at the last step
     # Newton corrections against the exact conditions on A (see the module docstring): w_A
-    # from the correlations predicted for this λ, δ from Q_AAδ = X_Aᵀu/n; then u and a are
-    # fresh products from the corrected δ
-    # (w_A only after a step whose c was a fresh product: see the module docstring)
+    # from the correlations predicted for this λ (only after a step whose c was a fresh
+    # product), δ from Q_AAδ = X_Aᵀu/n; then u and a are fresh products from the corrected δ
     wa = st["wa"] + jnp.where(st["c_fresh"],
                               M @ jnp.where(occupied, st["cA"] - lam * sgn, 0), 0)
     r = y - wa @ XA
