@@ -162,6 +162,16 @@ WDJAX_SETTINGS = {
               ("cd", "float64", [1e-4, 1e-5, 5e-6, 2e-6, 1e-6, 5e-7, 2e-7, 1e-7, 1e-8, 1e-10,
                                  1e-11])],
 }
+# ... and CD with a target for the optimality conditions (`kkt_tol`), which decide when each
+# λ is done, beside a loose gap (KKT_GAP_TOL): (dtype, kkt tolerances). The lasso's and the
+# elastic net's at the default level only (below it their exact solvers are faster)
+KKT_GAP_TOL = 1e-2
+_KKT_LOOSE = ("float32", [2e-3, 1e-3, 5e-4])
+WDJAX_KKT_SETTINGS = {
+    "lasso": [_KKT_LOOSE], "enet": [_KKT_LOOSE],
+    "group": [("float32", [1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5]),
+              ("float64", [5e-6, 2e-6, 1e-6, 5e-7, 2e-7, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11])],
+}
 # The group paths' tolerances step 1-2-5 from 1e-3 to 1e-7 for wdjax and celer alike: a
 # "fastest setting reaching E" table reads each solver's error-time curve at its grid's
 # points, so a coarser grid for one solver loses it the levels between them (with celer at
@@ -318,6 +328,14 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
       fn()  # compilation
       add(f"wdjax {solver} {dtype}", f"tol={tol:g}", fn,
           f"(first call {time.perf_counter() - t:.1f} s)")
+  for dtype, kkts in WDJAX_KKT_SETTINGS[penalty]:
+    for kkt in kkts:
+      fn = lambda kkt=kkt, dtype=dtype: wd(tol=KKT_GAP_TOL, kkt_tol=kkt, dtype=dtype,
+                                           solver="cd").coefs
+      t = time.perf_counter()
+      fn()  # compilation
+      add(f"wdjax cd+kkt {dtype}", f"kkt_tol={kkt:g}", fn,
+          f"(tol={KKT_GAP_TOL:g}; first call {time.perf_counter() - t:.1f} s)")
   import jax
   backend = jax.default_backend()
   if backend != "cpu":

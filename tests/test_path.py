@@ -1,5 +1,7 @@
 """Regularization paths against sklearn's coordinate descent and the optimality conditions."""
 
+import functools
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
@@ -252,6 +254,61 @@ def test_cd_enet_refined_support_conditions(wide):
     assert np.all(np.abs(v[~on]) <= lam * alpha + 1e-8 * lam_max_alpha)
 
 
+def _worst_conditions(X, y, res, groups, alpha=1.0):
+  """max over λ and blocks of the distance of X_gᵀr/n − λ(1−α)w_g to λα·∂‖w_g‖, in NumPy
+  (width-1 blocks without `groups`)."""
+  n = len(y)
+  groups = np.arange(X.shape[1]) if groups is None else np.asarray(groups)
+  worst = 0.0
+  for lam, w in zip(res.lambdas, res.coefs):
+    v = X.T @ (y - X @ w) / n - lam * (1 - alpha) * w
+    for g in np.unique(groups):
+      wg, vg = w[groups == g], v[groups == g]
+      norm = np.linalg.norm(wg)
+      worst = max(worst, np.linalg.norm(vg - lam * alpha * wg / norm) if norm > 0
+                  else max(np.linalg.norm(vg) - lam * alpha, 0.0))
+  return worst
+
+
+@pytest.mark.parametrize("kind", ["lasso", "enet", "group"])
+def test_kkt_tol_holds_every_condition_with_a_loose_gap(wide, kind):
+  # kkt_tol names a target for the optimality conditions: with a gap tolerance of 1e-2 they
+  # must hold to kkt_tol·α·λ_max at every feature, on the support (the refinement's sweeps)
+  # and off it (a zero block violating its condition sends the λ back to working-set
+  # rounds: without that, the groups missing from the support at tol 1e-2 stay out), and
+  # the path must be sklearn's at its tight tolerance (same support, 1e-6)
+  X, y = wide
+  n = len(y)
+  alpha, groups = {"lasso": (1.0, None), "enet": (0.5, None),
+                   "group": (1.0, np.arange(2000) // 5)}[kind]
+  fn = {"lasso": path.lasso_path, "enet": functools.partial(path.enet_path, l1_ratio=alpha),
+        "group": functools.partial(path.group_lasso_path, groups=groups)}[kind]
+  kw = dict(n_lambdas=5, eps=0.01, dtype="float64", solver="cd", tol=1e-2)
+  res = fn(X, y, kkt_tol=1e-9, **kw)
+  assert res.converged.all() and (res.coefs[-1] != 0).sum() > 10
+  lam_max_alpha = res.lambdas[0] * alpha
+  assert _worst_conditions(X, y, res, groups, alpha) <= 1e-9 * lam_max_alpha * (1 + 1e-6)
+  loose = fn(X, y, **kw)   # the gap alone at 1e-2: far off
+  assert _worst_conditions(X, y, loose, groups, alpha) > 1e-5 * lam_max_alpha
+  if kind == "group":
+    ref = path.group_lasso_path(X, y, groups, lambdas=res.lambdas, dtype="float64", tol=1e-10,
+                                solver="cd").coefs
+  else:
+    ref = _sklearn(lasso_path if kind == "lasso" else enet_path, X, y, res.lambdas,
+                   **({} if kind == "lasso" else dict(l1_ratio=alpha)))
+  _assert_same_path(res.coefs, ref)
+
+
+def test_kkt_tol_unmet_is_reported_and_float32_warned(wide):
+  X, y = wide
+  kw = dict(n_lambdas=5, eps=0.01, solver="cd", tol=1e-2)
+  with pytest.warns(path.PathConvergenceWarning, match="optimality conditions"):
+    res = path.lasso_path(X, y, kkt_tol=1e-12, max_iter=20, dtype="float64", **kw)
+  assert not res.converged.all() and (res.gaps <= 1e-2 * np.mean(y ** 2)).all()
+  with pytest.warns(UserWarning, match="dtype='float64'"):
+    path.lasso_path(X, y, kkt_tol=1e-8, dtype="float32", **kw)
+
+
 def test_group_cd_gaps_and_step_sizes_against_numpy(correlated):
   # the block solver's two pieces of math the KKT checks reach only indirectly: its step
   # sizes L_g = ‖X_g‖₂²/n (NumPy's spectral norm; a zero-padded and an all-zero group
@@ -349,6 +406,12 @@ def test_non_convergence_is_reported(wide):
     (dict(solver="newton"), "solver must be"),
     (dict(solver="cd", method="vmap"), "solver='cd' solves"),
     (dict(l1_ratio=0.5), "lasso_path has no l1_ratio"),
+    (dict(kkt_tol=-1e-6), "kkt_tol must be a finite number > 0"),
+    (dict(kkt_tol=float("nan")), "kkt_tol must be a finite number > 0"),
+    (dict(kkt_tol=0), "kkt_tol must be a finite number > 0"),
+    (dict(kkt_tol="1e-6"), "kkt_tol must be a finite number > 0"),
+    (dict(kkt_tol=1e-6, solver="fista"), "kkt_tol is the coordinate-descent solver's"),
+    (dict(kkt_tol=1e-6, method="vmap"), "kkt_tol is the coordinate-descent solver's"),
 ])
 def test_bad_input(diabetes, kwargs, match):
   with pytest.raises(ValueError, match=match):
@@ -536,6 +599,20 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
     calls.clear()
     kwargs.setdefault("l1_ratio", 0.5)
     path.enet_path(Xs, y[:Xs.shape[0]], n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
+    assert calls == [want], (Xs.shape, kwargs, calls)
+  # a target for the optimality conditions (kkt_tol) is CD's: it takes FISTA's place, and
+  # the exact solvers' only where their certificates (1e-9·λ_max) are at least as tight
+  for fn, Xs, kwargs, want in [
+      (path.lasso_path, X, dict(tol=1e-5, kkt_tol=1e-6), "cd"),
+      (path.lasso_path, X, dict(polish=False, kkt_tol=1e-6), "cd"),
+      (path.lasso_path, X[:100], dict(kkt_tol=1e-6), "homotopy"),
+      (path.lasso_path, X[:100], dict(kkt_tol=1e-10), "cd"),
+      (functools.partial(path.enet_path, l1_ratio=0.5), X[:100], dict(kkt_tol=2e-9),
+       "active_set"),
+      (functools.partial(path.enet_path, l1_ratio=0.5), X[:100], dict(kkt_tol=1e-9), "cd"),
+      (path.lasso_path, diabetes[0], dict(kkt_tol=1e-6), "cd")]:
+    calls.clear()
+    fn(Xs, np.resize(y, Xs.shape[0]), n_lambdas=3, eps=0.5, dtype="float64", **kwargs)
     assert calls == [want], (Xs.shape, kwargs, calls)
   for tol in (1e-4, 1e-10):  # the group lasso: block CD at every tol (screening is not its)
     calls.clear()

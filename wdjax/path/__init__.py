@@ -98,7 +98,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wdjax.path.active_set import active_set_path, slots
-from wdjax.path.coordinate_descent import cd_path
+from wdjax.path.coordinate_descent import REFINE_EPOCHS, REFINES, cd_path
 from wdjax.path.homotopy import homotopy_path
 from wdjax.path.loop_kernels import use_loop_kernels
 
@@ -119,6 +119,8 @@ PATH_TOL = 1e-4
 # benchmark problems CD is 2x faster at 1e-4, FISTA with its exact support solve 2x faster
 # at 1e-5 and 3-10x at 1e-10 (benchmarks/README.md, run I)
 _CD_MIN_TOL = 5e-5
+# a kkt_tol below this asks more of the CD solver's float32 X than its rounding allows
+_FLOAT32_KKT = 1e-6
 # working-set rounds per λ of the CD solver (each one pass over X); a safety cap
 CD_MAX_ROUNDS = 100
 # sweeps over the working set's non-zero members after each sweep over the whole set (CD):
@@ -157,6 +159,9 @@ HOMOTOPY_MAX_STEPS_PER_K = 16
 # designs with d = 2000, l1_ratio 0.5 (2-core Xeon, run N): n = 100, 0.42x (30 against 72
 # ms); 150, 0.68x; 200, 0.75x; 250, 1.19x; 300, 1.5x
 ACTIVE_SET_MAX_N = 200
+# the exact solvers (homotopy, active set) certify a λ only when its optimality conditions
+# hold to this fraction of λ_max, whatever tol
+EXACT_KKT_TOL = 1e-9
 # a cap on the active-set solver's steps for the whole path, per λ (1.5 on the correlated
 # benchmark problem), plus one per slot (a grid that starts far below λ_max fills the
 # support in its first λ); past it the path falls back as the homotopy's does
@@ -209,7 +214,8 @@ def _path(X, y, *, device="auto", **kwargs):
 
 def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
                fit_intercept=False, tol=PATH_TOL, max_iter=20_000, method="warm",
-               solver="auto", screening="auto", polish=True, dtype=None, check_every=10):
+               solver="auto", screening="auto", polish=True, dtype=None, check_every=10,
+               kkt_tol=None):
   if method not in ("warm", "vmap"):
     raise ValueError(f"method must be 'warm' (sequential, warm-started) or 'vmap' (all λ at "
                      f"once), got {method!r}.")
@@ -239,6 +245,24 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
     raise ValueError(f"tol must be > 0, got {tol}.")
   if not (isinstance(max_iter, (int, np.integer)) and max_iter >= check_every):
     raise ValueError(f"max_iter must be an integer >= {check_every}, got {max_iter!r}.")
+  if kkt_tol is not None:
+    if not (isinstance(kkt_tol, (int, float, np.floating)) and np.isfinite(kkt_tol)
+            and kkt_tol > 0):
+      raise ValueError(f"kkt_tol must be a finite number > 0 (the CD solver's target for "
+                       f"each λ's optimality conditions, relative to α·λ_max), got "
+                       f"{kkt_tol!r}; leave it None for the default (tol below 5e-5, none "
+                       f"at or above).")
+    if solver == "fista" or method == "vmap":
+      raise ValueError("kkt_tol is the coordinate-descent solver's option (it sweeps each "
+                       "λ's support until its optimality conditions hold to "
+                       "kkt_tol·α·λ_max); FISTA stops at the gap alone: use solver='cd' "
+                       "(or 'auto') with method='warm', or leave kkt_tol None.")
+    kkt_tol = float(kkt_tol)
+    if kkt_tol < _FLOAT32_KKT and np.dtype(dt) == np.float32:
+      warnings.warn(f"kkt_tol={kkt_tol:g} with dtype=float32: the CD solver checks the "
+                    "optimality conditions against X rounded to float32, which moves them by "
+                    f"~1e-8 to 1e-7 of λ_max; use dtype='float64' for kkt_tol < "
+                    f"{_FLOAT32_KKT:g}.", UserWarning, stacklevel=4)
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
@@ -265,12 +289,17 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
       compact = gidx.size <= 2 * np.shape(X)[1]
     solver = ("cd" if method == "warm" and loose and wide and compact and not fista_options
               and on_cpu else "fista")
+    if kkt_tol is not None:
+      # a target for the optimality conditions is CD's to meet (FISTA stops at the gap); the
+      # exact solvers below certify theirs to EXACT_KKT_TOL·λ_max, kept when that is as tight
+      solver = "cd"
     # the exact solvers for few samples and many features (the lasso's homotopy, the
     # elastic net's active set); a λ either cannot certify sends the path to `solver`
     n_samples = np.shape(X)[0]
     fewer_samples = n_samples < np.shape(X)[1]
     exact = None
-    if method == "warm" and on_cpu and not fista_options and wide:
+    if (method == "warm" and on_cpu and not fista_options and wide
+        and (kkt_tol is None or kkt_tol * l1_ratio >= EXACT_KKT_TOL)):
       if ((kind == "l1" or (kind == "elastic_net" and l1_ratio == 1.0))
           and (n_samples <= HOMOTOPY_MAX_N
                or (not loose and n_samples <= HOMOTOPY_MAX_N_TIGHT and fewer_samples))):
@@ -288,7 +317,7 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   if solver == "cd":
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
-               groups=groups if kind == "group_lasso" else None, gidx=gidx)
+               groups=groups if kind == "group_lasso" else None, gidx=gidx, kkt_tol=kkt_tol)
   # the arguments are checked before the d x d Gram matrix is built
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   d = Q.shape[0]
@@ -329,7 +358,7 @@ def _residual_form(X, y, *, fit_intercept, l1_ratio, lambdas, n_lambdas, eps, dt
 
 
 def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter, dtype,
-        groups=None, gidx=None):
+        groups=None, gidx=None, kkt_tol=None):
   """The path by `coordinate_descent.cd_path`: no Gram matrix, X transposed (and, with
   `groups`, its columns gathered into zero-padded blocks of the widest group's size for
   block coordinate descent: the group lasso; `gidx`, their index if already built)."""
@@ -341,14 +370,23 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
       n_lambdas=n_lambdas, eps=eps, dtype=dtype, groups=groups, gidx=gidx)
   d = Xt.shape[0]
   tol_abs = tol * yy
-  refine = tol < _CD_MIN_TOL
+  # each λ's support swept towards its optimality conditions: below tol 5e-5 by default
+  # (to tol·α·λ_max), at any tol when the caller names the target (and then a λ converges
+  # only where they hold)
+  named = kkt_tol is not None
+  refine = named or tol < _CD_MIN_TOL
+  kkt_tol = kkt_tol if named else tol
   Xb = (Xt[:, None, :] if gidx is None
         else np.concatenate([Xt, np.zeros((1, Xt.shape[1]), Xt.dtype)])[gidx])
   with jax.enable_x64(True):
-    blocks, gaps, iters, rounds = (np.asarray(a) for a in cd_path(
+    blocks, gaps, iters, rounds, met = (np.asarray(a) for a in cd_path(
         Xb, yc, lams, l1_ratio, tol_abs, max_epochs=int(max_iter), max_outer=CD_MAX_ROUNDS,
         active_epochs=CD_ACTIVE_EPOCHS_REFINING if refine else CD_ACTIVE_EPOCHS,
-        refine=refine, kkt_tol=max(tol, 1e-13)))
+        refine=refine, kkt_tol=max(kkt_tol, 1e-13),
+        # a named target is held to max_iter alone (by default a refinement stops after
+        # REFINE_EPOCHS sweeps: an accuracy bonus, not a criterion)
+        refine_epochs=int(max_iter) if named else REFINE_EPOCHS,
+        refines=CD_MAX_ROUNDS if named else REFINES))
   if gidx is None:
     coefs = blocks[:, :, 0]
   else:   # blocks back to features (the padding slots, index d, dropped)
@@ -359,7 +397,20 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
   if np.any((gaps > tol_abs) & (rounds >= CD_MAX_ROUNDS) & (iters < max_iter)):
     limit = (f"{CD_MAX_ROUNDS} working-set rounds (the gap is near its floor: float32 X "
              "resolves about 1e-9·‖y‖²/n)")
-  return _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 6, limit)
+  res = _result(lams, coefs, gaps, iters, tol_abs, max_iter, fit_intercept, xm, ym, 6, limit)
+  if not named:
+    return res
+  off = res.converged & ~met
+  if off.any():
+    bad = np.flatnonzero(off)
+    warnings.warn(
+        f"{bad.size} of {lams.size} λ reached the gap tolerance but not optimality conditions "
+        f"within kkt_tol = {kkt_tol:.3g} (of α·λ_max) in max_iter={max_iter} epochs or "
+        f"{CD_MAX_ROUNDS} refinements (first: λ[{bad[0]}] = "
+        f"{lams[bad[0]]:.4g}). Raise max_iter, loosen kkt_tol, or use dtype=float64 (float32 "
+        "X resolves the conditions to about 1e-7·λ_max).", PathConvergenceWarning,
+        stacklevel=5)
+  return res._replace(converged=res.converged & met)
 
 
 def _exact(solver, X, y, *, l1_ratio, **kwargs):
@@ -441,7 +492,7 @@ def _certified(lams, w, feat, d, gaps, viol, steps, yy, lam_max, tol, warn, fit_
   one is not and not `warn` (the caller then solves the path another way), else the
   unconverged ones are warned about."""
   tol_abs = tol * yy
-  certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= 1e-9 * lam_max)
+  certified = (gaps <= tol_abs) & (gaps >= -1e-12 * yy) & (viol <= EXACT_KKT_TOL * lam_max)
   if not (certified.all() or warn):
     return None
   coefs = np.zeros((lams.size, d + 1))
@@ -485,6 +536,18 @@ _PATH_ARGS = """
       ~√gap away (on the 500 x 2000 benchmark's group path at tol 1e-8: 1.3e-5 of the
       largest coefficient unrefined, 3e-7 refined). Until 2026-11-27 the default was 1e-10
       in float64, 1e-5 in float32.
+    kkt_tol: a target for the optimality conditions, relative to α·λ_max (the CD solver;
+      default None: tol below 5e-5, none at or above). Each λ's support is then swept until
+      ‖X_gᵀr/n − λ(1−α)w_g − λα·w_g/‖w_g‖‖ <= kkt_tol·α·λ_max on it, and a block off it
+      with ‖X_gᵀr/n‖ > λα + kkt_tol·α·λ_max sends the λ back to working-set rounds; a λ
+      counts as converged when these hold as well as the gap, within max_iter (a
+      `PathConvergenceWarning` names those that do not). The conditions bound the
+      coefficients' error more cheaply than the gap does: pair a loose tol (1e-2) with
+      kkt_tol for a given accuracy (group lasso 500 x 2000: kkt_tol=1e-8 reaches 8e-7 of
+      the largest coefficient in 0.78 s where tol=1e-8 alone takes 1.4 s to 3e-7;
+      benchmarks run S). solver="auto" then runs CD, or an exact solver where its
+      certificates (1e-9·λ_max) are as tight; solver="fista" and method="vmap" reject it,
+      and float32 X resolves it to ~1e-7 (a warning below 1e-6).
     max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
       over the working set of the moment or its support); a safety cap, non-convergence
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
