@@ -278,7 +278,6 @@ def test_kkt_tol_holds_every_condition_with_a_loose_gap(wide, kind):
   # rounds: without that, the groups missing from the support at tol 1e-2 stay out), and
   # the path must be sklearn's at its tight tolerance (same support, 1e-6)
   X, y = wide
-  n = len(y)
   alpha, groups = {"lasso": (1.0, None), "enet": (0.5, None),
                    "group": (1.0, np.arange(2000) // 5)}[kind]
   fn = {"lasso": path.lasso_path, "enet": functools.partial(path.enet_path, l1_ratio=alpha),
