@@ -298,14 +298,34 @@ def test_kkt_tol_holds_every_condition_with_a_loose_gap(wide, kind):
   _assert_same_path(res.coefs, ref)
 
 
-def test_kkt_tol_unmet_is_reported_and_float32_warned(wide):
+def test_kkt_tol_unmet_is_reported_and_float32_warned(wide, monkeypatch):
+  # conditions not met within max_iter: converged False and a warning at the caller's line;
+  # float32 X with a target it cannot resolve: a warning naming the fix (other warnings of
+  # that call, if any, are recorded rather than raised)
+  import warnings
   X, y = wide
   kw = dict(n_lambdas=5, eps=0.01, solver="cd", tol=1e-2)
-  with pytest.warns(path.PathConvergenceWarning, match="optimality conditions"):
+  with pytest.warns(path.PathConvergenceWarning, match="optimality conditions") as caught:
     res = path.lasso_path(X, y, kkt_tol=1e-12, max_iter=20, dtype="float64", **kw)
   assert not res.converged.all() and (res.gaps <= 1e-2 * np.mean(y ** 2)).all()
-  with pytest.warns(UserWarning, match="dtype='float64'"):
+  assert {w.filename for w in caught} == {__file__}
+  assert "dtype=float64" not in str(caught[0].message)   # (it is float64 already)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
     path.lasso_path(X, y, kkt_tol=1e-8, dtype="float32", **kw)
+  mine = [w for w in caught if w.category is UserWarning and "dtype='float64'" in str(w.message)]
+  assert len(mine) == 1 and mine[0].filename == __file__
+  # solver="auto" with kkt_tol: an exact solver that cannot certify a λ hands the path to
+  # CD (not FISTA); groups too uneven to pad are an error that names solver='cd'
+  import wdjax.path as wp
+  calls = []
+  monkeypatch.setattr(wp, "_homotopy", lambda *a, **k: calls.append("homotopy"))
+  monkeypatch.setattr(wp, "_cd", lambda *a, **k: calls.append("cd") or "done")
+  assert path.lasso_path(X[:100], y[:100], kkt_tol=1e-6) == "done"
+  assert calls == ["homotopy", "cd"]
+  uneven = np.concatenate([np.zeros(40, int), np.arange(1, 61)])
+  with pytest.raises(ValueError, match="solver='cd' to accept"):
+    path.group_lasso_path(X[:, :100], y, uneven, kkt_tol=1e-6)
 
 
 def test_group_cd_gaps_and_step_sizes_against_numpy(correlated):
@@ -405,12 +425,17 @@ def test_non_convergence_is_reported(wide):
     (dict(solver="newton"), "solver must be"),
     (dict(solver="cd", method="vmap"), "solver='cd' solves"),
     (dict(l1_ratio=0.5), "lasso_path has no l1_ratio"),
-    (dict(kkt_tol=-1e-6), "kkt_tol must be a finite number > 0"),
-    (dict(kkt_tol=float("nan")), "kkt_tol must be a finite number > 0"),
-    (dict(kkt_tol=0), "kkt_tol must be a finite number > 0"),
-    (dict(kkt_tol="1e-6"), "kkt_tol must be a finite number > 0"),
+    (dict(kkt_tol=-1e-6), "kkt_tol must be a finite number >= 1e-13"),
+    (dict(kkt_tol=float("nan")), "kkt_tol must be a finite number"),
+    (dict(kkt_tol=0), "kkt_tol must be a finite number"),
+    (dict(kkt_tol=1e-15), "float64 resolves them"),
+    (dict(kkt_tol="1e-6"), "kkt_tol must be a finite number"),
+    (dict(kkt_tol=True), "kkt_tol must be a finite number"),
     (dict(kkt_tol=1e-6, solver="fista"), "kkt_tol is the coordinate-descent solver's"),
     (dict(kkt_tol=1e-6, method="vmap"), "kkt_tol is the coordinate-descent solver's"),
+    (dict(kkt_tol=1e-10, solver="homotopy"), "certifies each λ's optimality conditions"),
+    (dict(kkt_tol=1e-6, screening="strong"), "FISTA's options"),
+    (dict(kkt_tol=1e-6, polish=False), "FISTA's options"),
 ])
 def test_bad_input(diabetes, kwargs, match):
   with pytest.raises(ValueError, match=match):
@@ -603,7 +628,6 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   # the exact solvers' only where their certificates (1e-9·λ_max) are at least as tight
   for fn, Xs, kwargs, want in [
       (path.lasso_path, X, dict(tol=1e-5, kkt_tol=1e-6), "cd"),
-      (path.lasso_path, X, dict(polish=False, kkt_tol=1e-6), "cd"),
       (path.lasso_path, X[:100], dict(kkt_tol=1e-6), "homotopy"),
       (path.lasso_path, X[:100], dict(kkt_tol=1e-10), "cd"),
       (functools.partial(path.enet_path, l1_ratio=0.5), X[:100], dict(kkt_tol=2e-9),

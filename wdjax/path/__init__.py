@@ -121,6 +121,8 @@ PATH_TOL = 1e-4
 _CD_MIN_TOL = 5e-5
 # a kkt_tol below this asks more of the CD solver's float32 X than its rounding allows
 _FLOAT32_KKT = 1e-6
+# ... and below this one more than float64's (the CD solver clamps its target there)
+_MIN_KKT = 1e-13
 # working-set rounds per λ of the CD solver (each one pass over X); a safety cap
 CD_MAX_ROUNDS = 100
 # sweeps over the working set's non-zero members after each sweep over the whole set (CD):
@@ -246,23 +248,27 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   if not (isinstance(max_iter, (int, np.integer)) and max_iter >= check_every):
     raise ValueError(f"max_iter must be an integer >= {check_every}, got {max_iter!r}.")
   if kkt_tol is not None:
-    if not (isinstance(kkt_tol, (int, float, np.floating)) and np.isfinite(kkt_tol)
-            and kkt_tol > 0):
-      raise ValueError(f"kkt_tol must be a finite number > 0 (the CD solver's target for "
-                       f"each λ's optimality conditions, relative to α·λ_max), got "
-                       f"{kkt_tol!r}; leave it None for the default (tol below 5e-5, none "
-                       f"at or above).")
+    if not (isinstance(kkt_tol, (int, float, np.integer, np.floating))
+            and not isinstance(kkt_tol, bool) and np.isfinite(kkt_tol)
+            and kkt_tol >= _MIN_KKT):
+      raise ValueError(f"kkt_tol must be a finite number >= {_MIN_KKT:g} (the CD solver's "
+                       f"target for each λ's optimality conditions, relative to α·λ_max; "
+                       f"float64 resolves them to about that), got {kkt_tol!r}; leave it "
+                       f"None for the default (tol below 5e-5, none at or above).")
+    kkt_tol = float(kkt_tol)
     if solver == "fista" or method == "vmap":
       raise ValueError("kkt_tol is the coordinate-descent solver's option (it sweeps each "
                        "λ's support until its optimality conditions hold to "
                        "kkt_tol·α·λ_max); FISTA stops at the gap alone: use solver='cd' "
                        "(or 'auto') with method='warm', or leave kkt_tol None.")
-    kkt_tol = float(kkt_tol)
-    if kkt_tol < _FLOAT32_KKT and np.dtype(dt) == np.float32:
-      warnings.warn(f"kkt_tol={kkt_tol:g} with dtype=float32: the CD solver checks the "
-                    "optimality conditions against X rounded to float32, which moves them by "
-                    f"~1e-8 to 1e-7 of λ_max; use dtype='float64' for kkt_tol < "
-                    f"{_FLOAT32_KKT:g}.", UserWarning, stacklevel=4)
+    if solver in ("homotopy", "active_set") and kkt_tol * l1_ratio < EXACT_KKT_TOL:
+      raise ValueError(f"solver={solver!r} certifies each λ's optimality conditions to "
+                       f"{EXACT_KKT_TOL:g}·λ_max, looser than kkt_tol={kkt_tol:g} asks: use "
+                       f"solver='cd' (or 'auto', which picks it) for a tighter target.")
+    if solver == "auto" and kind != "group_lasso" and (screening != "auto"
+                                                       or polish is not True):
+      raise ValueError("screening and polish are FISTA's options and kkt_tol is the CD "
+                       "solver's: with kkt_tol, leave screening='auto' and polish=True.")
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
@@ -290,8 +296,14 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
     solver = ("cd" if method == "warm" and loose and wide and compact and not fista_options
               and on_cpu else "fista")
     if kkt_tol is not None:
-      # a target for the optimality conditions is CD's to meet (FISTA stops at the gap); the
-      # exact solvers below certify theirs to EXACT_KKT_TOL·λ_max, kept when that is as tight
+      # a target for the optimality conditions is CD's to meet (FISTA stops at the gap),
+      # wherever it runs; the exact solvers below certify theirs to EXACT_KKT_TOL·λ_max and
+      # are kept when that is as tight
+      if not compact:
+        raise ValueError(f"kkt_tol is the CD solver's option, and these groups are too uneven "
+                         f"for it under solver='auto': block CD pads every group to the "
+                         f"widest, {gidx.size / np.shape(X)[1]:.1f}x X's size here; pass "
+                         f"solver='cd' to accept that, or leave kkt_tol None (FISTA).")
       solver = "cd"
     # the exact solvers for few samples and many features (the lasso's homotopy, the
     # elastic net's active set); a λ either cannot certify sends the path to `solver`
@@ -376,6 +388,12 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
   named = kkt_tol is not None
   refine = named or tol < _CD_MIN_TOL
   kkt_tol = kkt_tol if named else tol
+  single = np.dtype(dtype) == np.float32
+  if named and single and kkt_tol < _FLOAT32_KKT:
+    warnings.warn(f"kkt_tol={kkt_tol:g} with dtype=float32: the CD solver checks the "
+                  "optimality conditions against X rounded to float32, which moves them by "
+                  f"~1e-8 to 1e-7 of λ_max; use dtype='float64' for kkt_tol < "
+                  f"{_FLOAT32_KKT:g}.", UserWarning, stacklevel=5)
   Xb = (Xt[:, None, :] if gidx is None
         else np.concatenate([Xt, np.zeros((1, Xt.shape[1]), Xt.dtype)])[gidx])
   with jax.enable_x64(True):
@@ -407,9 +425,9 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
         f"{bad.size} of {lams.size} λ reached the gap tolerance but not optimality conditions "
         f"within kkt_tol = {kkt_tol:.3g} (of α·λ_max) in max_iter={max_iter} epochs or "
         f"{CD_MAX_ROUNDS} refinements (first: λ[{bad[0]}] = "
-        f"{lams[bad[0]]:.4g}). Raise max_iter, loosen kkt_tol, or use dtype=float64 (float32 "
-        "X resolves the conditions to about 1e-7·λ_max).", PathConvergenceWarning,
-        stacklevel=5)
+        f"{lams[bad[0]]:.4g}). Raise max_iter or loosen kkt_tol"
+        + (", or use dtype=float64 (float32 X resolves the conditions to about 1e-7·λ_max)."
+           if single else "."), PathConvergenceWarning, stacklevel=5)
   return res._replace(converged=res.converged & met)
 
 
@@ -545,9 +563,12 @@ _PATH_ARGS = """
       coefficients' error more cheaply than the gap does: pair a loose tol (1e-2) with
       kkt_tol for a given accuracy (group lasso 500 x 2000: kkt_tol=1e-8 reaches 8e-7 of
       the largest coefficient in 0.78 s where tol=1e-8 alone takes 1.4 s to 3e-7;
-      benchmarks run S). solver="auto" then runs CD, or an exact solver where its
-      certificates (1e-9·λ_max) are as tight; solver="fista" and method="vmap" reject it,
-      and float32 X resolves it to ~1e-7 (a warning below 1e-6).
+      benchmarks run S). solver="auto" then runs CD (wherever it runs: on an accelerator
+      too with device="default"), or an exact solver where its certificates (1e-9·λ_max)
+      are as tight; solver="fista", method="vmap", screening/polish away from their
+      defaults, an exact solver asked for a tighter target than its certificates and
+      kkt_tol < 1e-13 are errors, and float32 X resolves it to ~1e-7 (a warning below
+      1e-6).
     max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
       over the working set of the moment or its support); a safety cap, non-convergence
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
