@@ -1307,3 +1307,24 @@ def test_use_loop_kernels_flags_and_errors(monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "/etc/xla_flags.txt")
   with pytest.raises(ValueError, match="names a file of flags"):
     path.use_loop_kernels()
+
+
+def test_cpu_jit_compiles_with_the_path_options_on_a_cpu_only(monkeypatch):
+  # the path solvers' jit passes CPU_COMPILER_OPTIONS to XLA where it runs on a CPU (an
+  # invalid value there must reach XLA and fail) and XLA's defaults elsewhere
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path import compiled
+  assert compiled.CPU_COMPILER_OPTIONS == {"xla_backend_optimization_level": 1}
+  monkeypatch.setattr(compiled, "CPU_COMPILER_OPTIONS",
+                      {"xla_backend_optimization_level": "not a level"})
+  double = compiled.cpu_jit(lambda x: 2 * x)
+  with pytest.raises(Exception, match="xla_backend_optimization_level"):
+    double(jnp.ones(3))
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")   # (as an accelerator would)
+  assert compiled.platform() == "gpu"
+  np.testing.assert_array_equal(double(jnp.ones(3)), 2.0)
+  with jax.default_device(jax.devices("cpu")[0]):   # device="auto" on an accelerator
+    assert compiled.platform() == "cpu"
+    with pytest.raises(Exception, match="xla_backend_optimization_level"):
+      double.lower(jnp.ones(3)).compile()

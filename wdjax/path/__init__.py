@@ -98,6 +98,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wdjax.path.active_set import active_set_path, slots
+from wdjax.path.compiled import platform as _platform
 from wdjax.path.coordinate_descent import REFINE_EPOCHS, REFINES, cd_path
 from wdjax.path.homotopy import homotopy_path
 from wdjax.path.loop_kernels import use_loop_kernels
@@ -196,15 +197,6 @@ def _host_device(method: str, device: str) -> Any:
       raise ValueError("device='cpu' but JAX has no CPU backend (JAX_PLATFORMS excludes "
                        "it); add 'cpu' to JAX_PLATFORMS or pass device='default'.") from None
     return None
-
-
-def _platform() -> str:
-  """The platform new computations run on: a `jax.default_device` in force, else JAX's
-  default backend."""
-  dev = getattr(jax.config, "jax_default_device", None)
-  if dev is None:
-    return jax.default_backend()
-  return dev if isinstance(dev, str) else dev.platform
 
 
 def _path(X, y, *, device="auto", **kwargs):

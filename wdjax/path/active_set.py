@@ -72,6 +72,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from wdjax.path.compiled import cpu_jit
 from wdjax.path.coordinate_descent import _gap
 
 # a feature off the support enters only if |c_j| − λα exceeds this fraction of λ_max·α (a
@@ -93,7 +94,7 @@ def _first(mask, size, fill):
   return jnp.nonzero(mask, size=size, fill_value=fill)[0].astype(jnp.int32)
 
 
-@jax.jit
+@cpu_jit
 def active_set_path(Xt, y, lams, l1_ratio, lam_max, max_steps):
   """The elastic-net path at `lams` (decreasing, from `lam_max`, the caller's λ_max) for
   Xt = Xᵀ (d, n) and y, float64, 0 < l1_ratio < 1.

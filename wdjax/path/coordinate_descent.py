@@ -84,6 +84,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from wdjax.path.compiled import cpu_jit
+
 # Coordinates updated per iteration of the compiled loop, their w read by one gather and
 # written by one scatter: 0.52 µs per update at 4, 0.45 at 8, 0.43 at 16 (n = 500, 2-core
 # Xeon), but each doubling adds ~0.15 s of compilation to the path's ~1.2 s.
@@ -212,7 +214,7 @@ def _lipschitz(Xb, dt):
   return jnp.linalg.eigvalsh(gram)[:, -1] / n
 
 
-@functools.partial(jax.jit, static_argnames=("max_outer", "p0", "active_epochs", "refine"))
+@cpu_jit(static_argnames=("max_outer", "p0", "active_epochs", "refine"))
 def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
             active_epochs=3, refine=False, kkt_tol=1e-12, refine_epochs=REFINE_EPOCHS,
             refines=REFINES):

@@ -80,6 +80,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from wdjax.path.compiled import cpu_jit
 from wdjax.path.coordinate_descent import _gap
 
 # a denominator 1 ± a_j below this means the feature's correlation moves (numerically) in
@@ -116,7 +117,7 @@ def _grow(st, K, d):
               fresh=jnp.where(st["fresh"] == K0, K, st["fresh"]).astype(jnp.int32))
 
 
-@jax.jit
+@cpu_jit
 def homotopy_path(Xt, y, lams, lam_max, max_steps):
   """The lasso path at `lams` (decreasing) from Xt = Xᵀ (d, n) and y, float64, starting
   at λ_max = max_j |x_jᵀy|/n as the caller computed it (the one its grid starts from: a

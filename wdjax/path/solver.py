@@ -3,12 +3,11 @@ full, scanned, vmapped and working-set solves."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
 from wdjax import prox as _prox
+from wdjax.path.compiled import cpu_jit
 
 def _prox_step(kind, z, thr, l1_ratio, gidx):
   if kind == "l1":
@@ -170,12 +169,12 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
 _STATIC = ("kind", "max_iter", "check_every", "polish", "mixed")
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@cpu_jit(static_argnames=_STATIC)
 def _solve_full(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, **kw):
   return _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, **kw)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@cpu_jit(static_argnames=_STATIC)
 def _path_scan(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
   def step(w, lam):
     w, gap, it = _fista(Q, b, yy, lam, l1_ratio, gidx, w, tol_abs, **kw)
@@ -184,14 +183,14 @@ def _path_scan(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
   return out
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@cpu_jit(static_argnames=_STATIC)
 def _path_vmap(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
   solve = lambda lam: _fista(Q, b, yy, lam, l1_ratio, gidx, jnp.zeros_like(b), tol_abs,
                             mixed=False, **kw)
   return jax.vmap(solve)(lams)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@cpu_jit(static_argnames=_STATIC)
 def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, **kw):
   """FISTA on the working set idx (padded; `valid` marks real entries), then the full check.
 
