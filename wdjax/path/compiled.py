@@ -11,7 +11,8 @@ import jax
 # XLA:CPU's backend (LLVM) optimization level for the path solvers. Their compiled loops
 # are chains of small kernels (a coordinate update, a breakpoint, a working set), which
 # -O1 makes faster than XLA's default -O3; measured on the 2-core AMD EPYC, one core, best
-# of 5, in one process each (benchmarks/README.md run S): the lasso's default call on
+# of 5, in one process each (benchmarks/README.md, run S; run J found no change on the
+# Intel Xeon, with the CD solver of that day): the lasso's default call on
 # 500 x 2000 25.8 -> 23.8 ms (21.7 against 24.3 ms in two more pairs of processes), the
 # elastic net's 93.2 -> 78.3, the group lasso's 30.8 -> 27.6 (with kkt_tol 1e-6: 342 ->
 # 312), the correlated homotopy 9.8 -> 8.6; FISTA's matrix products the same (78.3 against
@@ -33,7 +34,8 @@ def platform() -> str:
 def cpu_jit(fun: Callable | None = None, **jit_kwargs: Any) -> Callable:
   """`jax.jit(fun, **jit_kwargs)`, compiled with CPU_COMPILER_OPTIONS where `platform()`
   is "cpu" at the call (two jitted functions, each with its own cache); `.lower` picks the
-  same way. Usable as `@cpu_jit` or `@cpu_jit(static_argnames=...)`."""
+  same way (the only attribute of a jitted function it forwards). Usable as `@cpu_jit` or
+  `@cpu_jit(static_argnames=...)`."""
   if fun is None:
     return functools.partial(cpu_jit, **jit_kwargs)
   default = jax.jit(fun, **jit_kwargs)
