@@ -626,6 +626,14 @@ def lasso_path(X: Any, y: Any, **kwargs: Any) -> PathResult:
     ((10, 5), True)
     >>> [int(k) for k in (res.coefs != 0).sum(axis=1)[[0, -1]]]  # 0 at λ_max, then the 2 true
     [0, 2]
+    >>> # a loose gap and a target for the optimality conditions (the CD solver): at every λ
+    >>> # |x_jᵀr/n − λ·sign(w_j)| on the support and |x_jᵀr/n| − λ off it <= kkt_tol·λ_max
+    >>> res = path.lasso_path(X, y, n_lambdas=10, tol=1e-2, kkt_tol=1e-10, dtype="float64")
+    >>> c = (y - res.coefs @ X.T) @ X / len(y)
+    >>> lam, w = res.lambdas[:, None], res.coefs
+    >>> off = np.where(w != 0, np.abs(c - lam * np.sign(w)), np.maximum(np.abs(c) - lam, 0))
+    >>> bool(res.converged.all()), bool(off.max() <= 1e-10 * res.lambdas[0])
+    (True, True)
   """
   return _path(X, y, kind="l1", **kwargs)
 
