@@ -225,6 +225,12 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
     key = f"{solver} {setting}"
     configs[key], labels[key] = fn, (solver, setting, note)
 
+  def add_compiled(solver, setting, fn, note=""):
+    # `add`, after a first call that compiles, its time in the note
+    t = time.perf_counter()
+    fn()
+    add(solver, setting, fn, f"({note}first call {time.perf_counter() - t:.1f} s)")
+
   # finer steps between 1e-8 and 1e-9, where the error 1e-6 falls on the synthetic problem;
   # on the correlated problem coordinate descent needs minutes at tight tolerances: fewer
   fine = name != "correlated" and penalty == "lasso"
@@ -322,31 +328,24 @@ def run(name, penalty="lasso", repeats=3, vmap=True, skip=()):
         "group": lambda **kw: path.group_lasso_path(X, y, groups, lambdas=lams, **kw)}[penalty]
   for solver, dtype, tols in WDJAX_SETTINGS[penalty]:
     for tol in tols:
-      fn = lambda tol=tol, dtype=dtype, solver=solver: wd(tol=tol, dtype=dtype,
-                                                          solver=solver).coefs
-      t = time.perf_counter()
-      fn()  # compilation
-      add(f"wdjax {solver} {dtype}", f"tol={tol:g}", fn,
-          f"(first call {time.perf_counter() - t:.1f} s)")
+      add_compiled(f"wdjax {solver} {dtype}", f"tol={tol:g}",
+                   lambda tol=tol, dtype=dtype, solver=solver: wd(tol=tol, dtype=dtype,
+                                                                  solver=solver).coefs)
   for dtype, kkts in WDJAX_KKT_SETTINGS[penalty]:
     for kkt in kkts:
-      fn = lambda kkt=kkt, dtype=dtype: wd(tol=KKT_GAP_TOL, kkt_tol=kkt, dtype=dtype,
-                                           solver="cd").coefs
-      t = time.perf_counter()
-      fn()  # compilation
-      add(f"wdjax cd+kkt {dtype}", f"kkt_tol={kkt:g}", fn,
-          f"(tol={KKT_GAP_TOL:g}; first call {time.perf_counter() - t:.1f} s)")
+      add_compiled(f"wdjax cd+kkt {dtype}", f"kkt_tol={kkt:g}",
+                   lambda kkt=kkt, dtype=dtype: wd(tol=KKT_GAP_TOL, kkt_tol=kkt, dtype=dtype,
+                                                   solver="cd").coefs,
+                   f"tol={KKT_GAP_TOL:g}; ")
   import jax
   backend = jax.default_backend()
   if backend != "cpu":
     # wdjax.path runs a warm path on the host CPU by default (device="auto"); the same
     # default call and a tight one left on the accelerator, for comparison
     for dtype, tol in (("float32", 1e-4), ("float64", 1e-10)):
-      fn = lambda tol=tol, dtype=dtype: wd(tol=tol, dtype=dtype, device="default").coefs
-      t = time.perf_counter()
-      fn()  # compilation
-      add(f"wdjax on the {backend} (device='default') {dtype}", f"tol={tol:g}", fn,
-          f"(first call {time.perf_counter() - t:.1f} s)")
+      add_compiled(f"wdjax on the {backend} (device='default') {dtype}", f"tol={tol:g}",
+                   lambda tol=tol, dtype=dtype: wd(tol=tol, dtype=dtype,
+                                                   device="default").coefs)
   if penalty != "lasso":
     return _timed_rows(label, X, ref, t_ref, configs, labels, repeats, fresh={})
   if vmap:

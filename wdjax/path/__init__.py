@@ -257,10 +257,6 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
       raise ValueError(f"solver={solver!r} certifies each λ's optimality conditions to "
                        f"{EXACT_KKT_TOL:g}·λ_max, looser than kkt_tol={kkt_tol:g} asks: use "
                        f"solver='cd' (or 'auto', which picks it) for a tighter target.")
-    if solver == "auto" and kind != "group_lasso" and (screening != "auto"
-                                                       or polish is not True):
-      raise ValueError("screening and polish are FISTA's options and kkt_tol is the CD "
-                       "solver's: with kkt_tol, leave screening='auto' and polish=True.")
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
@@ -291,6 +287,9 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
       # a target for the optimality conditions is CD's to meet (FISTA stops at the gap),
       # wherever it runs; the exact solvers below certify theirs to EXACT_KKT_TOL·λ_max and
       # are kept when that is as tight
+      if fista_options:
+        raise ValueError("screening and polish are FISTA's options and kkt_tol is the CD "
+                         "solver's: with kkt_tol, leave screening='auto' and polish=True.")
       if not compact:
         raise ValueError(f"kkt_tol is the CD solver's option, and these groups are too uneven "
                          f"for it under solver='auto': block CD pads every group to the "
@@ -392,7 +391,7 @@ def _cd(X, y, *, l1_ratio, lambdas, n_lambdas, eps, fit_intercept, tol, max_iter
     blocks, gaps, iters, rounds, met = (np.asarray(a) for a in cd_path(
         Xb, yc, lams, l1_ratio, tol_abs, max_epochs=int(max_iter), max_outer=CD_MAX_ROUNDS,
         active_epochs=CD_ACTIVE_EPOCHS_REFINING if refine else CD_ACTIVE_EPOCHS,
-        refine=refine, kkt_tol=max(kkt_tol, 1e-13),
+        refine=refine, kkt_tol=max(kkt_tol, _MIN_KKT),
         # a named target is held to max_iter alone (by default a refinement stops after
         # REFINE_EPOCHS sweeps: an accuracy bonus, not a criterion)
         refine_epochs=int(max_iter) if named else REFINE_EPOCHS,
