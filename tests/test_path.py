@@ -328,6 +328,47 @@ def test_kkt_tol_unmet_is_reported_and_float32_warned(wide, monkeypatch):
     path.group_lasso_path(X[:, :100], y, uneven, kkt_tol=1e-6)
 
 
+@pytest.mark.parametrize("design", ["gaussian", "positive", "positive, mixed residual",
+                                    "sparse binary", "cauchy"])
+def test_cd_correlation_rounding_margin_bounds_the_float32_product(design):
+  # the off-support check discounts the rounding of c = X_gᵀr/n, a float32 product when X
+  # is float32: its margin must bound that rounding (else a zero block at its threshold is
+  # flagged for ever and the λ never meets kkt_tol), measured against float64 from the
+  # same float32 values, for widths 1 and 4, n from 200 to 10⁵ (where a sum of terms of one
+  # sign rounds 5x past the margin's first term alone)
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path.coordinate_descent import _block_norms, _correlation_rounding, _correlations
+  rng = np.random.default_rng(0)
+  eps = np.finfo(np.float32).eps
+  worst, first_term_exceeded = 0.0, False
+  for n in (200, 20_000, 100_000):
+    draw = {"gaussian": lambda: (rng.normal(size=(n, 16)), rng.normal(size=n)),
+            "positive": lambda: (rng.uniform(size=(n, 16)), rng.uniform(size=n)),
+            "positive, mixed residual": lambda: (3 + rng.uniform(size=(n, 16)),
+                                                 0.05 + rng.normal(size=n)),
+            "sparse binary": lambda: (1e3 * (rng.uniform(size=(n, 16)) < 0.05),
+                                      3 + rng.normal(size=n)),
+            "cauchy": lambda: (rng.standard_cauchy(size=(n, 16)),
+                               rng.standard_cauchy(size=n))}[design]
+    X, r = draw()
+    for W in (1, 4):
+      Xb = X.T.reshape(16 // W, W, n).astype(np.float32)
+      exact = np.linalg.norm(np.einsum("gwn,n->gw", Xb.astype(np.float64), r) / n, axis=1)
+      L_max = max(np.linalg.norm(Xb[g].astype(np.float64), 2) ** 2 / n for g in range(16 // W))
+      with jax.enable_x64(True):   # (r float64, the product float32: as cd_path's)
+        norms = _block_norms(_correlations(jnp.asarray(Xb), jnp.asarray(r), jnp.float64))
+        margin = np.asarray(_correlation_rounding(norms, jnp.asarray(r), W, L_max, eps))
+      norms = np.asarray(norms)
+      err = np.abs(norms - exact)
+      worst = max(worst, np.max(err / margin))
+      first_term = 2 * eps * np.sqrt(W * L_max) * np.linalg.norm(r) / np.sqrt(n)
+      first_term_exceeded |= bool(np.any(err > first_term))
+  assert worst <= 0.5    # (measured: at most 0.31)
+  if design == "positive":
+    assert first_term_exceeded   # why the margin has its second term
+
+
 def test_group_cd_gaps_and_step_sizes_against_numpy(correlated):
   # the block solver's two pieces of math the KKT checks reach only indirectly: its step
   # sizes L_g = ‖X_g‖₂²/n (NumPy's spectral norm; a zero-padded and an all-zero group
