@@ -146,6 +146,47 @@ def d2l_hand(ds, epochs, lams, shuffle=jax.random.permutation, shared_key=True,
   return _vmapped(one, lams, shared_key, devices)
 
 
+def d2l_all_runs(ds, epochs, lams, evaluate="deferred"):
+  """The D2L sweep written for all λ at once by hand (no vmap): w is (d, K), a minibatch
+  step is one (5 x 200) @ (200 x K) product and its transpose. `evaluate="deferred"` keeps
+  every epoch's w and evaluates them after training in one (n x 200) @ (200 x epochs·K)
+  product per set (same metrics as `d2l_hand`); `evaluate=None` trains only: the floor of
+  any program that runs these 400 dependent steps."""
+  x, y, xv, yv = (jnp.asarray(a) for a in (ds.x_train, ds.y_train, ds.x_val, ds.y_val))
+  n, d = x.shape
+  bs, nb, lr = 5, n // 5, 0.003
+
+  def run(lam, key):
+    k_init, k_ep = jax.random.split(key)
+    w = jnp.broadcast_to(0.01 * jax.random.normal(k_init, (d,)), (lam.size, d)).T
+    b = jnp.zeros(lam.size)
+
+    def step(p, idx):
+      w, b = p
+      xb, yb = x[idx], y[idx]
+      r = xb @ w + b - yb[:, None]                       # (bs, K)
+      return (w - lr * (xb.T @ r / bs + lam * w), b - lr * jnp.mean(r, 0)), None
+
+    def epoch(p, k):
+      idx = train.permutation(k, n)[:nb * bs].reshape(nb, bs)
+      p, _ = jax.lax.scan(step, p, idx)
+      return p, (p if evaluate else None)
+
+    p, trajectory = jax.lax.scan(epoch, (w, b), jax.random.split(k_ep, epochs))
+    if not evaluate:
+      return p
+    W, B = trajectory                                    # (epochs, d, K), (epochs, K)
+
+    def loss(xx, yy):
+      return 0.5 * jnp.mean((jnp.einsum("nd,edk->ekn", xx, W) + B[..., None] - yy) ** 2, -1).T
+    return {"train_loss": loss(x, y), "val_loss": loss(xv, yv),
+            "decayed_norm": jnp.linalg.norm(W, axis=1).T, "zero_fraction": jnp.mean(W == 0, axis=1).T}
+
+  f = jax.jit(run)
+  lam = jax.device_put(jnp.asarray(lams, jnp.float32), jax.devices()[0])
+  return lambda: jax.device_get(f(lam, jax.random.key(0)))
+
+
 def d2l_torch(ds, epochs, lams):
   import torch
   dev = torch_device()
@@ -440,8 +481,9 @@ def main(argv=None):
   ap.add_argument("--cpu-devices", type=int, default=None,
                   help="CPU devices for the sharded rows (default: one per core, "
                        "wdjax.sweep.use_cpu_cores)")
-  ap.add_argument("--only", choices=("d2l", "mlp", "growth", "cnn"), action="append",
-                  help="run only these sections (repeatable)")
+  ap.add_argument("--only", choices=("d2l", "mlp", "growth", "cnn", "floor"), action="append",
+                  help="run only these sections (repeatable; 'floor', the D2L sweep's "
+                       "lower bound on one device, runs only when named)")
   ap.add_argument("--unroll", action=argparse.BooleanOptionalAction, default=None,
                   help="add a D2L row with make_train_fn(unroll=True) (default: on a GPU)")
   args = ap.parse_args(argv)
@@ -482,7 +524,33 @@ def main(argv=None):
     growth_section(ds, ep, args)
   if "cnn" in only:
     cnn_section(args, have_torch)
+  if "floor" in only:
+    floor_section(ds, ep, args)
   return 0
+
+
+def floor_section(ds, ep, args):
+  """How fast can the D2L sweep be on one device? The hand-written program, the same
+  sweep written for all λ at once with the evaluation deferred to one large product, and
+  its training alone, interleaved."""
+  lams = np.linspace(0.0, 10.0, 64)
+  one = jax.devices()[:1]
+  rows = {"wdjax.sweep.run, 1 device": d2l_wdjax(ds, ep, lams, one),
+          "hand-written, wdjax's rank shuffle, 1 device": d2l_hand(
+              ds, ep, lams, shuffle=train.permutation, devices=one),
+          "all λ by hand, evaluation deferred": d2l_all_runs(ds, ep, lams),
+          "all λ by hand, training alone": d2l_all_runs(ds, ep, lams, evaluate=None)}
+  ref = rows["hand-written, wdjax's rank shuffle, 1 device"]()
+  deferred = rows["all λ by hand, evaluation deferred"]()
+  worst = max(float(np.max(np.abs(np.asarray(ref[k]) - np.asarray(deferred[k]))
+                           / (np.max(np.abs(np.asarray(ref[k]))) + 1e-12))) for k in ref)
+  print(f"\n[5] D2L sweep floor, {len(lams)} λ x {ep} epochs, 1 device (deferred metrics "
+        f"match the hand-written ones to {worst:.1e} relative)")
+  times = dict(zip(rows, interleaved(list(rows.values()), args.repeats)))
+  base = times["hand-written, wdjax's rank shuffle, 1 device"]
+  for name, t in times.items():
+    record("sweep", f"floor {name} seconds", t)
+    print(_row(name, t, base))
 
 
 def _compare(section, title, make_w, make_h, torch_rows, repeats, flops=None, extra=(),
