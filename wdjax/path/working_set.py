@@ -15,7 +15,7 @@ def _bucket(k: int, d: int) -> int:
     while size < k:
       size *= 2
   else:
-    step = 64 if k <= 512 else 128
+    step = 64 if k <= 1024 else 128
     size = -(-k // step) * step
   return min(size, d)
 
