@@ -328,9 +328,10 @@ def test_kkt_tol_unmet_is_reported_and_float32_warned(wide, monkeypatch):
     path.group_lasso_path(X[:, :100], y, uneven, kkt_tol=1e-6)
 
 
+@pytest.mark.parametrize("x64", [True, False], ids=["y float64", "all float32"])
 @pytest.mark.parametrize("design", ["gaussian", "positive", "positive, mixed residual",
                                     "sparse binary", "cauchy"])
-def test_cd_correlation_rounding_margin_bounds_the_float32_product(design):
+def test_cd_correlation_rounding_margin_bounds_the_float32_product(design, x64):
   # the off-support check discounts the rounding of c = X_gᵀr/n, a float32 product when X
   # is float32: its margin must bound that rounding (else a zero block at its threshold is
   # flagged for ever and the λ never meets kkt_tol), measured against float64 from the
@@ -352,17 +353,21 @@ def test_cd_correlation_rounding_margin_bounds_the_float32_product(design):
             "cauchy": lambda: (rng.standard_cauchy(size=(n, 16)),
                                rng.standard_cauchy(size=n))}[design]
     X, r = draw()
+    # as cd_path's: the product in X's float32, r (and the division) in y's dtype
+    dt = np.float64 if x64 else np.float32
+    r = r.astype(dt)
     for W in (1, 4):
       Xb = X.T.reshape(16 // W, W, n).astype(np.float32)
-      exact = np.linalg.norm(np.einsum("gwn,n->gw", Xb.astype(np.float64), r) / n, axis=1)
+      exact = np.linalg.norm(np.einsum("gwn,n->gw", Xb.astype(np.float64), r.astype(np.float64))
+                             / n, axis=1)
       L_max = max(np.linalg.norm(Xb[g].astype(np.float64), 2) ** 2 / n for g in range(16 // W))
-      with jax.enable_x64(True):   # (r float64, the product float32: as cd_path's)
-        norms = _block_norms(_correlations(jnp.asarray(Xb), jnp.asarray(r), jnp.float64))
+      with jax.enable_x64(x64):
+        norms = _block_norms(_correlations(jnp.asarray(Xb), jnp.asarray(r), dt))
         margin = np.asarray(_correlation_rounding(norms, jnp.asarray(r), W, L_max, eps))
-      norms = np.asarray(norms)
+      norms = np.asarray(norms, np.float64)
       err = np.abs(norms - exact)
       worst = max(worst, np.max(err / margin))
-      first_term = 2 * eps * np.sqrt(W * L_max) * np.linalg.norm(r) / np.sqrt(n)
+      first_term = 2 * eps * np.sqrt(W * L_max) * np.linalg.norm(r.astype(np.float64)) / np.sqrt(n)
       first_term_exceeded |= bool(np.any(err > first_term))
   assert worst <= 0.5    # (measured: at most 0.31)
   if design == "positive":

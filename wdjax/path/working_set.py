@@ -9,7 +9,9 @@ import numpy as np
 from wdjax.path.solver import _solve_working_set
 
 def _bucket(k: int, d: int) -> int:
-  """Padded working-set size (one compilation each): 32, 64, 128, then steps of 64/128."""
+  """Padded working-set size (one compilation each): 32, 64, 128, then steps of 64 up to
+  1024 (a 544-feature set factors 576 x 576, not 640 x 640: benchmarks/README.md, run T),
+  of 128 above."""
   if k <= 128:
     size = 32
     while size < k:
