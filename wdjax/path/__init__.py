@@ -253,10 +253,12 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
                        "λ's support until its optimality conditions hold to "
                        "kkt_tol·α·λ_max); FISTA stops at the gap alone: use solver='cd' "
                        "(or 'auto') with method='warm', or leave kkt_tol None.")
-    if solver in ("homotopy", "active_set") and kkt_tol * l1_ratio < EXACT_KKT_TOL:
-      raise ValueError(f"solver={solver!r} certifies each λ's optimality conditions to "
-                       f"{EXACT_KKT_TOL:g}·λ_max, looser than kkt_tol={kkt_tol:g} asks: use "
-                       f"solver='cd' (or 'auto', which picks it) for a tighter target.")
+  # whether the exact solvers' certificates (EXACT_KKT_TOL·λ_max) meet the caller's target
+  exact_meets_kkt = kkt_tol is None or kkt_tol * l1_ratio >= EXACT_KKT_TOL
+  if solver in ("homotopy", "active_set") and not exact_meets_kkt:
+    raise ValueError(f"solver={solver!r} certifies each λ's optimality conditions to "
+                     f"{EXACT_KKT_TOL:g}·λ_max, looser than kkt_tol={kkt_tol:g} asks: use "
+                     f"solver='cd' (or 'auto', which picks it) for a tighter target.")
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
@@ -301,8 +303,7 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
     n_samples = np.shape(X)[0]
     fewer_samples = n_samples < np.shape(X)[1]
     exact = None
-    if (method == "warm" and on_cpu and not fista_options and wide
-        and (kkt_tol is None or kkt_tol * l1_ratio >= EXACT_KKT_TOL)):
+    if method == "warm" and on_cpu and not fista_options and wide and exact_meets_kkt:
       if ((kind == "l1" or (kind == "elastic_net" and l1_ratio == 1.0))
           and (n_samples <= HOMOTOPY_MAX_N
                or (not loose and n_samples <= HOMOTOPY_MAX_N_TIGHT and fewer_samples))):

@@ -284,6 +284,9 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
   refine_epochs = jnp.asarray(refine_epochs, jnp.int32)
   max_refines = jnp.asarray(refines, jnp.int32)
   y = jnp.asarray(y, dt)
+  # a λ's refinement state before (or undone after) a check of its conditions: no zero block
+  # found violating its own, the conditions not met
+  unchecked = dict(outside=jnp.zeros([], dt), met=jnp.asarray(False))
 
   def members(idx, on):
     # idx[on] compacted to the front of a sweep's index array (padded with the index G),
@@ -429,7 +432,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       w, r = s["w"], s["r"]
       c, gap = full_check(w, r)
       return dict(st, w=w, r=r, c=c, gap=gap, outer=st["outer"] + 1, epochs=s["epochs"],
-                  fresh=True, outside=jnp.zeros([], dt), met=jnp.asarray(False))
+                  fresh=True, **unchecked)
 
     def refine_support(st):
       # Tight tolerances: sweeps over the support until its optimality conditions hold to
@@ -494,7 +497,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
       undo = (gap > tol_abs) & (out["epochs"] >= max_epochs)
       return jax.tree.map(lambda a, b: jnp.where(undo, a, b),
                           dict(out, w=st["w"], r=st["r"], c=st["c"], gap=st["gap"],
-                               outside=jnp.zeros([], dt), met=jnp.asarray(False)), out)
+                               **unchecked), out)
 
     # A refined support can leave a zero block violating its condition (the gap then rises
     # above tol again): working-set rounds resume, and the support is refined again after
@@ -516,7 +519,7 @@ def cd_path(Xb, y, lams, l1_ratio, tol_abs, *, max_epochs, max_outer=100, p0=10,
     # only the gap changes with λ, which saves one pass over X per λ (~10% of a path)
     st = dict(w=w, r=r, c=c, gap=gap_of(c, w, r), outer=jnp.zeros([], jnp.int32),
               epochs=jnp.zeros([], jnp.int32), refines=jnp.zeros([], jnp.int32),
-              fresh=jnp.asarray(True), outside=jnp.zeros([], dt), met=jnp.asarray(False))
+              fresh=jnp.asarray(True), **unchecked)
     st = jax.lax.while_loop(outer_cond, outer_body, st)
     return ((st["w"], st["r"], st["c"]),
             (st["w"][:G], st["gap"], st["epochs"], st["outer"], st["met"]))
