@@ -240,8 +240,9 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     unroll: `lax.scan`'s `unroll` for the epoch loop and the minibatch loop (1: loops;
       True: straight-line code, compile time growing with the steps). Meant for GPUs,
       where a loop trip of a tiny model is a few kernel launches plus XLA's loop-condition
-      check (not yet timed there: benchmarks/README.md, "GPU"); on a CPU the D2L sweep
-      measured slower unrolled (1.75 against 1.23 ms) and compiled 10x longer.
+      check: on one H200 the D2L sweep took 1.62 ms unrolled against 2.05 ms with loops,
+      but compiled in 8.5 s against 1.6 s (benchmarks/README.md, "GPU", run U); on a CPU
+      it measured slower unrolled (1.75 against 1.23 ms) and compiled 10x longer.
 
   Returns:
     A `TrainFn`, called as `train_fn(hparams, key, data=None)`: hparams is a dict
