@@ -161,6 +161,19 @@ def _compiled(train_fn: Callable, sharding: NamedSharding, replicated: NamedShar
   return cache[key]
 
 
+_SHARDINGS: dict[tuple, tuple[NamedSharding, NamedSharding]] = {}
+
+
+def _shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
+  """(grid axis sharded, replicated) over a 1-D mesh of `devices`, made once per device
+  tuple (building them is ~15 µs of a 1 ms sweep.run)."""
+  if devices not in _SHARDINGS:
+    mesh = Mesh(np.array(devices), (_MESH_AXIS,))
+    _SHARDINGS[devices] = (NamedSharding(mesh, PartitionSpec(_MESH_AXIS)),
+                           NamedSharding(mesh, PartitionSpec()))
+  return _SHARDINGS[devices]
+
+
 def _put(tree: Any, sharding: NamedSharding) -> Any:
   """A pytree of host arrays ready to pass to a jitted function with `sharding`: on one
   host the arrays themselves (jit's C++ dispatch transfers them, ~0.2 ms faster per call
@@ -268,11 +281,10 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
     raise ValueError(f"seed must be an int in [0, 2**32) (a PRNG key's 32-bit seed), got "
                      f"{seed!r}.")
   _check_names(train_fn, grid)
-  devices = list(devices) if devices is not None else jax.devices()
+  devices = tuple(devices) if devices is not None else tuple(jax.devices())
   if not devices:
     raise ValueError("devices is empty.")
-  mesh = Mesh(np.array(devices), (_MESH_AXIS,))
-  sharding = NamedSharding(mesh, PartitionSpec(_MESH_AXIS))
+  sharding, replicated = _shardings(devices)
   nd = len(devices)
   total = grid.size
   # The chunk layout (which grid points each stored chunk holds) depends on the grid and
@@ -291,7 +303,6 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
   # instead of being closed over, so it is not baked into the program as a constant.
   data = getattr(train_fn, "data", None)
-  replicated = NamedSharding(mesh, PartitionSpec())
   key_sharding = replicated if shared_key else sharding
   fn = _compiled(train_fn, sharding, replicated, data is not None, shared_key)
   extra = () if data is None else (_placed_data(data, replicated),)
@@ -337,7 +348,8 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   if pending is not None:
     finish(*pending)
 
-  merged = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outs)
+  merged = (outs[0] if n_chunks == 1
+            else jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outs))
   merged = jax.tree.map(lambda a: a.reshape(grid.shape + a.shape[1:]), merged)
   if not isinstance(merged, dict):
     raise TypeError(f"train_fn must return a dict of arrays, got {type(merged).__name__}.")

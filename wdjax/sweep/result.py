@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Mapping, Sequence
 
@@ -55,8 +56,16 @@ class SweepResult:
     self.metrics = dict(metrics)
     self.params = params
     self.shape = tuple(len(self.axes[d[0]]) for d in self.dims)
-    self.diverged_epoch = _diverged_epoch(self.metrics, self.shape)
-    self.diverged = self.diverged_epoch >= 0
+
+  # Computed on first use, not in __init__: a pass over every metric is ~5% of a 1 ms
+  # sweep.run (benchmarks/bench_sweep.py's D2L sweep), and many callers never ask.
+  @functools.cached_property
+  def diverged_epoch(self) -> np.ndarray:
+    return _diverged_epoch(self.metrics, self.shape)
+
+  @functools.cached_property
+  def diverged(self) -> np.ndarray:
+    return self.diverged_epoch >= 0
 
   def __repr__(self) -> str:
     d = ", ".join("+".join(x) + f"={len(self.axes[x[0]])}" for x in self.dims)
