@@ -7,8 +7,8 @@ leaves one file of figures. Each call rewrites the file, so a benchmark that die
 keeps what it had measured.
 
 `torch_device()` is where the PyTorch side of a comparison runs: on the GPU when JAX runs
-on one and torch sees one (same card for both sides), else on the CPU. `WDJAX_TORCH_DEVICE`
-overrides it.
+on one and torch sees one (same card for both sides, with torch's float32 matmuls in TF32
+as XLA's are by default there), else on the CPU. `WDJAX_TORCH_DEVICE` overrides it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ def torch_device() -> str:
     return forced
   import jax
   import torch
-  return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+  if jax.default_backend() == "gpu" and torch.cuda.is_available():
+    # XLA's default float32 matmul on a GPU is TF32; torch's is full float32 unless told.
+    # The same arithmetic on both sides (before 2026-11-28's run U torch had full float32).
+    torch.set_float32_matmul_precision("high")
+    return "cuda"
+  return "cpu"
 
 
 def torch_sync(device: str) -> None:
