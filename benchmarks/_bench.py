@@ -35,17 +35,15 @@ def record(bench: str, key: str, value: Any) -> None:
 
 
 def torch_device() -> str:
-  forced = os.environ.get("WDJAX_TORCH_DEVICE")
-  if forced:
-    return forced
   import jax
   import torch
-  if jax.default_backend() == "gpu" and torch.cuda.is_available():
+  dev = os.environ.get("WDJAX_TORCH_DEVICE") or (
+      "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu")
+  if dev.startswith("cuda"):
     # XLA's default float32 matmul on a GPU is TF32; torch's is full float32 unless told.
-    # The same arithmetic on both sides (before 2026-11-28's run U torch had full float32).
+    # The same arithmetic on both sides (until 2026-11-28's run U torch had full float32).
     torch.set_float32_matmul_precision("high")
-    return "cuda"
-  return "cpu"
+  return dev
 
 
 def torch_sync(device: str) -> None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Everything a GPU can tell us in one short run: every benchmark, then the fast tests with
-# JAX on the GPU (quick forms, both sides of each comparison on the same card), all the
+# Everything a GPU can tell us in one short run: every benchmark (quick forms, both sides
+# of each comparison on the same card), then the fast tests with JAX on the GPU, all the
 # figures in one JSON.
 #
-#   bash benchmarks/gpu.sh [OUT_DIR]     # default runs/gpu; ~7.5 min on one H200 (2026-11-28)
+#   bash benchmarks/gpu.sh [OUT_DIR]     # default runs/gpu; under 10 min on one H200
 #
 # Writes OUT_DIR/figures.json ({benchmark: {figure: value}}, plus "gpu.sh": each step's
 # exit code and seconds, and the card) and OUT_DIR/gpu.log (every step's output). Each
@@ -51,9 +51,12 @@ assert jax.default_backend() == 'gpu', 'JAX sees no GPU: the figures below are C
 
 # The benchmarks first (the figures only a GPU gives), the tests next, the path last (its
 # solvers run on the host CPU by default; diabetes only, with its GPU rows). The limits add
-# up to 555 s, so the script fits one 10-minute device call; on an H200 (2026-11-28) the
-# steps took 13, ~165, 89, 34, 20, 94 s and the path's diabetes part ~45 s.
-step bench_core 180 "$py" benchmarks/bench_core.py --quick --no-variants
+# up to 520 s, 590 s with each step's 10 s to die, so the script fits one 10-minute device
+# call. On an H200 (2026-11-28) versions, bench_sweep, bench_lm, bench_track and the tests
+# took 13, 89, 34, 20 and 94 s; bench_core with five fused-kernel configurations ran past
+# 120 s and took under 170 s alone, so it now times the two best of them; bench_path ran
+# past 60 s on diabetes and part of the synthetic problem.
+step bench_core 150 "$py" benchmarks/bench_core.py --quick --no-variants --fused-configs 1024x4,4096x4
 step bench_sweep 120 "$py" benchmarks/bench_sweep.py --quick --repeats 3
 step bench_lm 45 "$py" benchmarks/bench_lm.py --quick
 step bench_track 30 "$py" benchmarks/bench_track.py --quick --rounds 2
@@ -65,5 +68,5 @@ TAIL=8 step tests 110 "$py" -m pytest -q --maxfail=20 -p no:cacheprovider -p no:
   tests/test_penalties.py tests/test_prox.py tests/test_transforms.py tests/test_pinned.py \
   tests/test_variants.py tests/test_reference.py tests/test_constrained.py tests/test_sweep.py \
   tests/test_train.py tests/test_kernels.py
-step bench_path 50 "$py" benchmarks/bench_path.py --problems diabetes --repeats 1
+step bench_path 45 "$py" benchmarks/bench_path.py --problems diabetes --repeats 1
 echo "figures: $WDJAX_BENCH_JSON" | tee -a "$out/gpu.log"

@@ -155,6 +155,19 @@ def test_no_seed_axis_uses_the_seed_argument():
   np.testing.assert_allclose(a[1, 0], want, rtol=1e-6)
 
 
+def test_results_are_writable_copies_whatever_the_chunk_count():
+  """One chunk is copied out of device_get's read-only arrays, as several are concatenated:
+  a result's metrics and params are the user's to edit in place."""
+  g = sweep.grid(weight_decay=[0.0, 1.0], learning_rate=[0.1])
+  for chunk_size in (None, 1):
+    res = sweep.run(_toy, g, progress=False, chunk_size=chunk_size)
+    for a in [*res.metrics.values(), res.params["w"][0]]:
+      assert a.flags.writeable
+    res.metrics["noise"][0, 0, 0] = np.nan   # in place: no error
+    assert np.isnan(res.metrics["noise"][0, 0, 0])
+    assert not res.diverged.any()   # computed when the result was made
+
+
 def test_checkpoint_resume_after_interruption(tmp_path):
   g = sweep.grid(weight_decay=np.linspace(0, 1, 7), learning_rate=[0.1, 0.3])
   full = sweep.run(_toy, g, chunk_size=4, progress=False)

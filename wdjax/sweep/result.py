@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Mapping, Sequence
 
@@ -56,16 +55,8 @@ class SweepResult:
     self.metrics = dict(metrics)
     self.params = params
     self.shape = tuple(len(self.axes[d[0]]) for d in self.dims)
-
-  # Computed on first use, not in __init__: a pass over every metric is ~5% of a 1 ms
-  # sweep.run (benchmarks/bench_sweep.py's D2L sweep), and many callers never ask.
-  @functools.cached_property
-  def diverged_epoch(self) -> np.ndarray:
-    return _diverged_epoch(self.metrics, self.shape)
-
-  @functools.cached_property
-  def diverged(self) -> np.ndarray:
-    return self.diverged_epoch >= 0
+    self.diverged_epoch = _diverged_epoch(self.metrics, self.shape)
+    self.diverged = self.diverged_epoch >= 0
 
   def __repr__(self) -> str:
     d = ", ".join("+".join(x) + f"={len(self.axes[x[0]])}" for x in self.dims)
@@ -264,6 +255,8 @@ def _diverged_epoch(metrics: Mapping[str, Any], shape: tuple[int, ...]) -> np.nd
     if not np.issubdtype(a.dtype, np.floating) or a.shape[:len(shape)] != shape:
       continue
     bad = ~np.isfinite(a)
+    if not bad.any():  # all finite, the common case: no search for the first bad epoch
+      continue
     if a.ndim == len(shape):  # one value per run: "epoch" 0
       bad = bad[..., None]
     elif a.ndim > len(shape) + 1:  # per-epoch arrays: any bad entry marks the epoch
