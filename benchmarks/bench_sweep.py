@@ -485,7 +485,8 @@ def main(argv=None):
                   help="run only these sections (repeatable; 'floor', the D2L sweep's "
                        "lower bound on one device, runs only when named)")
   ap.add_argument("--unroll", action=argparse.BooleanOptionalAction, default=None,
-                  help="add a D2L row with make_train_fn(unroll=True) (default: on a GPU)")
+                  help="add D2L rows with make_train_fn(unroll=True) and unroll=4 "
+                       "(default: on a GPU)")
   args = ap.parse_args(argv)
   # Before the first JAX computation: a device per core for the "all devices" rows. The
   # "1 device" rows use the first device alone, which keeps every core for large ops.
@@ -632,6 +633,10 @@ def d2l_section(ds, ep, args, have_torch):
   if args.unroll:  # straight-line epochs and steps: no loop trips (meant for GPUs)
     rank["wdjax.sweep.run, unroll=True, 1 device"] = d2l_wdjax(ds, ep, lams, jax.devices()[:1],
                                                                unroll=True)
+    # a loop trip per 4 steps: on the H200 unroll=True was 0.79x the loops but compiled in
+    # 8.5 s against 1.6 s (run U); does part of the unrolling buy most of the speed?
+    rank["wdjax.sweep.run, unroll=4, 1 device"] = d2l_wdjax(ds, ep, lams, jax.devices()[:1],
+                                                            unroll=4)
   _compare("d2l", f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "
            "(SGD + coupled L2; target: best PyTorch / wdjax >= 100)",
            lambda dev: d2l_wdjax(ds, ep, lams, dev), lambda dev: d2l_hand(ds, ep, lams, devices=dev),
