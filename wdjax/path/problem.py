@@ -182,8 +182,28 @@ def _prepare(X, y, fit_intercept, dtype):
   # The d x d Gram matrix is the largest fixed cost of a path (2 GFLOP at 500 x 2000); a
   # float32 solve rounds it to float32 anyway, so it is formed in float32 (half the time).
   Xg = Xc.astype(np.float32) if dtype == jnp.float32 else Xc
-  Q = Xg.T @ Xg / Xc.shape[0]
+  d = Xg.shape[1]
+  Q = _aligned_empty((d, d), np.result_type(Xg.dtype, np.float32))
+  np.matmul(Xg.T, Xg, out=Q)
+  Q /= Xc.shape[0]
   return Xc, yc, xm, ym, Q, b, yy
+
+
+def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
+  """np.empty, with its data at a multiple of `align` bytes: on a CPU, `jax.device_put`
+  then aliases it instead of copying (`_gram_on_device`)."""
+  dtype = np.dtype(dtype)
+  raw = np.empty(int(np.prod(shape)) * dtype.itemsize + align, np.uint8)
+  start = -raw.ctypes.data % align
+  return raw[start:start + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def _gram_on_device(Q: np.ndarray, dtype) -> jax.Array:
+  """The Gram matrix as a JAX array of `dtype`. On a CPU, `jax.device_put` of `_prepare`'s
+  aligned buffer aliases it (nothing writes Q after `_prepare`): a copy of 32 MB at
+  500 x 2000 cost 11-38 ms with its page faults, against 0.4-3 ms (benchmarks/README.md,
+  run U); `jnp.asarray` copies."""
+  return jax.device_put(Q) if Q.dtype == dtype else jnp.asarray(Q, dtype)
 
 
 def _grid(lam_max, lambdas, n_lambdas, eps):
