@@ -630,11 +630,11 @@ def d2l_section(ds, ep, args, have_torch):
   # of a sort), to separate that algorithmic change from the engine's overhead.
   rank = {"hand-written, wdjax's rank shuffle, 1 device":
           d2l_hand(ds, ep, lams, shuffle=train.permutation, devices=jax.devices()[:1])}
-  if args.unroll:  # straight-line epochs and steps: no loop trips (meant for GPUs)
+  if args.unroll:  # unrolled epochs and steps, fewer loop trips (meant for GPUs)
     rank["wdjax.sweep.run, unroll=True, 1 device"] = d2l_wdjax(ds, ep, lams, jax.devices()[:1],
                                                                unroll=True)
-    # a loop trip per 4 steps: on the H200 unroll=True was 0.79x the loops but compiled in
-    # 8.5 s against 1.6 s (run U); does part of the unrolling buy most of the speed?
+    # a loop trip per 4 steps and per 4 epochs: on the H200 unroll=True was 0.79x the
+    # loops but compiled in 8.5 s against 1.6 s (run U); does part of it buy most of that?
     rank["wdjax.sweep.run, unroll=4, 1 device"] = d2l_wdjax(ds, ep, lams, jax.devices()[:1],
                                                             unroll=4)
   _compare("d2l", f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "

@@ -1375,3 +1375,26 @@ def test_cpu_jit_compiles_with_the_path_options_on_a_cpu_only(monkeypatch):
     assert compiled.platform() == "cpu"
     with pytest.raises(Exception, match="xla_backend_optimization_level"):
       double.lower(jnp.ones(3)).compile()
+
+
+def test_gram_matrix_is_formed_aligned_and_aliased_on_the_cpu_device():
+  """The FISTA paths' Gram matrix Xᵀ X / n is formed in a 64-byte-aligned buffer, which
+  `jax.device_put` aliases on a CPU (a 32 MB copy and its page faults saved at 500 x 2000,
+  benchmarks/README.md run U); a JAX that stopped aliasing would fail here, not slow down
+  silently."""
+  import jax
+  from wdjax.path.problem import _float_dtype, _gram_on_device, _prepare, _x64_scope
+  rng = np.random.default_rng(0)
+  X, y = rng.normal(size=(30, 50)), rng.normal(size=30)
+  for name, rtol in (("float32", 1e-5), ("float64", 1e-12)):
+    dt = _float_dtype(name)
+    Q = _prepare(X, y, False, dt)[4]
+    assert Q.dtype == dt and Q.ctypes.data % 64 == 0
+    np.testing.assert_allclose(Q, X.T @ X / 30, rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(Q, Q.T)   # the symmetric product (syrk), exactly
+    with _x64_scope(dt):
+      Qj = _gram_on_device(Q, dt)
+    assert Qj.dtype == dt
+    np.testing.assert_array_equal(np.asarray(Qj), Q)
+    if jax.default_backend() == "cpu":
+      assert Qj.unsafe_buffer_pointer() == Q.ctypes.data

@@ -183,7 +183,7 @@ def _prepare(X, y, fit_intercept, dtype):
   # float32 solve rounds it to float32 anyway, so it is formed in float32 (half the time).
   Xg = Xc.astype(np.float32) if dtype == jnp.float32 else Xc
   d = Xg.shape[1]
-  Q = _aligned_empty((d, d), np.result_type(Xg.dtype, np.float32))
+  Q = _aligned_empty((d, d), Xg.dtype)
   np.matmul(Xg.T, Xg, out=Q)
   Q /= Xc.shape[0]
   return Xc, yc, xm, ym, Q, b, yy
@@ -199,10 +199,12 @@ def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
 
 
 def _gram_on_device(Q: np.ndarray, dtype) -> jax.Array:
-  """The Gram matrix as a JAX array of `dtype`. On a CPU, `jax.device_put` of `_prepare`'s
-  aligned buffer aliases it (nothing writes Q after `_prepare`): a copy of 32 MB at
-  500 x 2000 cost 11-38 ms with its page faults, against 0.4-3 ms (benchmarks/README.md,
-  run U); `jnp.asarray` copies."""
+  """The Gram matrix as a JAX array of `dtype`; call it in `_x64_scope(dtype)` (outside it a
+  float64 Q would become float32). On a CPU, `jax.device_put` of `_prepare`'s aligned
+  buffer aliases it (nothing writes Q after `_prepare`): a copy of 32 MB at 500 x 2000
+  cost 11-38 ms with its page faults, against 0.4-8 ms (benchmarks/README.md, run U);
+  `jnp.asarray` copies. (The `jnp.asarray` branch is a guard: `_prepare` makes Q in the
+  asked dtype.)"""
   return jax.device_put(Q) if Q.dtype == dtype else jnp.asarray(Q, dtype)
 
 
