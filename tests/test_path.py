@@ -1393,7 +1393,7 @@ def test_gram_matrix_is_formed_aligned_and_aliased_on_the_cpu_device():
     np.testing.assert_allclose(Q, X.T @ X / 30, rtol=rtol, atol=rtol)
     np.testing.assert_array_equal(Q, Q.T)   # the symmetric product (syrk), exactly
     with _x64_scope(dt):
-      Qj = _gram_on_device(Q, dt)
+      Qj = _gram_on_device(Q)
     assert Qj.dtype == dt
     np.testing.assert_array_equal(np.asarray(Qj), Q)
     if jax.default_backend() == "cpu":

@@ -335,7 +335,7 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   use_ws = method == "warm" and kind != "group_lasso" and (
       screening in (True, "kkt", "strong") or (screening == "auto" and d > 64))
   with _x64_scope(dt):
-    Qj, bj = _gram_on_device(Q, dt), jnp.asarray(b, dt)
+    Qj, bj = _gram_on_device(Q), jnp.asarray(b, dt)
     g = None if gidx is None else jnp.asarray(gidx)
     if use_ws:
       coefs, gaps, iters = _path_working_sets(Qj, bj, yy, lams, l1_ratio, lam_max, tol_abs, kw,
@@ -730,7 +730,7 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
   w0 = np.zeros(Q.shape[0]) if w0 is None else np.asarray(w0, np.float64)
   with _x64_scope(dt):
     w, gap, it = _solve_full(
-        _gram_on_device(Q, dt), jnp.asarray(b, dt), yy, lam, l1_ratio,
+        _gram_on_device(Q), jnp.asarray(b, dt), yy, lam, l1_ratio,
         None if gidx is None else jnp.asarray(gidx), jnp.asarray(w0, dt), tol * yy,
         kind=penalty, max_iter=int(max_iter), check_every=10,
         polish=bool(polish) and penalty != "group_lasso")

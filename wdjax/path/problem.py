@@ -192,20 +192,19 @@ def _prepare(X, y, fit_intercept, dtype):
 def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
   """np.empty, with its data at a multiple of `align` bytes: on a CPU, `jax.device_put`
   then aliases it instead of copying (`_gram_on_device`)."""
-  dtype = np.dtype(dtype)
-  raw = np.empty(int(np.prod(shape)) * dtype.itemsize + align, np.uint8)
+  nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+  raw = np.empty(nbytes + align, np.uint8)
   start = -raw.ctypes.data % align
-  return raw[start:start + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)
+  return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def _gram_on_device(Q: np.ndarray, dtype) -> jax.Array:
-  """The Gram matrix as a JAX array of `dtype`; call it in `_x64_scope(dtype)` (outside it a
-  float64 Q would become float32). On a CPU, `jax.device_put` of `_prepare`'s aligned
-  buffer aliases it (nothing writes Q after `_prepare`): a copy of 32 MB at 500 x 2000
-  cost 11-38 ms with its page faults, against 0.4-8 ms (benchmarks/README.md, run U);
-  `jnp.asarray` copies. (The `jnp.asarray` branch is a guard: `_prepare` makes Q in the
-  asked dtype.)"""
-  return jax.device_put(Q) if Q.dtype == dtype else jnp.asarray(Q, dtype)
+def _gram_on_device(Q: np.ndarray) -> jax.Array:
+  """`_prepare`'s Gram matrix (already in the solve's dtype) as a JAX array; call it in
+  `_x64_scope(dtype)` (outside it a float64 Q would become float32). On a CPU,
+  `jax.device_put` of the aligned buffer aliases it (nothing writes Q after `_prepare`): a
+  copy of 32 MB at 500 x 2000 cost 11-38 ms with its page faults, against 0.4-8 ms
+  (benchmarks/README.md, run U); `jnp.asarray` copies."""
+  return jax.device_put(Q)
 
 
 def _grid(lam_max, lambdas, n_lambdas, eps):
