@@ -381,3 +381,72 @@ def test_damaged_checkpoint_chunk_is_recomputed_with_a_warning_naming_it(tmp_pat
                       on_chunk=lambda i, n, out: seen.append(i))
   assert seen == [1]  # only the damaged chunk was recomputed
   np.testing.assert_array_equal(again.metrics["train_loss"], first.metrics["train_loss"])
+
+
+def _mixed(hparams, key):
+  """Outputs of every kind the packing must carry: float metrics of two shapes, an int and
+  a bool metric, a zero-width one, and nested float/int params."""
+  lam, lr = hparams["weight_decay"], hparams["learning_rate"]
+  w = lam * jnp.arange(3.0) + lr + jax.random.uniform(key, (3,))
+  return {"loss": jnp.stack([lam, lr, lam * lr]), "matrix": jnp.outer(w, w),
+          "count": (10 * lam).astype(jnp.int32) + jnp.arange(2, dtype=jnp.int32),
+          "flag": lam > 0.5, "none": jnp.zeros((0,)),
+          "params": {"w": w, "step": jnp.asarray(7, jnp.int32), "b": {"c": lam * 2}}}
+
+
+@pytest.mark.parametrize("pack", [True, False])
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_outputs_come_back_packed_one_array_per_dtype_and_unpack_exactly(monkeypatch, pack,
+                                                                         chunk_size):
+  """The program returns its outputs as one array per dtype (one device-to-host copy per
+  chunk); above `_PACK_MAX_BYTES` it returns them as they are. Both give every leaf its
+  shape, dtype and values, the same as calling the function point by point."""
+  if not pack:
+    monkeypatch.setattr(engine, "_PACK_MAX_BYTES", 0)
+  g = sweep.grid(weight_decay=[0.0, 0.25, 1.0], learning_rate=[0.1, 0.3])
+  fn = lambda hp, key: _mixed(hp, key)  # a fresh function: its own program and layout
+  res = sweep.run(fn, g, progress=False, chunk_size=chunk_size, seed=3)
+  (prog, layout), = fn.__dict__["_wdjax_compiled"].values()
+  assert layout["packed"] is pack
+  for i, lam in enumerate([0.0, 0.25, 1.0]):
+    for j, lr in enumerate([0.1, 0.3]):
+      want = _mixed({"weight_decay": jnp.float32(lam), "learning_rate": jnp.float32(lr)},
+                    jax.random.key(3))
+      want_params = want.pop("params")
+      for k, v in want.items():
+        got = res.metrics[k][i, j]
+        assert got.dtype == v.dtype and got.shape == v.shape, k
+        np.testing.assert_allclose(got, v, rtol=1e-6, err_msg=k)
+      for path, v in jax.tree_util.tree_leaves_with_path(want_params):
+        got = functools.reduce(lambda t, p: t[p.key], path, res.params)[i, j]
+        assert got.dtype == v.dtype and got.shape == v.shape
+        np.testing.assert_allclose(got, v, rtol=1e-6)
+
+
+def test_hyperparameters_travel_as_one_matrix_in_grid_order():
+  """Each column of the (points, names) matrix reaches the training function under its own
+  name, whatever the order the grid lists them in."""
+  g = sweep.grid(momentum=[0.5, 0.9], learning_rate=[0.1, 0.2, 0.3], weight_decay=[2.0])
+  res = sweep.run(lambda hp, key: {"hp": jnp.stack([hp["learning_rate"], hp["momentum"],
+                                                    hp["weight_decay"]])},
+                  g, progress=False)
+  got = res.metrics["hp"]
+  np.testing.assert_allclose(got[..., 0], np.broadcast_to([[0.1, 0.2, 0.3]], (2, 3))[..., None],
+                             rtol=1e-6)
+  np.testing.assert_allclose(got[..., 1], np.broadcast_to([[0.5], [0.9]], (2, 3))[..., None])
+  np.testing.assert_allclose(got[..., 2], 2.0)
+
+
+def test_shared_key_is_placed_once_per_seed():
+  """A grid without a "seed" axis passes one key, placed on the devices once per seed and
+  mesh, not transferred with every call; another seed gets its own."""
+  g = sweep.grid(weight_decay=[0.0, 1.0], learning_rate=[0.1])
+  sweep.run(_toy, g, progress=False, seed=11)
+  placed = {k: v for k, v in engine._SHARED_KEYS.items() if k[0] == 11}
+  assert len(placed) == 1
+  (k, key), = placed.items()
+  np.testing.assert_array_equal(np.asarray(key), engine._keys(np.asarray([11]))[0])
+  sweep.run(_toy, g, progress=False, seed=11)
+  assert engine._SHARED_KEYS[k] is key
+  sweep.run(_toy, g, progress=False, seed=12)
+  assert any(k2[0] == 12 for k2 in engine._SHARED_KEYS)

@@ -23,6 +23,8 @@ kept (otherwise they go in the function's `__dict__`).
 
 from __future__ import annotations
 
+import collections
+import math
 import os
 import re
 from typing import Any, Callable, Sequence
@@ -127,12 +129,26 @@ def _program_cache(train_fn: Callable) -> dict:
   return _COMPILED if attrs is None else attrs.setdefault("_wdjax_compiled", {})
 
 
-def _compiled(train_fn: Callable, sharding: NamedSharding, replicated: NamedSharding,
-              with_data: bool, shared_key: bool) -> Callable:
+# A chunk's outputs up to this size come back as one array per dtype (one device-to-host
+# copy instead of one per metric); larger ones (e.g. every run's parameters) are not
+# concatenated on the device, which would hold them twice.
+_PACK_MAX_BYTES = 64 << 20
+
+
+def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedSharding,
+              replicated: NamedSharding, with_data: bool,
+              shared_key: bool) -> tuple[Callable, dict]:
   """jit(vmap(train_fn)) with the grid axis sharded (`sharding`) and the data, when given as
   a third argument, replicated; cached per (fn, mesh, ...) on the function itself
   (`_program_cache`), so a compiled program lives as long as its function (a process-wide
   cache would keep every swept function, and the data it holds, alive).
+
+  Returns `(program, layout)`. The program takes the chunk's hyperparameters as one
+  (runs, len(names)) matrix, column j being `names[j]`, and returns the outputs packed
+  into one (runs, ...) array per dtype; `_unpack(layout, packed)` restores the pytree
+  (`layout` is filled when the program is traced). One transfer each way instead of one
+  per hyperparameter and per metric: on a GPU each small transfer costs 0.05-0.13 ms, as
+  much as a small sweep's training (benchmarks/README.md, run V).
 
   With `shared_key` (a grid without a "seed" axis) every run gets the same key, so the key
   is passed once, unbatched: whatever depends only on it (initial parameters, shuffles,
@@ -150,15 +166,52 @@ def _compiled(train_fn: Callable, sharding: NamedSharding, replicated: NamedShar
     fn_key = None
     if cache is _COMPILED:
       cache = {}  # no place to keep it: compile for this call only
-  key = ("wdjax.sweep.run", fn_key, sharding.mesh, with_data, shared_key)
+  key = ("wdjax.sweep.run", fn_key, names, sharding.mesh, with_data, shared_key)
   if key not in cache:
     key_axis, key_sharding = (None, replicated) if shared_key else (0, sharding)
     in_axes, in_shardings = (0, key_axis), (sharding, key_sharding)
     if with_data:
       in_axes, in_shardings = in_axes + (None,), in_shardings + (replicated,)
-    cache[key] = jax.jit(jax.vmap(train_fn, in_axes=in_axes), in_shardings=in_shardings,
-                         out_shardings=sharding)
+    vmapped = jax.vmap(train_fn, in_axes=in_axes)
+    layout: dict = {}
+
+    def program(hp_matrix, key, *data):
+      out = vmapped({n: hp_matrix[:, j] for j, n in enumerate(names)}, key, *data)
+      return _pack(out, layout)
+
+    cache[key] = (jax.jit(program, in_shardings=in_shardings, out_shardings=sharding), layout)
   return cache[key]
+
+
+def _pack(out: Any, layout: dict) -> tuple:
+  """At trace time: `out`'s leaves, (runs, ...) each, as one (runs, n) array per dtype when
+  they fit `_PACK_MAX_BYTES`, else as they are; records in `layout` how to undo it."""
+  leaves, treedef = jax.tree.flatten(out)
+  runs = leaves[0].shape[0] if leaves else 0
+  total = sum(a.size * a.dtype.itemsize for a in leaves)
+  dtypes = list(dict.fromkeys(a.dtype for a in leaves))
+  packed = total <= _PACK_MAX_BYTES and all(a.ndim >= 1 and a.shape[0] == runs for a in leaves)
+  # per leaf: (its dtype's array, first column, last column + 1, trailing shape)
+  cols, slices = dict.fromkeys(dtypes, 0), []
+  for a in leaves:
+    width = math.prod(a.shape[1:])
+    slices.append((dtypes.index(a.dtype), cols[a.dtype], cols[a.dtype] + width, a.shape[1:]))
+    cols[a.dtype] += width
+  layout.update(treedef=treedef, packed=packed, slices=slices)
+  if not packed:
+    return tuple(leaves)
+  return tuple(jnp.concatenate([a.reshape(runs, math.prod(a.shape[1:])) for a in leaves
+                                if a.dtype == dt], axis=1) for dt in dtypes)
+
+
+def _unpack(layout: dict, arrays: Sequence[np.ndarray]) -> list:
+  """The output leaves (in `layout["treedef"]`'s order) from `_pack`'s arrays (host
+  copies): views, no copy."""
+  if not layout["packed"]:
+    return list(arrays)
+  leaves = [arrays[g][:, start:stop].reshape((arrays[g].shape[0],) + shape)
+            for g, start, stop, shape in layout["slices"]]
+  return leaves
 
 
 _SHARDINGS: dict[tuple, tuple[NamedSharding, NamedSharding]] = {}
@@ -174,6 +227,22 @@ def _shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
   return _SHARDINGS[devices]
 
 
+_SHARED_KEYS: dict[tuple, Any] = {}
+
+
+def _shared_key(seed: int, replicated: NamedSharding) -> Any:
+  """The key of every run of a grid without a "seed" axis, placed on the mesh once per
+  (seed, mesh, PRNG implementation) rather than transferred with every call."""
+  k = (int(seed), replicated.mesh, jax.config.jax_default_prng_impl)
+  if k not in _SHARED_KEYS:
+    if len(_SHARED_KEYS) >= 256:  # a loop over many seeds: keep the cache small
+      _SHARED_KEYS.clear()
+    host = _keys(np.asarray([seed]))[0]
+    _SHARED_KEYS[k] = (jax.device_put(host, replicated) if jax.process_count() == 1
+                       else _put(host, replicated))
+  return _SHARED_KEYS[k]
+
+
 def _put(tree: Any, sharding: NamedSharding) -> Any:
   """A pytree of host arrays ready to pass to a jitted function with `sharding`: on one
   host the arrays themselves (jit's C++ dispatch transfers them, ~0.2 ms faster per call
@@ -187,6 +256,31 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
   return jax.tree.map(put, tree)
+
+
+# Small hyperparameter matrices already placed, by content (bytes, shape, dtype, sharding),
+# most recently used last: a sweep repeated over the same grid, or several training
+# functions swept over one grid, transfers each chunk's matrix once. On a GPU each transfer
+# of a small array costs ~0.07 ms, 5% of a 64-run D2L sweep (benchmarks/README.md, run V).
+_PLACED_POINTS: collections.OrderedDict = collections.OrderedDict()
+_PLACED_POINTS_MAX = 32
+_PLACED_POINTS_MAX_BYTES = 1 << 20
+
+
+def _put_points(matrix: np.ndarray, sharding: NamedSharding) -> Any:
+  """A chunk's (runs, hyperparameters) matrix for the program: placed once per content
+  when small (one process), else handed to `_put`."""
+  if jax.process_count() != 1 or matrix.nbytes > _PLACED_POINTS_MAX_BYTES:
+    return _put(matrix, sharding)
+  k = (matrix.tobytes(), matrix.shape, matrix.dtype.str, sharding)
+  placed = _PLACED_POINTS.get(k)
+  if placed is None:
+    placed = _PLACED_POINTS[k] = jax.device_put(matrix, sharding)
+    if len(_PLACED_POINTS) > _PLACED_POINTS_MAX:
+      _PLACED_POINTS.popitem(last=False)
+  else:
+    _PLACED_POINTS.move_to_end(k)
+  return placed
 
 
 # One slot per mesh: the last training data placed there, as (its host leaves, its tree
@@ -210,11 +304,14 @@ def _placed_data(data: Any, replicated: NamedSharding) -> Any:
   return slot[2]
 
 
-def _get(tree: Any) -> Any:
+def _get(arrays: tuple) -> list:
+  """The program's output arrays on the host (every process gets all of them)."""
   if jax.process_count() == 1:
-    return jax.device_get(tree)
+    for a in arrays:  # all copies started before waiting for the first (jax.device_get's
+      a.copy_to_host_async()  # order, without its pytree traversal)
+    return [np.asarray(a) for a in arrays]
   from jax.experimental import multihost_utils
-  return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+  return [np.asarray(a) for a in multihost_utils.process_allgather(arrays, tiled=True)]
 
 
 def _check_names(train_fn: Callable, grid: Grid) -> None:
@@ -297,14 +394,17 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
 
   pts = grid.points()
   float_dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64
-  hp_all = {k: v.astype(float_dtype) for k, v in pts.items() if k != SEED}
+  names = tuple(k for k in pts if k != SEED)
+  # every hyperparameter as one (points, len(names)) matrix: one transfer per chunk
+  hp_all = np.stack([pts[k] for k in names], axis=1).astype(float_dtype) if names else (
+      np.zeros((total, 0), float_dtype))
   shared_key = SEED not in pts
-  keys_all = _keys(np.asarray([seed]))[0] if shared_key else _keys(pts[SEED])
+  keys_all = _shared_key(seed, replicated) if shared_key else _keys(pts[SEED])
   # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
   # instead of being closed over, so it is not baked into the program as a constant.
   data = getattr(train_fn, "data", None)
   key_sharding = replicated if shared_key else sharding
-  fn = _compiled(train_fn, sharding, replicated, data is not None, shared_key)
+  fn, layout = _compiled(train_fn, names, sharding, replicated, data is not None, shared_key)
   extra = () if data is None else (_placed_data(data, replicated),)
 
   writer = jax.process_index() == 0
@@ -315,6 +415,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
         {"grid": repr(grid), "chunk_size": chunk, "n_chunks": n_chunks}, writer=writer)
   bar = _progress.Progress(n_chunks, total, enabled=progress and writer)
 
+  # a computed chunk: its output leaves (a list, in `layout`'s order); a stored one: its tree
   outs: list[Any] = [None] * n_chunks
   pending: tuple[int, Any] | None = None
 
@@ -323,25 +424,27 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
 
   def finish(i: int, out: Any) -> None:
     with bar.waiting(i):
-      out = _get(out)
-    out = jax.tree.map(lambda a: np.asarray(a)[:size(i)], out)
-    outs[i] = out
-    if ckpt is not None:
-      ckpt.write(i, out)
-    if on_chunk is not None:
-      on_chunk(i, n_chunks, out)
+      leaves = _unpack(layout, _get(out))
+    leaves = outs[i] = [np.asarray(a)[:size(i)] for a in leaves]
+    if ckpt is not None or on_chunk is not None:
+      tree = jax.tree.unflatten(layout["treedef"], leaves)
+      if ckpt is not None:
+        ckpt.write(i, tree)
+      if on_chunk is not None:
+        on_chunk(i, n_chunks, tree)
     bar.update(i + 1, min((i + 1) * chunk, total))
 
+  restored = False
   for i in range(n_chunks):
     stored = ckpt.read(i) if ckpt is not None else None
     if stored is not None:
-      outs[i] = stored
+      outs[i], restored = stored, True
       bar.update(i + 1, min((i + 1) * chunk, total), computed=False)
       continue
     idx = i * chunk + np.minimum(np.arange(per_call), size(i) - 1)
     # Dispatch chunk i before fetching chunk i-1, so the host copy overlaps the compute.
-    out = fn(_put({k: v[idx] for k, v in hp_all.items()}, sharding),
-             _put(keys_all if shared_key else keys_all[idx], key_sharding), *extra)
+    out = fn(_put_points(hp_all[idx], sharding),
+             keys_all if shared_key else _put(keys_all[idx], key_sharding), *extra)
     if pending is not None:
       finish(*pending)
     pending = (i, out)
@@ -350,9 +453,17 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
 
   # one chunk: a copy, not a concatenation (device_get's arrays are read-only, and a
   # result's arrays are the user's to modify, whatever the chunk count)
-  merged = (jax.tree.map(np.array, outs[0]) if n_chunks == 1
-            else jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outs))
-  merged = jax.tree.map(lambda a: a.reshape(grid.shape + a.shape[1:]), merged)
+  if restored:  # stored chunks are trees: merge as trees
+    trees = [o if isinstance(o, dict) else jax.tree.unflatten(layout["treedef"], o)
+             for o in outs]
+    merged = (jax.tree.map(np.array, trees[0]) if n_chunks == 1
+              else jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *trees))
+    merged = jax.tree.map(lambda a: a.reshape(grid.shape + a.shape[1:]), merged)
+  else:  # leaf lists, merged without a tree traversal per step (a small sweep's host time)
+    leaves = ([np.array(a) for a in outs[0]] if n_chunks == 1
+              else [np.concatenate(xs, axis=0) for xs in zip(*outs)])
+    merged = jax.tree.unflatten(layout["treedef"],
+                                [a.reshape(grid.shape + a.shape[1:]) for a in leaves])
   if not isinstance(merged, dict):
     raise TypeError(f"train_fn must return a dict of arrays, got {type(merged).__name__}.")
   params = merged.pop("params", None)

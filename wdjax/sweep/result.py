@@ -252,10 +252,14 @@ def _diverged_epoch(metrics: Mapping[str, Any], shape: tuple[int, ...]) -> np.nd
   first = np.full(shape, -1, dtype=np.int64)
   for v in metrics.values():
     a = np.asarray(v)
-    if not np.issubdtype(a.dtype, np.floating) or a.shape[:len(shape)] != shape:
+    if a.dtype.kind != "f" or a.shape[:len(shape)] != shape:  # (kind: np.issubdtype's speed)
+      continue
+    # all finite, the common case: no search for the first bad epoch (a finite sum proves
+    # it in one pass; one that overflows takes the exact path below)
+    if np.isfinite(np.add.reduce(a, axis=None)):
       continue
     bad = ~np.isfinite(a)
-    if not bad.any():  # all finite, the common case: no search for the first bad epoch
+    if not bad.any():
       continue
     if a.ndim == len(shape):  # one value per run: "epoch" 0
       bad = bad[..., None]
