@@ -240,9 +240,10 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     unroll: `lax.scan`'s `unroll` for the epoch loop and the minibatch loop (1: loops;
       True: straight-line code, compile time growing with the steps). Meant for GPUs,
       where a loop trip of a tiny model is a few kernel launches plus XLA's loop-condition
-      check: on one H200 the D2L sweep took 1.62 ms unrolled against 2.05 ms with loops,
-      but compiled in 8.5 s against 1.6 s (benchmarks/README.md, "GPU", run U); on a CPU
-      it measured slower unrolled (1.75 against 1.23 ms) and compiled 10x longer.
+      check. On one H200 the D2L sweep took 1.18 ms with `unroll=4` (a loop trip per 4
+      steps and per 4 epochs; first call 1.9 s), 1.25 ms with True (7.4 s) and 1.81 ms
+      with loops (1.6 s) (benchmarks/README.md, "GPU", run V): 4 is the GPU choice. On a
+      CPU loops are fastest (1.18 ms; 4: 1.32 ms; True: 2.09 ms and 10x the compile).
 
   Returns:
     A `TrainFn`, called as `train_fn(hparams, key, data=None)`: hparams is a dict
