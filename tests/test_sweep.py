@@ -406,8 +406,8 @@ def test_outputs_come_back_packed_one_array_per_dtype_and_unpack_exactly(monkeyp
   g = sweep.grid(weight_decay=[0.0, 0.25, 1.0], learning_rate=[0.1, 0.3])
   fn = lambda hp, key: _mixed(hp, key)  # a fresh function: its own program and layout
   res = sweep.run(fn, g, progress=False, chunk_size=chunk_size, seed=3)
-  (prog, layout), = fn.__dict__["_wdjax_compiled"].values()
-  assert layout["packed"] is pack
+  (prog, layouts), = fn.__dict__["_wdjax_compiled"].values()
+  assert [l["packed"] for l in layouts.values()] == [pack]
   for i, lam in enumerate([0.0, 0.25, 1.0]):
     for j, lr in enumerate([0.1, 0.3]):
       want = _mixed({"weight_decay": jnp.float32(lam), "learning_rate": jnp.float32(lr)},
@@ -450,3 +450,57 @@ def test_shared_key_is_placed_once_per_seed():
   assert engine._SHARED_KEYS[k] is key
   sweep.run(_toy, g, progress=False, seed=12)
   assert any(k2[0] == 12 for k2 in engine._SHARED_KEYS)
+
+
+def test_small_hyperparameter_matrices_are_placed_once_per_content(monkeypatch):
+  """A chunk's hyperparameter matrix goes to the devices once per content: the same values
+  from another grid object reuse the placed copy, other values get their own, and the
+  cache keeps the `_PLACED_POINTS_MAX` most recently used."""
+  import collections
+  monkeypatch.setattr(engine, "_PLACED_POINTS", collections.OrderedDict())
+  monkeypatch.setattr(engine, "_PLACED_POINTS_MAX", 2)
+  run = lambda lams: sweep.run(_toy, sweep.grid(weight_decay=lams, learning_rate=[0.1]),
+                               progress=False)
+  run([0.0, 1.0])
+  (first,) = engine._PLACED_POINTS.values()
+  again = run([0.0, 1.0])
+  assert list(engine._PLACED_POINTS.values()) == [first]
+  other = run([0.0, 2.0])
+  np.testing.assert_allclose(other.params["w"][0][:, 0, 0], [0.0, 2.0])
+  np.testing.assert_allclose(again.params["w"][0][:, 0, 0], [0.0, 1.0])
+  run([0.0, 3.0])  # a third content: the least recently used (the first) goes
+  assert len(engine._PLACED_POINTS) == 2
+  assert all(v is not first for v in engine._PLACED_POINTS.values())
+
+
+def test_each_trace_unpacks_with_its_own_layout(monkeypatch):
+  """One function swept with chunk sizes on both sides of `_PACK_MAX_BYTES` has two traces
+  of its program, one packed and one not; a call that reuses the older trace must be
+  unpacked with that trace's layout (jit does not trace again), whatever ran in between."""
+  monkeypatch.setattr(engine, "_PACK_MAX_BYTES", 200)
+
+  def fn(hp, key):
+    lam = hp["weight_decay"]
+    return {"a": lam * jnp.arange(5.0), "m": lam * jnp.ones((3, 3))}
+
+  g = sweep.grid(weight_decay=np.arange(8.0), learning_rate=[0.1])
+  want = {"a": np.arange(8.0)[:, None, None] * np.arange(5.0),
+          "m": np.broadcast_to(np.arange(8.0)[:, None, None, None], (8, 1, 3, 3))}
+  for chunk_size in (8, 2, 8, 2):   # 56 bytes a point: 8 points > 200, not packed; 2 packed
+    res = sweep.run(fn, g, progress=False, chunk_size=chunk_size)
+    for k, v in want.items():
+      np.testing.assert_allclose(res.metrics[k].reshape(v.shape), v, err_msg=f"{k} {chunk_size}")
+      assert res.metrics[k].shape == (8, 1) + v.shape[2:], (k, chunk_size)
+  layouts = list(fn.__dict__["_wdjax_compiled"].values())[0][1]
+  assert sorted(l["packed"] for l in layouts.values()) == [False, True]
+
+
+def test_divergence_check_is_silent_on_overflowing_sums():
+  """`SweepResult`'s all-finite shortcut sums each metric: a finite metric whose sum
+  overflows (float16), or one holding both infinities, takes the exact path without a
+  warning (the suite turns warnings into errors) and is marked exactly."""
+  from wdjax.sweep.result import _diverged_epoch
+  big = np.full((2, 3), 40000.0, np.float16)        # finite; its sum overflows float16
+  np.testing.assert_array_equal(_diverged_epoch({"m": big}, (2,)), [-1, -1])
+  both = np.array([[1.0, np.inf, -np.inf], [1.0, 2.0, 3.0]])
+  np.testing.assert_array_equal(_diverged_epoch({"m": both}, (2,)), [1, -1])

@@ -143,12 +143,13 @@ def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedShardin
   (`_program_cache`), so a compiled program lives as long as its function (a process-wide
   cache would keep every swept function, and the data it holds, alive).
 
-  Returns `(program, layout)`. The program takes the chunk's hyperparameters as one
+  Returns `(program, layouts)`. The program takes the chunk's hyperparameters as one
   (runs, len(names)) matrix, column j being `names[j]`, and returns the outputs packed
-  into one (runs, ...) array per dtype; `_unpack(layout, packed)` restores the pytree
-  (`layout` is filled when the program is traced). One transfer each way instead of one
-  per hyperparameter and per metric: on a GPU each small transfer costs 0.05-0.13 ms, as
-  much as a small sweep's training (benchmarks/README.md, run V).
+  into one (runs, ...) array per dtype, or as they are above `_PACK_MAX_BYTES` (`_pack`).
+  Each trace records how to undo it in `layouts[_signature(*args)]`, for
+  `_unpack(layouts[...], outputs)`. One transfer each way instead of one per
+  hyperparameter and per metric: on a GPU each small transfer costs 0.05-0.13 ms, as much
+  as a small sweep's training (benchmarks/README.md, run V).
 
   With `shared_key` (a grid without a "seed" axis) every run gets the same key, so the key
   is passed once, unbatched: whatever depends only on it (initial parameters, shuffles,
@@ -173,19 +174,34 @@ def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedShardin
     if with_data:
       in_axes, in_shardings = in_axes + (None,), in_shardings + (replicated,)
     vmapped = jax.vmap(train_fn, in_axes=in_axes)
-    layout: dict = {}
+    layouts: dict = {}
 
     def program(hp_matrix, key, *data):
       out = vmapped({n: hp_matrix[:, j] for j, n in enumerate(names)}, key, *data)
-      return _pack(out, layout)
+      return _pack(out, layouts, _signature(hp_matrix, key, *data))
 
-    cache[key] = (jax.jit(program, in_shardings=in_shardings, out_shardings=sharding), layout)
+    cache[key] = (jax.jit(program, in_shardings=in_shardings, out_shardings=sharding), layouts)
   return cache[key]
 
 
-def _pack(out: Any, layout: dict) -> tuple:
+def _signature(*args: Any) -> tuple:
+  """The shapes and dtypes of a program call's arguments: what a trace depends on, and so
+  which of its traces' layouts describes a call's outputs (jit reuses an older trace
+  when a chunk size, the x64 mode or the data's shapes come back)."""
+  return tuple((tuple(a.shape), np.dtype(a.dtype)) for a in jax.tree.leaves(args))
+
+
+class _Abstract(tuple):
+  """(shape, dtype) of an argument not at hand yet, for `_signature` (lighter than a
+  jax.ShapeDtypeStruct: `run` computes a signature per call)."""
+  shape = property(lambda self: self[0])
+  dtype = property(lambda self: self[1])
+
+
+def _pack(out: Any, layouts: dict, signature: tuple) -> tuple:
   """At trace time: `out`'s leaves, (runs, ...) each, as one (runs, n) array per dtype when
-  they fit `_PACK_MAX_BYTES`, else as they are; records in `layout` how to undo it."""
+  the chunk's outputs (all devices together) fit `_PACK_MAX_BYTES`, else as they are;
+  records in `layouts[signature]` how to undo it."""
   leaves, treedef = jax.tree.flatten(out)
   runs = leaves[0].shape[0] if leaves else 0
   total = sum(a.size * a.dtype.itemsize for a in leaves)
@@ -197,7 +213,7 @@ def _pack(out: Any, layout: dict) -> tuple:
     width = math.prod(a.shape[1:])
     slices.append((dtypes.index(a.dtype), cols[a.dtype], cols[a.dtype] + width, a.shape[1:]))
     cols[a.dtype] += width
-  layout.update(treedef=treedef, packed=packed, slices=slices)
+  layouts[signature] = {"treedef": treedef, "packed": packed, "slices": slices}
   if not packed:
     return tuple(leaves)
   return tuple(jnp.concatenate([a.reshape(runs, math.prod(a.shape[1:])) for a in leaves
@@ -234,13 +250,14 @@ def _shared_key(seed: int, replicated: NamedSharding) -> Any:
   """The key of every run of a grid without a "seed" axis, placed on the mesh once per
   (seed, mesh, PRNG implementation) rather than transferred with every call."""
   k = (int(seed), replicated.mesh, jax.config.jax_default_prng_impl)
-  if k not in _SHARED_KEYS:
+  placed = _SHARED_KEYS.get(k)
+  if placed is None:
     if len(_SHARED_KEYS) >= 256:  # a loop over many seeds: keep the cache small
       _SHARED_KEYS.clear()
     host = _keys(np.asarray([seed]))[0]
-    _SHARED_KEYS[k] = (jax.device_put(host, replicated) if jax.process_count() == 1
-                       else _put(host, replicated))
-  return _SHARED_KEYS[k]
+    placed = _SHARED_KEYS[k] = (jax.device_put(host, replicated) if jax.process_count() == 1
+                                else _put(host, replicated))
+  return placed
 
 
 def _put(tree: Any, sharding: NamedSharding) -> Any:
@@ -273,13 +290,16 @@ def _put_points(matrix: np.ndarray, sharding: NamedSharding) -> Any:
   if jax.process_count() != 1 or matrix.nbytes > _PLACED_POINTS_MAX_BYTES:
     return _put(matrix, sharding)
   k = (matrix.tobytes(), matrix.shape, matrix.dtype.str, sharding)
-  placed = _PLACED_POINTS.get(k)
+  # pop and re-insert (most recent last): single dict operations, safe between threads
+  placed = _PLACED_POINTS.pop(k, None)
   if placed is None:
-    placed = _PLACED_POINTS[k] = jax.device_put(matrix, sharding)
-    if len(_PLACED_POINTS) > _PLACED_POINTS_MAX:
+    placed = jax.device_put(matrix, sharding)
+  _PLACED_POINTS[k] = placed
+  while len(_PLACED_POINTS) > _PLACED_POINTS_MAX:
+    try:
       _PLACED_POINTS.popitem(last=False)
-  else:
-    _PLACED_POINTS.move_to_end(k)
+    except KeyError:  # emptied by another thread meanwhile
+      break
   return placed
 
 
@@ -404,8 +424,13 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   # instead of being closed over, so it is not baked into the program as a constant.
   data = getattr(train_fn, "data", None)
   key_sharding = replicated if shared_key else sharding
-  fn, layout = _compiled(train_fn, names, sharding, replicated, data is not None, shared_key)
+  fn, layouts = _compiled(train_fn, names, sharding, replicated, data is not None, shared_key)
   extra = () if data is None else (_placed_data(data, replicated),)
+  # every chunk's call has these argument shapes: its outputs' layout is this trace's
+  signature = _signature(
+      _Abstract(((per_call, len(names)), hp_all.dtype)),
+      keys_all if shared_key else _Abstract(((per_call,) + keys_all.shape[1:], keys_all.dtype)),
+      *extra)
 
   writer = jax.process_index() == 0
   ckpt = None
@@ -415,7 +440,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
         {"grid": repr(grid), "chunk_size": chunk, "n_chunks": n_chunks}, writer=writer)
   bar = _progress.Progress(n_chunks, total, enabled=progress and writer)
 
-  # a computed chunk: its output leaves (a list, in `layout`'s order); a stored one: its tree
+  # a computed chunk: its output leaves (a list, in the layout's order); a stored one: a tree
   outs: list[Any] = [None] * n_chunks
   pending: tuple[int, Any] | None = None
 
@@ -424,10 +449,10 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
 
   def finish(i: int, out: Any) -> None:
     with bar.waiting(i):
-      leaves = _unpack(layout, _get(out))
+      leaves = _unpack(layouts[signature], _get(out))
     leaves = outs[i] = [np.asarray(a)[:size(i)] for a in leaves]
     if ckpt is not None or on_chunk is not None:
-      tree = jax.tree.unflatten(layout["treedef"], leaves)
+      tree = jax.tree.unflatten(layouts[signature]["treedef"], leaves)
       if ckpt is not None:
         ckpt.write(i, tree)
       if on_chunk is not None:
@@ -454,7 +479,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   # one chunk: a copy, not a concatenation (device_get's arrays are read-only, and a
   # result's arrays are the user's to modify, whatever the chunk count)
   if restored:  # stored chunks are trees: merge as trees
-    trees = [o if isinstance(o, dict) else jax.tree.unflatten(layout["treedef"], o)
+    trees = [o if isinstance(o, dict) else jax.tree.unflatten(layouts[signature]["treedef"], o)
              for o in outs]
     merged = (jax.tree.map(np.array, trees[0]) if n_chunks == 1
               else jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *trees))
@@ -462,7 +487,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   else:  # leaf lists, merged without a tree traversal per step (a small sweep's host time)
     leaves = ([np.array(a) for a in outs[0]] if n_chunks == 1
               else [np.concatenate(xs, axis=0) for xs in zip(*outs)])
-    merged = jax.tree.unflatten(layout["treedef"],
+    merged = jax.tree.unflatten(layouts[signature]["treedef"],
                                 [a.reshape(grid.shape + a.shape[1:]) for a in leaves])
   if not isinstance(merged, dict):
     raise TypeError(f"train_fn must return a dict of arrays, got {type(merged).__name__}.")

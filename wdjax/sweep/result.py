@@ -250,21 +250,25 @@ class SweepResult:
 
 def _diverged_epoch(metrics: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray:
   first = np.full(shape, -1, dtype=np.int64)
-  for v in metrics.values():
-    a = np.asarray(v)
-    if a.dtype.kind != "f" or a.shape[:len(shape)] != shape:  # (kind: np.issubdtype's speed)
-      continue
-    # all finite, the common case: no search for the first bad epoch (a finite sum proves
-    # it in one pass; one that overflows takes the exact path below)
-    if np.isfinite(np.add.reduce(a, axis=None)):
-      continue
-    bad = ~np.isfinite(a)
-    if not bad.any():
-      continue
-    if a.ndim == len(shape):  # one value per run: "epoch" 0
-      bad = bad[..., None]
-    elif a.ndim > len(shape) + 1:  # per-epoch arrays: any bad entry marks the epoch
-      bad = bad.any(axis=tuple(range(len(shape) + 1, a.ndim)))
-    e = np.where(bad.any(-1), bad.argmax(-1), -1)
-    first = np.where((first < 0) | ((e >= 0) & (e < first)), np.where(e >= 0, e, first), first)
+  # the all-finite shortcut below sums each metric: a sum that overflows (or meets both
+  # infinities) only sends that metric to the exact search, silently
+  with np.errstate(over="ignore", invalid="ignore"):
+    for v in metrics.values():
+      a = np.asarray(v)
+      if a.dtype.kind != "f" or a.shape[:len(shape)] != shape:  # (kind: issubdtype's speed)
+        continue
+      # all finite, the common case: no search for the first bad epoch (a finite sum
+      # proves it in one pass)
+      if np.isfinite(np.add.reduce(a, axis=None)):
+        continue
+      bad = ~np.isfinite(a)
+      if not bad.any():
+        continue
+      if a.ndim == len(shape):  # one value per run: "epoch" 0
+        bad = bad[..., None]
+      elif a.ndim > len(shape) + 1:  # per-epoch arrays: any bad entry marks the epoch
+        bad = bad.any(axis=tuple(range(len(shape) + 1, a.ndim)))
+      e = np.where(bad.any(-1), bad.argmax(-1), -1)
+      first = np.where((first < 0) | ((e >= 0) & (e < first)), np.where(e >= 0, e, first),
+                       first)
   return first
