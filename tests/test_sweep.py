@@ -504,3 +504,21 @@ def test_divergence_check_is_silent_on_overflowing_sums():
   np.testing.assert_array_equal(_diverged_epoch({"m": big}, (2,)), [-1, -1])
   both = np.array([[1.0, np.inf, -np.inf], [1.0, 2.0, 3.0]])
   np.testing.assert_array_equal(_diverged_epoch({"m": both}, (2,)), [1, -1])
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_outputs_written_to_pinned_host_memory_equal_the_default(monkeypatch, pack):
+  """The opt-in `_OUTPUT_MEMORY_KIND = "pinned_host"` (XLA copies the results back inside
+  the program) gives the same results, packed or not, over every device; it is a program
+  of its own, beside the default one."""
+  if not pack:
+    monkeypatch.setattr(engine, "_PACK_MAX_BYTES", 0)
+  g = sweep.grid(weight_decay=[0.0, 0.25, 1.0], learning_rate=[0.1, 0.3])
+  fn = lambda hp, key: _mixed(hp, key)
+  want = sweep.run(fn, g, progress=False, seed=3)
+  monkeypatch.setattr(engine, "_OUTPUT_MEMORY_KIND", "pinned_host")
+  got = sweep.run(fn, g, progress=False, seed=3, chunk_size=4)
+  assert len(fn.__dict__["_wdjax_compiled"]) == 2
+  for k in want.metrics:
+    np.testing.assert_array_equal(got.metrics[k], want.metrics[k], err_msg=k)
+  chex.assert_trees_all_equal(got.params, want.params)

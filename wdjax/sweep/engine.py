@@ -134,6 +134,12 @@ def _program_cache(train_fn: Callable) -> dict:
 # concatenated on the device, which would hold them twice.
 _PACK_MAX_BYTES = 64 << 20
 
+# The memory the program writes its outputs to; None: the devices' own. "pinned_host"
+# makes XLA copy the results back as the program's last step: on one H200 the D2L sweep's
+# program and transfer took 0.740 instead of 0.899 ms (benchmarks/README.md, run V). Not
+# the default until measured inside `run` on a GPU: `bench_sweep.py` times it there.
+_OUTPUT_MEMORY_KIND: str | None = None
+
 
 def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedSharding,
               replicated: NamedSharding, with_data: bool,
@@ -167,7 +173,8 @@ def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedShardin
     fn_key = None
     if cache is _COMPILED:
       cache = {}  # no place to keep it: compile for this call only
-  key = ("wdjax.sweep.run", fn_key, names, sharding.mesh, with_data, shared_key)
+  out_memory = _OUTPUT_MEMORY_KIND
+  key = ("wdjax.sweep.run", fn_key, names, sharding.mesh, with_data, shared_key, out_memory)
   if key not in cache:
     key_axis, key_sharding = (None, replicated) if shared_key else (0, sharding)
     in_axes, in_shardings = (0, key_axis), (sharding, key_sharding)
@@ -180,7 +187,9 @@ def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedShardin
       out = vmapped({n: hp_matrix[:, j] for j, n in enumerate(names)}, key, *data)
       return _pack(out, layouts, _signature(hp_matrix, key, *data))
 
-    cache[key] = (jax.jit(program, in_shardings=in_shardings, out_shardings=sharding), layouts)
+    out_sharding = sharding if out_memory is None else sharding.with_memory_kind(out_memory)
+    cache[key] = (jax.jit(program, in_shardings=in_shardings, out_shardings=out_sharding),
+                  layouts)
   return cache[key]
 
 
