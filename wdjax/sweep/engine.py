@@ -185,7 +185,7 @@ def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedShardin
 
     def program(hp_matrix, key, *data):
       out = vmapped({n: hp_matrix[:, j] for j, n in enumerate(names)}, key, *data)
-      return _pack(out, layouts, _signature(hp_matrix, key, *data))
+      return _pack(out, hp_matrix.shape[0], layouts, _signature(hp_matrix, key, *data))
 
     out_sharding = sharding if out_memory is None else sharding.with_memory_kind(out_memory)
     cache[key] = (jax.jit(program, in_shardings=in_shardings, out_shardings=out_sharding),
@@ -200,22 +200,13 @@ def _signature(*args: Any) -> tuple:
   return tuple((tuple(a.shape), np.dtype(a.dtype)) for a in jax.tree.leaves(args))
 
 
-class _Abstract(tuple):
-  """(shape, dtype) of an argument not at hand yet, for `_signature` (lighter than a
-  jax.ShapeDtypeStruct: `run` computes a signature per call)."""
-  shape = property(lambda self: self[0])
-  dtype = property(lambda self: self[1])
-
-
-def _pack(out: Any, layouts: dict, signature: tuple) -> tuple:
-  """At trace time: `out`'s leaves, (runs, ...) each, as one (runs, n) array per dtype when
-  the chunk's outputs (all devices together) fit `_PACK_MAX_BYTES`, else as they are;
-  records in `layouts[signature]` how to undo it."""
+def _pack(out: Any, runs: int, layouts: dict, signature: tuple) -> tuple:
+  """At trace time: `out`'s leaves, (runs, ...) each (vmap's output axis), as one (runs, n)
+  array per dtype when the chunk's outputs (all devices together) fit `_PACK_MAX_BYTES`,
+  else as they are; records in `layouts[signature]` how to undo it."""
   leaves, treedef = jax.tree.flatten(out)
-  runs = leaves[0].shape[0] if leaves else 0
-  total = sum(a.size * a.dtype.itemsize for a in leaves)
   dtypes = list(dict.fromkeys(a.dtype for a in leaves))
-  packed = total <= _PACK_MAX_BYTES and all(a.ndim >= 1 and a.shape[0] == runs for a in leaves)
+  packed = sum(a.size * a.dtype.itemsize for a in leaves) <= _PACK_MAX_BYTES
   # per leaf: (its dtype's array, first column, last column + 1, trailing shape)
   cols, slices = dict.fromkeys(dtypes, 0), []
   for a in leaves:
@@ -425,21 +416,17 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   float_dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 unless x64
   names = tuple(k for k in pts if k != SEED)
   # every hyperparameter as one (points, len(names)) matrix: one transfer per chunk
-  hp_all = np.stack([pts[k] for k in names], axis=1).astype(float_dtype) if names else (
-      np.zeros((total, 0), float_dtype))
+  hp_all = np.empty((total, len(names)), float_dtype)
+  for j, k in enumerate(names):
+    hp_all[:, j] = pts[k]
   shared_key = SEED not in pts
   keys_all = _shared_key(seed, replicated) if shared_key else _keys(pts[SEED])
   # Data given as an argument (train_fn.data, from make_train_fn) is passed replicated
   # instead of being closed over, so it is not baked into the program as a constant.
   data = getattr(train_fn, "data", None)
-  key_sharding = replicated if shared_key else sharding
   fn, layouts = _compiled(train_fn, names, sharding, replicated, data is not None, shared_key)
   extra = () if data is None else (_placed_data(data, replicated),)
-  # every chunk's call has these argument shapes: its outputs' layout is this trace's
-  signature = _signature(
-      _Abstract(((per_call, len(names)), hp_all.dtype)),
-      keys_all if shared_key else _Abstract(((per_call,) + keys_all.shape[1:], keys_all.dtype)),
-      *extra)
+  signature = None  # of the calls' arguments (the same for every chunk): their layout's key
 
   writer = jax.process_index() == 0
   ckpt = None
@@ -468,36 +455,35 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
         on_chunk(i, n_chunks, tree)
     bar.update(i + 1, min((i + 1) * chunk, total))
 
-  restored = False
   for i in range(n_chunks):
     stored = ckpt.read(i) if ckpt is not None else None
     if stored is not None:
-      outs[i], restored = stored, True
+      outs[i] = stored
       bar.update(i + 1, min((i + 1) * chunk, total), computed=False)
       continue
     idx = i * chunk + np.minimum(np.arange(per_call), size(i) - 1)
     # Dispatch chunk i before fetching chunk i-1, so the host copy overlaps the compute.
-    out = fn(_put_points(hp_all[idx], sharding),
-             keys_all if shared_key else _put(keys_all[idx], key_sharding), *extra)
+    args = (_put_points(hp_all[idx], sharding),
+            keys_all if shared_key else _put(keys_all[idx], sharding), *extra)
+    if signature is None:
+      signature = _signature(*args)
+    out = fn(*args)
     if pending is not None:
       finish(*pending)
     pending = (i, out)
   if pending is not None:
     finish(*pending)
 
-  # one chunk: a copy, not a concatenation (device_get's arrays are read-only, and a
-  # result's arrays are the user's to modify, whatever the chunk count)
-  if restored:  # stored chunks are trees: merge as trees
-    trees = [o if isinstance(o, dict) else jax.tree.unflatten(layouts[signature]["treedef"], o)
-             for o in outs]
-    merged = (jax.tree.map(np.array, trees[0]) if n_chunks == 1
-              else jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *trees))
-    merged = jax.tree.map(lambda a: a.reshape(grid.shape + a.shape[1:]), merged)
-  else:  # leaf lists, merged without a tree traversal per step (a small sweep's host time)
-    leaves = ([np.array(a) for a in outs[0]] if n_chunks == 1
-              else [np.concatenate(xs, axis=0) for xs in zip(*outs)])
-    merged = jax.tree.unflatten(layouts[signature]["treedef"],
-                                [a.reshape(grid.shape + a.shape[1:]) for a in leaves])
+  # Chunks read back (trees, their keys as stored) merge as leaf lists too, in the same
+  # sorted-key order; the structure is the program's, or a stored chunk's when every chunk
+  # was read back. One chunk: a copy, not a concatenation (device_get's arrays are
+  # read-only, and a result's arrays are the user's to modify, whatever the chunk count).
+  treedef = (layouts[signature]["treedef"] if signature is not None
+             else jax.tree.structure(outs[0]))
+  outs = [o if isinstance(o, list) else jax.tree.leaves(o) for o in outs]
+  leaves = ([np.array(a) for a in outs[0]] if n_chunks == 1
+            else [np.concatenate(xs, axis=0) for xs in zip(*outs)])
+  merged = jax.tree.unflatten(treedef, [a.reshape(grid.shape + a.shape[1:]) for a in leaves])
   if not isinstance(merged, dict):
     raise TypeError(f"train_fn must return a dict of arrays, got {type(merged).__name__}.")
   params = merged.pop("params", None)
