@@ -40,12 +40,12 @@ from _bench import record, torch_device, torch_sync
 D, L, H, T, B, LR = 32, 2, 4, 32, 32, 3e-3
 
 
-def library(ds, lams, epochs):
+def library(ds, lams, epochs, unroll=None):
   fn = train.make_train_fn(transformer.factory(d_model=D, num_layers=L, num_heads=H, context=T),
                            ds, optimizer=optimizers.get("adamw", mask=masks.weights_only(
                                embeddings=False)),
                            epochs=epochs, batch_size=B, loss=transformer.lm_loss,
-                           eval_train=False, report_mask=None)
+                           eval_train=False, report_mask=None, unroll=unroll)
   grid = sweep.grid(product={"learning_rate": [LR], "weight_decay": lams})
   return lambda: np.asarray(sweep.run(fn, grid, progress=False).metrics["train_loss"])
 
@@ -149,8 +149,14 @@ def pytorch(ds, lams, epochs):
   return run, torch
 
 
-def timed(fn, rounds):
+FIRST_CALL: dict[str, float] = {}  # name -> seconds of its first call (compilation too)
+
+
+def timed(fn, rounds, name=None):
+  t0 = time.perf_counter()
   fn()  # compile / warm up
+  if name is not None:
+    FIRST_CALL[name] = time.perf_counter() - t0
   best = math.inf
   for _ in range(rounds):
     t0 = time.perf_counter()
@@ -176,8 +182,12 @@ def main() -> None:
   print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}; jax {jax.__version__} {jax.default_backend()}; "
         f"G = {G}, {steps} steps of {B}x{T} tokens")
-  res = {"wdjax sweep.run": timed(library(ds, lams, epochs), rounds),
-         "hand-written jit(vmap(scan))": timed(handwritten(ds, lams, epochs), rounds)}
+  res = {"wdjax sweep.run": timed(library(ds, lams, epochs), rounds, "wdjax sweep.run"),
+         "hand-written jit(vmap(scan))": timed(handwritten(ds, lams, epochs), rounds,
+                                               "hand-written jit(vmap(scan))")}
+  if jax.default_backend() != "cpu":  # the default there is unroll=4: loops beside it
+    name = "wdjax sweep.run, unroll=1 (loops)"
+    res[name] = timed(library(ds, lams, epochs, unroll=1), rounds, name)
   try:
     run, torch = pytorch(ds, lams, epochs)
     res[f"PyTorch {torch.__version__} loop on {torch_device()} "
@@ -189,6 +199,9 @@ def main() -> None:
   for name, t in res.items():
     print(f"  {name:45s} {t:8.2f} s  {trained / t:10.0f} tokens/s  {t / base:5.2f}x")
     record("lm", name, {"seconds": t, "tokens/s": trained / t, "vs_hand_written": t / base})
+  print("  first call (compilation included): " + ", ".join(
+      f"{k} {v:.2f} s" for k, v in FIRST_CALL.items()))
+  record("lm", "first call seconds", dict(FIRST_CALL))
   record("lm", "setup", {"G": G, "steps": steps, "tokens_trained": trained,
                          "backend": jax.default_backend()})
 

@@ -107,24 +107,25 @@ def _vmapped(one, lams, shared_key, devices=None):
 # ----------------------------------------------------------------------------- D2L
 
 
-def d2l_wdjax(ds, epochs, lams, devices=None, unroll=1):
+def d2l_wdjax(ds, epochs, lams, devices=None, unroll=None):
   fn = train.make_train_fn(models.for_dataset("linear", ds), ds, optimizer="sgd_coupled_l2",
                            epochs=epochs, batch_size=5, unroll=unroll)
   g = sweep.grid(weight_decay=lams, learning_rate=[0.003])
   return lambda: sweep.run(fn, g, progress=False, devices=devices)
 
 
-def _pinned_outputs(run):
-  """`run` with `wdjax.sweep.run`'s programs writing their outputs to pinned host memory
-  (the engine's opt-in `_OUTPUT_MEMORY_KIND`, a program of its own)."""
+def _device_memory_outputs(run):
+  """`run` with `wdjax.sweep.run`'s programs leaving their outputs in device memory (the
+  engine's `_OUTPUT_MEMORY_KIND = None`, its default before run W; "auto" writes them to
+  pinned host memory on a GPU), a program of its own."""
   from wdjax.sweep import engine
 
   def call():
-    engine._OUTPUT_MEMORY_KIND = "pinned_host"
+    engine._OUTPUT_MEMORY_KIND = None
     try:
       return run()
     finally:
-      engine._OUTPUT_MEMORY_KIND = None
+      engine._OUTPUT_MEMORY_KIND = "auto"
   return call
 
 
@@ -373,9 +374,9 @@ def _torch_cnn():
 # ----------------------------------------------------------------------------- digits MLP
 
 
-def mlp_wdjax(ds, epochs, lams, devices=None):
+def mlp_wdjax(ds, epochs, lams, devices=None, unroll=None):
   fn = train.make_train_fn(models.for_dataset("mlp", ds, widths=(128,)), ds, optimizer="adamw",
-                           epochs=epochs, batch_size=64)
+                           epochs=epochs, batch_size=64, unroll=unroll)
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
   return lambda: sweep.run(fn, g, progress=False, devices=devices)
 
@@ -499,8 +500,9 @@ def main(argv=None):
                   help="run only these sections (repeatable; 'floor', the D2L sweep's "
                        "lower bound on one device, runs only when named)")
   ap.add_argument("--unroll", action=argparse.BooleanOptionalAction, default=None,
-                  help="add D2L rows with make_train_fn(unroll=True) and unroll=4 "
-                       "(default: on a GPU)")
+                  help="add rows with make_train_fn(unroll=1) beside the default "
+                       "(4 on a GPU), unroll=True on D2L, and D2L's outputs left in device "
+                       "memory (default: on a GPU)")
   args = ap.parse_args(argv)
   # Before the first JAX computation: a device per core for the "all devices" rows. The
   # "1 device" rows use the first device alone, which keeps every core for large ops.
@@ -644,19 +646,14 @@ def d2l_section(ds, ep, args, have_torch):
   # of a sort), to separate that algorithmic change from the engine's overhead.
   rank = {"hand-written, wdjax's rank shuffle, 1 device":
           d2l_hand(ds, ep, lams, shuffle=train.permutation, devices=jax.devices()[:1])}
-  if args.unroll:  # unrolled epochs and steps, fewer loop trips (meant for GPUs)
-    rank["wdjax.sweep.run, unroll=True, 1 device"] = d2l_wdjax(ds, ep, lams, jax.devices()[:1],
-                                                               unroll=True)
-    # a loop trip per 4 steps and per 4 epochs: on the H200 unroll=True was 0.79x the
-    # loops but compiled in 8.5 s against 1.6 s (run U); does part of it buy most of that?
-    unroll4 = d2l_wdjax(ds, ep, lams, jax.devices()[:1], unroll=4)
-    rank["wdjax.sweep.run, unroll=4, 1 device"] = unroll4
-    # not yet a wdjax option: the outputs written to pinned host memory by the program (run
-    # V measured 0.740 against 0.899 ms for the program and its transfer, outside `run`);
-    # not counted as wdjax's best until it is the engine's default. The same training
-    # function: the pinned program is cached beside the default one.
-    rank["experimental: unroll=4, outputs to pinned host memory, 1 device"] = (
-        _pinned_outputs(unroll4))
+  if args.unroll:  # the unroll choices beside the default (loops on CPUs, 4 on a GPU)
+    one = jax.devices()[:1]
+    rank["wdjax.sweep.run, unroll=True, 1 device"] = d2l_wdjax(ds, ep, lams, one, unroll=True)
+    rank["wdjax.sweep.run, unroll=1 (loops), 1 device"] = d2l_wdjax(ds, ep, lams, one, unroll=1)
+    # the engine's outputs left in device memory (its default before run W), for the
+    # measure of "auto" (pinned host memory on a GPU); not counted as wdjax's best.
+    rank["experimental: outputs in device memory, 1 device"] = _device_memory_outputs(
+        d2l_wdjax(ds, ep, lams, one))
   _compare("d2l", f"[1] D2L weight decay sweep: {len(lams)} λ x {ep} epochs, batch 5 "
            "(SGD + coupled L2; target: best PyTorch / wdjax >= 100)",
            lambda dev: d2l_wdjax(ds, ep, lams, dev), lambda dev: d2l_hand(ds, ep, lams, devices=dev),
@@ -682,6 +679,8 @@ def mlp_section(args, have_torch):
                    lambda dev: mlp_wdjax(dg, ep2, lams2, dev),
                    lambda dev: mlp_hand(dg, ep2, lams2, devices=dev),
                    torch_rows if have_torch else None, max(1, args.repeats // 2), flops,
+                   extra=({"wdjax.sweep.run, unroll=1 (loops), 1 device": mlp_wdjax(
+                       dg, ep2, lams2, jax.devices()[:1], unroll=1)} if args.unroll else {}),
                    target=5)
   _peak_line("mlp", flops, times)
 
@@ -691,9 +690,16 @@ def cnn_section(args, have_torch):
   dg = data.sklearn_dataset("digits", seed=0)
   ep = 3 if q else 20
   lams = np.logspace(-4, 0, 16)
-  fn = train.make_train_fn(models.for_dataset("cnn", dg, image_shape=(8, 8)), dg,
-                           optimizer="adamw", epochs=ep, batch_size=64)
+  make = lambda unroll=None: train.make_train_fn(
+      models.for_dataset("cnn", dg, image_shape=(8, 8)), dg, optimizer="adamw", epochs=ep,
+      batch_size=64, unroll=unroll)
+  fn = make()
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
+  extra = {}
+  if args.unroll:
+    loops = make(unroll=1)
+    extra["wdjax.sweep.run, unroll=1 (loops), 1 device"] = lambda: sweep.run(
+        loops, g, progress=False, devices=jax.devices()[:1])
 
   def torch_rows():
     return torch_variants(_torch_cnn, ["1.weight", "4.weight", "8.weight"], dg, ep, lams, None,
@@ -703,7 +709,8 @@ def cnn_section(args, have_torch):
   times = _compare("cnn", f"[4] digits CNN (conv 8, 16; AdamW) sweep: {len(lams)} λ x {ep} "
                    "epochs, batch 64", lambda dev: lambda: sweep.run(fn, g, progress=False,
                                                                       devices=dev),
-                   None, torch_rows if have_torch else None, max(1, args.repeats // 2), flops)
+                   None, torch_rows if have_torch else None, max(1, args.repeats // 2), flops,
+                   extra=extra)
   _peak_line("cnn", flops, times)
 
 

@@ -508,13 +508,14 @@ def test_divergence_check_is_silent_on_overflowing_sums():
 
 @pytest.mark.parametrize("pack", [True, False])
 def test_outputs_written_to_pinned_host_memory_equal_the_default(monkeypatch, pack):
-  """The opt-in `_OUTPUT_MEMORY_KIND = "pinned_host"` (XLA copies the results back inside
-  the program) gives the same results, packed or not, over every device; it is a program
-  of its own, beside the default one."""
+  """`_OUTPUT_MEMORY_KIND = "pinned_host"` (XLA copies the results back inside the
+  program; the default on accelerators) gives the same results as outputs left in device
+  memory (None), packed or not, over every device; it is a program of its own."""
   if not pack:
     monkeypatch.setattr(engine, "_PACK_MAX_BYTES", 0)
   g = sweep.grid(weight_decay=[0.0, 0.25, 1.0], learning_rate=[0.1, 0.3])
   fn = lambda hp, key: _mixed(hp, key)
+  monkeypatch.setattr(engine, "_OUTPUT_MEMORY_KIND", None)
   want = sweep.run(fn, g, progress=False, seed=3)
   monkeypatch.setattr(engine, "_OUTPUT_MEMORY_KIND", "pinned_host")
   got = sweep.run(fn, g, progress=False, seed=3, chunk_size=4)
@@ -522,3 +523,29 @@ def test_outputs_written_to_pinned_host_memory_equal_the_default(monkeypatch, pa
   for k in want.metrics:
     np.testing.assert_array_equal(got.metrics[k], want.metrics[k], err_msg=k)
   chex.assert_trees_all_equal(got.params, want.params)
+
+
+def test_output_memory_auto_is_pinned_host_on_accelerators_only(monkeypatch):
+  """"auto" (the default) resolves per mesh: the devices' own memory on CPUs, pinned host
+  memory on an accelerator that lists it, the devices' own on one that does not; an
+  explicit kind is kept as given."""
+  import types
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+  def sharding_on(platform, kinds):
+    dev = types.SimpleNamespace(
+        platform=platform,
+        addressable_memories=lambda: [types.SimpleNamespace(kind=k) for k in kinds])
+    mesh = types.SimpleNamespace(devices=np.array([dev], dtype=object))
+    return types.SimpleNamespace(mesh=mesh)
+
+  assert engine._OUTPUT_MEMORY_KIND == "auto"
+  cpu = NamedSharding(Mesh(np.array(jax.devices("cpu")[:1]), ("x",)), PartitionSpec("x"))
+  assert engine._output_memory(cpu) is None
+  gpu = sharding_on("gpu", ["device", "pinned_host", "unpinned_host"])
+  assert engine._output_memory(gpu) == "pinned_host"
+  assert engine._output_memory(sharding_on("tpu", ["device"])) is None
+  monkeypatch.setattr(engine, "_OUTPUT_MEMORY_KIND", None)
+  assert engine._output_memory(gpu) is None
+  monkeypatch.setattr(engine, "_OUTPUT_MEMORY_KIND", "pinned_host")
+  assert engine._output_memory(cpu) == "pinned_host"

@@ -109,22 +109,28 @@ def test_running_train_loss_option():
   assert m["train_loss"].shape == (2,) and "train_loss" in m
 
 
-def test_unrolled_loops_give_the_same_run():
-  """unroll=True (straight-line epochs and steps, for GPUs) is the same computation; it
-  enters the fingerprint, so sweep checkpoints of the two are not mixed."""
+def test_unrolled_loops_give_the_same_run(monkeypatch):
+  """unroll=True (straight-line epochs and steps, for GPUs) and unroll=4 are the same
+  computation; unroll enters the fingerprint, so sweep checkpoints of the two are not
+  mixed. The default resolves by JAX's default backend."""
   ds = _tiny()
   make = functools.partial(train.make_train_fn, models.for_dataset("linear", ds), ds,
                            optimizer="sgd_coupled_l2", epochs=2, batch_size=len(ds.x_train) // 2)
   hp = {"learning_rate": 0.1, "weight_decay": 0.01}
-  loops, flat = make(), make(unroll=True)
-  a, b = jax.jit(loops)(hp, jax.random.key(0)), jax.jit(flat)(hp, jax.random.key(0))
-  for k in a:
-    np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
-  assert loops.fingerprint != flat.fingerprint
-  assert make(unroll=1).fingerprint == loops.fingerprint
+  loops, flat, four = make(unroll=1), make(unroll=True), make(unroll=4)
+  a = jax.jit(loops)(hp, jax.random.key(0))
+  for other in (flat, four):
+    b = jax.jit(other)(hp, jax.random.key(0))
+    for k in a:
+      np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
+    assert loops.fingerprint != other.fingerprint
+  # the default: loops on CPUs, 4 iterations per loop trip on accelerators
+  assert make().fingerprint == (loops if jax.default_backend() == "cpu" else four).fingerprint
   for bad in (0, 1.5, "yes"):
     with pytest.raises(ValueError, match="unroll"):
       make(unroll=bad)
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert make().fingerprint == four.fingerprint
 
 
 def test_fixed_module_vs_factory_init():

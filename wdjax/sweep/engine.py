@@ -134,11 +134,29 @@ def _program_cache(train_fn: Callable) -> dict:
 # concatenated on the device, which would hold them twice.
 _PACK_MAX_BYTES = 64 << 20
 
-# The memory the program writes its outputs to; None: the devices' own. "pinned_host"
-# makes XLA copy the results back as the program's last step: on one H200 the D2L sweep's
-# program and transfer took 0.740 instead of 0.899 ms (benchmarks/README.md, run V). Not
-# the default until measured inside `run` on a GPU: `bench_sweep.py` times it there.
-_OUTPUT_MEMORY_KIND: str | None = None
+# The memory the program writes its outputs to. "auto": pinned host memory on an
+# accelerator that has it, the devices' own memory on CPUs (where the two are the same);
+# None: always the devices' own. With "pinned_host" XLA copies the results back as the
+# program's last step, instead of a separate device-to-host transfer after it: on one
+# H200 the D2L sweep's program and transfer took 0.740 instead of 0.899 ms (benchmarks/
+# README.md, run V).
+_OUTPUT_MEMORY_KIND: str | None = "auto"
+
+
+def _output_memory(sharding: NamedSharding) -> str | None:
+  """The memory kind `sharding`'s programs write their outputs to (`_OUTPUT_MEMORY_KIND`
+  resolved for its devices)."""
+  kind = _OUTPUT_MEMORY_KIND
+  if kind != "auto":
+    return kind
+  device = sharding.mesh.devices.flat[0]
+  if device.platform == "cpu":
+    return None
+  try:
+    kinds = {m.kind for m in device.addressable_memories()}
+  except Exception:  # a backend without memory kinds  # pragma: no cover
+    return None
+  return "pinned_host" if "pinned_host" in kinds else None
 
 
 def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedSharding,
@@ -173,7 +191,7 @@ def _compiled(train_fn: Callable, names: tuple[str, ...], sharding: NamedShardin
     fn_key = None
     if cache is _COMPILED:
       cache = {}  # no place to keep it: compile for this call only
-  out_memory = _OUTPUT_MEMORY_KIND
+  out_memory = _output_memory(sharding)
   key = ("wdjax.sweep.run", fn_key, names, sharding.mesh, with_data, shared_key, out_memory)
   if key not in cache:
     key_axis, key_sharding = (None, replicated) if shared_key else (0, sharding)
