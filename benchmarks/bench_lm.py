@@ -40,12 +40,12 @@ from _bench import record, torch_device, torch_sync
 D, L, H, T, B, LR = 32, 2, 4, 32, 32, 3e-3
 
 
-def library(ds, lams, epochs, unroll=None):
+def library(ds, lams, epochs):
   fn = train.make_train_fn(transformer.factory(d_model=D, num_layers=L, num_heads=H, context=T),
                            ds, optimizer=optimizers.get("adamw", mask=masks.weights_only(
                                embeddings=False)),
                            epochs=epochs, batch_size=B, loss=transformer.lm_loss,
-                           eval_train=False, report_mask=None, unroll=unroll)
+                           eval_train=False, report_mask=None)
   grid = sweep.grid(product={"learning_rate": [LR], "weight_decay": lams})
   return lambda: np.asarray(sweep.run(fn, grid, progress=False).metrics["train_loss"])
 
@@ -185,9 +185,6 @@ def main() -> None:
   res = {"wdjax sweep.run": timed(library(ds, lams, epochs), rounds, "wdjax sweep.run"),
          "hand-written jit(vmap(scan))": timed(handwritten(ds, lams, epochs), rounds,
                                                "hand-written jit(vmap(scan))")}
-  if jax.default_backend() != "cpu":  # the default there is unroll=4: loops beside it
-    name = "wdjax sweep.run, unroll=1 (loops)"
-    res[name] = timed(library(ds, lams, epochs, unroll=1), rounds, name)
   try:
     run, torch = pytorch(ds, lams, epochs)
     res[f"PyTorch {torch.__version__} loop on {torch_device()} "

@@ -204,7 +204,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
                   report_mask: masks.Mask | None = masks.weights_only,
                   return_params: bool = False, eval_train: bool = True, shuffle: bool = True,
                   track: Sequence[str] | None = None, track_every: int | None = None,
-                  unroll: int | bool | None = None, mask: Any = _UNSET) -> TrainFn:
+                  unroll: int | bool = 1, mask: Any = _UNSET) -> TrainFn:
   """Builds the pure training function `train_fn(hparams, key) -> metrics`.
 
   Each epoch shuffles the training set with a key drawn from `key`, takes
@@ -238,16 +238,16 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       MLP sweep with the default set; any other interval puts a branch in the loop and
       costs ~15-20% whatever is recorded (benchmarks/bench_track.py).
     unroll: `lax.scan`'s `unroll` for the epoch loop and the minibatch loop (1: loops;
-      True: straight-line code, compile time growing with the steps; None, the default:
-      1 when JAX's default backend is the CPU, 4 on a GPU or TPU, resolved when the
-      function is built). Unrolling is meant for accelerators, where a loop trip of a
-      tiny model is a few kernel launches plus XLA's loop-condition check. On one H200
-      the D2L sweep took 1.18 ms with `unroll=4` (a loop trip per 4 steps and per 4
-      epochs; first call 1.9 s), 1.25 ms with True (7.4 s) and 1.81 ms with loops
-      (1.6 s) (benchmarks/README.md, "GPU", run V). On a CPU loops are fastest (1.18 ms;
-      4: 1.32 ms; True: 2.09 ms and 10x the compile). Results agree to rounding (unrolled
-      steps may fuse differently), so `unroll` is part of the fingerprint that sweep
-      checkpoints check.
+      True: straight-line code, compile time growing with the steps). Unrolling is for
+      repeated sweeps of tiny models on accelerators, where a loop trip is a few kernel
+      launches plus XLA's loop-condition check; it costs compile time. On one H200 (run
+      W, benchmarks/README.md "GPU") the D2L sweep took 1.08 ms with `unroll=4` (a loop
+      trip per 4 steps and per 4 epochs; first call 2.4 s), 1.09 ms with True (6.4 s)
+      and 1.64 ms with loops (1.3 s); the digits MLP and CNN sweeps gained 7% and 5%
+      with 4 for a first call 4-5x longer (10.4 and 8.5 s against 2.2 s), which is why
+      loops stay the default there too. On a CPU loops are fastest (1.18 ms; 4: 1.32 ms;
+      True: 2.09 ms and 10x the compile). Results agree to rounding (unrolled steps may
+      fuse differently), so `unroll` is part of the fingerprint sweep checkpoints check.
 
   Returns:
     A `TrainFn`, called as `train_fn(hparams, key, data=None)`: hparams is a dict
@@ -260,8 +260,6 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   Raises:
     ValueError: on bad arguments, and (when called) on unknown or missing hparams.
   """
-  if unroll is None:  # loops on CPUs, a trip per 4 iterations on accelerators
-    unroll = 1 if jax.default_backend() == "cpu" else 4
   unroll = 1 if unroll is False else unroll  # lax.scan reads False as 1
   if not isinstance(unroll, (bool, numbers.Integral)) or (
       not isinstance(unroll, bool) and unroll < 1):
