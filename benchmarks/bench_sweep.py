@@ -121,11 +121,11 @@ def _device_memory_outputs(run):
   from wdjax.sweep import engine
 
   def call():
-    engine._OUTPUT_MEMORY_KIND = None
+    before, engine._OUTPUT_MEMORY_KIND = engine._OUTPUT_MEMORY_KIND, None
     try:
       return run()
     finally:
-      engine._OUTPUT_MEMORY_KIND = "auto"
+      engine._OUTPUT_MEMORY_KIND = before
   return call
 
 

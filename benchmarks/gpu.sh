@@ -49,27 +49,26 @@ try:
 except ImportError: print('no torch')
 assert jax.default_backend() == 'gpu', 'JAX sees no GPU: the figures below are CPU figures'"
 
-# The sweeps first (run W: the engine's outputs to pinned host memory and unroll=4 by
-# default on a GPU, measured against the other choices), the tests next (the new defaults
-# on the card), then the other benchmarks, the path last (its solvers run on the host CPU
-# by default; diabetes only, with its GPU rows). The limits add up to 520 s, 590 s with
-# each step's 10 s to die, so the script fits one 10-minute device call. On an H200
-# (2026-11-28, runs U and V) versions, bench_sweep, bench_lm, bench_track and the tests
-# took 10-13, 89-98, 34, 20 and 94 s; bench_core ran past 120 s (run U, five fused-kernel
-# configurations) and past 150 s (run V, two) before the end of its in-loop table, the
-# figure its target is read from: it now times the default fused configuration only;
-# bench_path ran past 60 s on diabetes and part of the synthetic problem.
-step bench_sweep 125 "$py" benchmarks/bench_sweep.py --quick --repeats 3
+# The sweeps first (run W: the engine's outputs to pinned host memory on a GPU, measured
+# against device memory), the tests next, then the other benchmarks, the path last (its
+# solvers run on the host CPU by default; diabetes only, with its GPU rows). The limits add
+# up to 515 s, 585 s with each step's 10 s to die, so the script fits one 10-minute device
+# call. On an H200 (2026-11-28, runs U-W) versions, bench_sweep, the tests, bench_core,
+# bench_lm and bench_track took 10-13, 89-107, 94-106, 148 (run W, the default fused
+# configuration only), 34 and 20 s (run U; in run W, with unrolled steps by default, they
+# ran out of time compiling); bench_path ran past 60 s on diabetes and part of the
+# synthetic problem, past 25 s before its first row in run W.
+step bench_sweep 120 "$py" benchmarks/bench_sweep.py --quick --repeats 3
 # The math and semantics tests, with JAX on the GPU (the suite's fast core, and the fused
 # AdamW kernel compiled by Triton against optax's step); 4 workers
 # when pytest-xdist is there (each compiles its own functions).
 xdist=$("$py" -c "import xdist" 2>/dev/null && echo "-n 4")
-TAIL=8 step tests 115 "$py" -m pytest -q --maxfail=20 -p no:cacheprovider -p no:benchmark -m "not slow" $xdist \
+TAIL=8 step tests 120 "$py" -m pytest -q --maxfail=20 -p no:cacheprovider -p no:benchmark -m "not slow" $xdist \
   tests/test_penalties.py tests/test_prox.py tests/test_transforms.py tests/test_pinned.py \
   tests/test_variants.py tests/test_reference.py tests/test_constrained.py tests/test_sweep.py \
   tests/test_train.py tests/test_kernels.py
-step bench_core 170 "$py" benchmarks/bench_core.py --quick --no-variants --fused-configs ""
+step bench_core 160 "$py" benchmarks/bench_core.py --quick --no-variants --fused-configs ""
 step bench_lm 40 "$py" benchmarks/bench_lm.py --quick
 step bench_track 25 "$py" benchmarks/bench_track.py --quick --rounds 2
-step bench_path 25 "$py" benchmarks/bench_path.py --problems diabetes --repeats 1
+step bench_path 30 "$py" benchmarks/bench_path.py --problems diabetes --repeats 1
 echo "figures: $WDJAX_BENCH_JSON" | tee -a "$out/gpu.log"

@@ -138,8 +138,7 @@ _PACK_MAX_BYTES = 64 << 20
 # accelerator that has it, the devices' own memory on CPUs (where the two are the same);
 # None: always the devices' own. With "pinned_host" XLA copies the results back as the
 # program's last step, instead of a separate device-to-host transfer after it: on one
-# H200 the D2L sweep's program and transfer took 0.740 instead of 0.899 ms (benchmarks/
-# README.md, run V).
+# H200 the D2L sweep took 1.08 instead of 1.21 ms in `run` (benchmarks/README.md, run W).
 _OUTPUT_MEMORY_KIND: str | None = "auto"
 
 
