@@ -43,7 +43,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max
   --format=csv,noheader 2>&1 | tee -a "$out/gpu.log"
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
 note card "\"${card:-none}\""
-step versions 20 "$py" -c "import jax, flax, optax, numpy, sklearn; print(jax.devices(), jax.default_backend()); print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__, 'sklearn', sklearn.__version__)
+step versions 15 "$py" -c "import jax, flax, optax, numpy, sklearn; print(jax.devices(), jax.default_backend()); print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__, 'sklearn', sklearn.__version__)
 try:
   import torch; print('torch', torch.__version__, torch.cuda.is_available())
 except ImportError: print('no torch')
@@ -54,11 +54,12 @@ assert jax.default_backend() == 'gpu', 'JAX sees no GPU: the figures below are C
 # solvers run on the host CPU by default; diabetes only, with its GPU rows). The limits add
 # up to 515 s, 585 s with each step's 10 s to die, so the script fits one 10-minute device
 # call. On an H200 (2026-11-28, runs U-W) versions, bench_sweep, the tests, bench_core,
-# bench_lm and bench_track took 10-13, 89-107, 94-106, 148 (run W, the default fused
-# configuration only), 34 and 20 s (run U; in run W, with unrolled steps by default, they
-# ran out of time compiling); bench_path ran past 60 s on diabetes and part of the
-# synthetic problem, past 25 s before its first row in run W.
-step bench_sweep 120 "$py" benchmarks/bench_sweep.py --quick --repeats 3
+# bench_lm and bench_track took 10-13, 89-107 (107 with unrolled steps by default in run
+# W), 94-106, 148 (run W, the default fused configuration only), 34 and 20 s (run U; in
+# run W, with unrolled steps by default, they ran out of time compiling); bench_path ran
+# past 60 s on diabetes and part of the synthetic problem, past 25 s before its first row
+# in run W: it gets the time the others do not need.
+step bench_sweep 110 "$py" benchmarks/bench_sweep.py --quick --repeats 3
 # The math and semantics tests, with JAX on the GPU (the suite's fast core, and the fused
 # AdamW kernel compiled by Triton against optax's step); 4 workers
 # when pytest-xdist is there (each compiles its own functions).
@@ -70,5 +71,5 @@ TAIL=8 step tests 120 "$py" -m pytest -q --maxfail=20 -p no:cacheprovider -p no:
 step bench_core 160 "$py" benchmarks/bench_core.py --quick --no-variants --fused-configs ""
 step bench_lm 40 "$py" benchmarks/bench_lm.py --quick
 step bench_track 25 "$py" benchmarks/bench_track.py --quick --rounds 2
-step bench_path 30 "$py" benchmarks/bench_path.py --problems diabetes --repeats 1
+step bench_path 45 "$py" benchmarks/bench_path.py --problems diabetes --repeats 1
 echo "figures: $WDJAX_BENCH_JSON" | tee -a "$out/gpu.log"

@@ -129,31 +129,6 @@ def test_lipschitz_bounds_largest_eigenvalue(dtype):
     assert L <= 1.05 * lmax * (1 + eps)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_warm_started_lipschitz_bounds_largest_eigenvalue(dtype):
-  """The working-set solver's step size (`_lipschitz_warm`): from no estimate, from the
-  exact top eigenvector, and from the top eigenvector of a smaller working set (the
-  path's case: the block of the features it shares, zeros on the new ones), never under
-  λ_max (FISTA's step needs L >= λ_max) and at most 1.05·λ_max (NumPy's eigh)."""
-  # (500 x 576: a working set of the 500 x 2000 benchmark's size)
-  for seed, (m, d) in enumerate([(40, 12), (15, 30), (500, 64), (500, 576)]):
-    A = np.random.default_rng(seed).normal(size=(m, d))
-    Q = A.T @ A / m + 1e-3 * np.eye(d)
-    vals, vecs = np.linalg.eigh(Q)
-    lmax, top = vals[-1], vecs[:, -1]
-    sub = np.zeros(d)
-    sub[: d - 4] = np.linalg.eigh(Q[: d - 4, : d - 4])[1][:, -1]
-    eps = 1e-12 if dtype == "float64" else 2e-5
-    for start in (np.zeros(d), top, sub):
-      with jax.enable_x64(dtype == "float64"):
-        L, v = path_solver._lipschitz_warm(jnp.asarray(Q, dtype), jnp.asarray(start, dtype))
-      L, v = float(L), np.asarray(v, np.float64)
-      assert lmax * (1 - eps) <= L <= 1.05 * lmax * (1 + eps), (seed, L, lmax)
-      # its vector, the next working set's warm start, is a unit vector one product past
-      # the estimate: its Rayleigh quotient at least L/1.05 (power iteration raises it)
-      assert abs(np.linalg.norm(v) - 1) < 1e-5 and v @ Q @ v >= L / 1.05 * (1 - eps), seed
-
-
 # ------------------------------------------------------------------ 3-4. ridge closed forms
 
 

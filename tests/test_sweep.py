@@ -526,9 +526,9 @@ def test_outputs_written_to_pinned_host_memory_equal_the_default(monkeypatch, pa
 
 
 def test_output_memory_auto_is_pinned_host_on_accelerators_only(monkeypatch):
-  """"auto" (the default) resolves per mesh: the devices' own memory on CPUs, pinned host
-  memory on an accelerator that lists it in a single process, the devices' own on one
-  that does not or across processes; an explicit kind is kept as given."""
+  """"auto" (the default) resolves per mesh: pinned host memory on GPUs that list it, in a
+  single process; the devices' own memory on CPUs, TPUs, GPUs without it and across
+  processes; an explicit kind is kept as given."""
   import types
   from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -544,7 +544,8 @@ def test_output_memory_auto_is_pinned_host_on_accelerators_only(monkeypatch):
   assert engine._output_memory(cpu) is None
   gpu = sharding_on("gpu", ["device", "pinned_host", "unpinned_host"])
   assert engine._output_memory(gpu) == "pinned_host"
-  assert engine._output_memory(sharding_on("tpu", ["device"])) is None
+  assert engine._output_memory(sharding_on("gpu", ["device"])) is None
+  assert engine._output_memory(sharding_on("tpu", ["device", "pinned_host"])) is None  # unmeasured
   monkeypatch.setattr(jax, "process_count", lambda: 2)  # several processes: all-gathered
   assert engine._output_memory(gpu) is None             # on the devices, so device memory
   monkeypatch.undo()

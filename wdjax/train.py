@@ -244,7 +244,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       W, benchmarks/README.md "GPU") the D2L sweep took 1.08 ms with `unroll=4` (a loop
       trip per 4 steps and per 4 epochs; first call 2.4 s), 1.09 ms with True (6.4 s)
       and 1.64 ms with loops (1.3 s); the digits MLP and CNN sweeps gained 7% and 5%
-      with 4 for a first call 4-5x longer (10.4 and 8.5 s against 2.2 s), which is why
+      with 4 for a first call 3.8-4.8x longer (10.4 and 8.5 s against 2.2 s), which is why
       loops stay the default there too. On a CPU loops are fastest (1.18 ms; 4: 1.32 ms;
       True: 2.09 ms and 10x the compile). Results agree to rounding (unrolled steps may
       fuse differently), so `unroll` is part of the fingerprint sweep checkpoints check.

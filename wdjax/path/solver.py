@@ -52,40 +52,12 @@ def _lipschitz(Q):
   return 1.05 * jnp.maximum(jnp.vdot(v, Q @ v), jnp.finfo(Q.dtype).tiny)
 
 
-def _lipschitz_warm(Q, v0, *, max_iter=24, min_iter=3, rtol=1e-4):
-  """(1.05·λ_max(Q), the top eigenvector's estimate) by power iteration from `v0` (a
-  previous estimate, 0 for none) plus a 5% share of `_lipschitz`'s random start, so that
-  every direction has some weight. Stops after `min_iter` products once the Rayleigh
-  quotient, which power iteration raises monotonically towards λ_max (Q is positive
-  semi-definite), rose by less than `rtol` in the last one; at most `max_iter` products,
-  `_lipschitz`'s count. From the previous working set's eigenvector (the path's
-  consecutive working sets overlap) it took 10 products on average on the 500 x 2000
-  benchmark, and L/λ_max was 1.040-1.050 on every working set, where 24 products from a
-  random start gave as little as 0.961 (benchmarks/README.md, run W)."""
-  noise = jax.random.normal(jax.random.key(0), (Q.shape[0],), Q.dtype)
-  unit = lambda u: u / jnp.maximum(jnp.linalg.norm(u), 1e-30)
-  v = unit(unit(v0) + 0.05 * unit(noise))
-
-  def body(st):
-    i, v, _, rq = st
-    u = Q @ v
-    return i + 1, unit(u), rq, jnp.vdot(v, u)
-
-  def cond(st):
-    i, _, before, rq = st
-    return (i < min_iter) | ((i < max_iter) & (rq - before > rtol * rq))
-
-  zero = jnp.zeros([], Q.dtype)
-  _, v, _, rq = jax.lax.while_loop(cond, body, (0, v, zero, zero))
-  return 1.05 * jnp.maximum(rq, jnp.finfo(Q.dtype).tiny), v
-
-
 def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_every,
-           polish, mixed=True, L=None):
+           polish, mixed=True):
   """FISTA with gradient restart on ½wᵀQw − bᵀw + yy/2 + λR(w); stops on the gap.
 
   Returns (w, gap, n_iter). `Q` may have zero rows/columns (padding): those coordinates
-  keep w = 0. `L`: the step's Lipschitz constant when the caller has it (>= λ_max(Q)).
+  keep w = 0.
   """
   dt = Q.dtype
   lam = jnp.asarray(lam, dt)
@@ -117,9 +89,8 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   q32_ok = jnp.all(jnp.isfinite(Q32)) if mixed else jnp.asarray(False)
   # L in float32 when there is a float32 Q: its 24 matrix-vector products are the fixed cost
   # of a call, and 5% of headroom dwarfs float32's rounding.
-  if L is None:
-    L = (jax.lax.cond(q32_ok, lambda: _lipschitz(Q32).astype(dt), lambda: _lipschitz(Q))
-         if mixed else _lipschitz(Q))
+  L = (jax.lax.cond(q32_ok, lambda: _lipschitz(Q32).astype(dt), lambda: _lipschitz(Q))
+       if mixed else _lipschitz(Q))
 
   def steps(matvec):
     return lambda carry: jax.lax.fori_loop(0, check_every,
@@ -220,32 +191,17 @@ def _path_vmap(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
 
 
 @cpu_jit(static_argnames=_STATIC)
-def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, top_ws, **kw):
+def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, **kw):
   """FISTA on the working set idx (padded; `valid` marks real entries), then the full check.
 
-  `top_ws`: an estimate of the top eigenvector of the working set's Gram block (the
-  previous working set's, on the features the two share; zeros for none), the power
-  iteration's warm start. Returns (w_ws, n_iter, full gap, c, top eigenvector's estimate)
-  with c = Xᵀr/n over all features.
+  Returns (w_ws, n_iter, full gap, c) with c = Xᵀr/n over all features.
   """
   v = valid.astype(Q.dtype)
   # one 2-D gather, not Q[idx][:, idx] (columns gathered from a k x d copy of the rows):
   # 0.56 against 1.23 ms with the product below, k = 576 of d = 2000, float64, 2 cores
   Qw = Q[idx[:, None], idx[None, :]] * v[:, None] * v[None, :]
   bw = b[idx] * v
-  # the step size as `_fista` takes it (in float32 on its float32 copy of Qw when it has
-  # one, which XLA computes once for both), from the warm start
-  top_ws = top_ws * v
-  if kw.get("mixed", True) and kw["polish"] and Q.dtype == jnp.float64:
-    Qw32 = Qw.astype(jnp.float32)
-    L, top = jax.lax.cond(
-        jnp.all(jnp.isfinite(Qw32)),
-        lambda: jax.tree.map(lambda a: a.astype(Q.dtype),
-                             _lipschitz_warm(Qw32, top_ws.astype(jnp.float32))),
-        lambda: _lipschitz_warm(Qw, top_ws))
-  else:
-    L, top = _lipschitz_warm(Qw, top_ws)
-  w_ws, _, it = _fista(Qw, bw, yy, lam, l1_ratio, None, w_ws * v, tol_abs, L=L, **kw)
+  w_ws, _, it = _fista(Qw, bw, yy, lam, l1_ratio, None, w_ws * v, tol_abs, **kw)
   # Q is symmetric (up to rounding): rows idx, transposed, are its columns idx; a row
   # gather reads contiguous memory (0.7 ms against 3.7 ms for Q[:, idx], 2000 x 512, 1 core)
   c = b - Q[idx].T @ w_ws
@@ -254,4 +210,4 @@ def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, top_w
   # at feature 0 and hold w = 0, hence .add)
   w = jnp.zeros_like(b).at[idx].add(w_ws)
   gap = _gap(kw["kind"], w, c, jnp.vdot(bw, w_ws), yy, lam * alpha, lam * (1 - alpha), None)
-  return w_ws, it, gap, c, top
+  return w_ws, it, gap, c

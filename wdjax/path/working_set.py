@@ -44,7 +44,6 @@ def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_ru
   d = Q.shape[0]
   alpha = l1_ratio if kw["kind"] == "elastic_net" else 1.0
   w = np.zeros(d)
-  top = np.zeros(d)  # the last working set's top Gram eigenvector: the next one's warm start
   c = np.asarray(b)
   coefs, gaps, iters = [], [], []
   lam_prev = lam_max
@@ -62,11 +61,9 @@ def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_ru
       valid = np.arange(k) < len(ws)
       # NumPy arguments go to the device with the call; jnp.asarray would dispatch an eager
       # op each (a third of the host time of a loose-tolerance path)
-      w_ws, it, gap, c_dev, top_ws = _solve_working_set(
+      w_ws, it, gap, c_dev = _solve_working_set(
           Q, b, yy, lam, l1_ratio, idx, valid, np.asarray(w[idx] * valid, Q.dtype), tol_ws,
-          np.asarray(top[idx] * valid, Q.dtype), **kw)
-      top = np.zeros(d)
-      top[ws] = np.asarray(top_ws, dtype=np.float64)[:len(ws)]
+          **kw)
       total_it += int(it)
       c = np.asarray(c_dev, dtype=np.float64)
       w = np.zeros(d)

@@ -134,10 +134,10 @@ def _program_cache(train_fn: Callable) -> dict:
 # concatenated on the device, which would hold them twice.
 _PACK_MAX_BYTES = 64 << 20
 
-# The memory the program writes its outputs to. "auto": pinned host memory on an
-# accelerator that has it, in a single process (across processes the outputs are
-# all-gathered on the devices, untested from host memory), the devices' own memory on
-# CPUs (where the two are the same) and otherwise; None: always the devices' own. With "pinned_host" XLA copies the results back as the
+# The memory the program writes its outputs to. "auto": pinned host memory on GPUs, in a
+# single process; the devices' own memory elsewhere (on CPUs the two are the same; TPUs
+# were never measured; across processes the outputs are all-gathered on the devices, a
+# path not tried from host memory). None: always the devices' own. With "pinned_host" XLA copies the results back as the
 # program's last step, instead of a separate device-to-host transfer after it: on one
 # H200 the D2L sweep took 1.08 instead of 1.21 ms in `run` (benchmarks/README.md, run W).
 _OUTPUT_MEMORY_KIND: str | None = "auto"
@@ -150,7 +150,7 @@ def _output_memory(sharding: NamedSharding) -> str | None:
   if kind != "auto":
     return kind
   device = sharding.mesh.devices.flat[0]
-  if device.platform == "cpu" or jax.process_count() > 1:
+  if device.platform != "gpu" or jax.process_count() > 1:
     return None
   try:
     kinds = {m.kind for m in device.addressable_memories()}
