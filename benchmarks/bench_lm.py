@@ -149,20 +149,17 @@ def pytorch(ds, lams, epochs):
   return run, torch
 
 
-FIRST_CALL: dict[str, float] = {}  # name -> seconds of its first call (compilation too)
-
-
-def timed(fn, rounds, name=None):
+def timed(fn, rounds):
+  """(best of `rounds` calls, the first call: compilation included), in seconds."""
   t0 = time.perf_counter()
   fn()  # compile / warm up
-  if name is not None:
-    FIRST_CALL[name] = time.perf_counter() - t0
+  first = time.perf_counter() - t0
   best = math.inf
   for _ in range(rounds):
     t0 = time.perf_counter()
     fn()
     best = min(best, time.perf_counter() - t0)
-  return best
+  return best, first
 
 
 def main() -> None:
@@ -182,14 +179,14 @@ def main() -> None:
   print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}; jax {jax.__version__} {jax.default_backend()}; "
         f"G = {G}, {steps} steps of {B}x{T} tokens")
-  res = {"wdjax sweep.run": timed(library(ds, lams, epochs), rounds, "wdjax sweep.run"),
-         "hand-written jit(vmap(scan))": timed(handwritten(ds, lams, epochs), rounds,
-                                               "hand-written jit(vmap(scan))")}
+  res, first_call = {}, {}
+  for name, make in (("wdjax sweep.run", library),
+                     ("hand-written jit(vmap(scan))", handwritten)):
+    res[name], first_call[name] = timed(make(ds, lams, epochs), rounds)
   try:
     run, torch = pytorch(ds, lams, epochs)
     res[f"PyTorch {torch.__version__} loop on {torch_device()} "
-        f"({torch.get_num_threads()} threads)"] = timed(
-        run, rounds)
+        f"({torch.get_num_threads()} threads)"], _ = timed(run, rounds)
   except ImportError:
     print("PyTorch is not importable: no PyTorch row (pass --torch-path).")
   base = res["hand-written jit(vmap(scan))"]
@@ -197,8 +194,8 @@ def main() -> None:
     print(f"  {name:45s} {t:8.2f} s  {trained / t:10.0f} tokens/s  {t / base:5.2f}x")
     record("lm", name, {"seconds": t, "tokens/s": trained / t, "vs_hand_written": t / base})
   print("  first call (compilation included): " + ", ".join(
-      f"{k} {v:.2f} s" for k, v in FIRST_CALL.items()))
-  record("lm", "first call seconds", dict(FIRST_CALL))
+      f"{k} {v:.2f} s" for k, v in first_call.items()))
+  record("lm", "first call seconds", first_call)
   record("lm", "setup", {"G": G, "steps": steps, "tokens_trained": trained,
                          "backend": jax.default_backend()})
 

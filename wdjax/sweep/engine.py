@@ -137,9 +137,10 @@ _PACK_MAX_BYTES = 64 << 20
 # The memory the program writes its outputs to. "auto": pinned host memory on GPUs, in a
 # single process; the devices' own memory elsewhere (on CPUs the two are the same; TPUs
 # were never measured; across processes the outputs are all-gathered on the devices, a
-# path not tried from host memory). None: always the devices' own. With "pinned_host" XLA copies the results back as the
-# program's last step, instead of a separate device-to-host transfer after it: on one
-# H200 the D2L sweep took 1.08 instead of 1.21 ms in `run` (benchmarks/README.md, run W).
+# path not tried from host memory). None: always the devices' own. With "pinned_host" XLA
+# copies the results back as the program's last step, instead of a separate
+# device-to-host transfer after it: on one H200 the D2L sweep took 1.08 instead of 1.21 ms
+# in `run` (benchmarks/README.md, run W).
 _OUTPUT_MEMORY_KIND: str | None = "auto"
 
 
@@ -243,9 +244,8 @@ def _unpack(layout: dict, arrays: Sequence[np.ndarray]) -> list:
   copies): views, no copy."""
   if not layout["packed"]:
     return list(arrays)
-  leaves = [arrays[g][:, start:stop].reshape((arrays[g].shape[0],) + shape)
-            for g, start, stop, shape in layout["slices"]]
-  return leaves
+  return [arrays[g][:, start:stop].reshape((arrays[g].shape[0],) + shape)
+          for g, start, stop, shape in layout["slices"]]
 
 
 _SHARDINGS: dict[tuple, tuple[NamedSharding, NamedSharding]] = {}
@@ -464,7 +464,7 @@ def run(train_fn: Callable[[dict, jax.Array], Any], grid: Grid, *,
   def finish(i: int, out: Any) -> None:
     with bar.waiting(i):
       leaves = _unpack(layouts[signature], _get(out))
-    leaves = outs[i] = [np.asarray(a)[:size(i)] for a in leaves]
+    leaves = outs[i] = [a[:size(i)] for a in leaves]  # (host arrays already)
     if ckpt is not None or on_chunk is not None:
       tree = jax.tree.unflatten(layouts[signature]["treedef"], leaves)
       if ckpt is not None:
