@@ -534,6 +534,37 @@ def test_mixed_precision_steps_reach_the_float64_solution(x64):
   np.testing.assert_array_equal(out[True] != 0, out[False] != 0)
 
 
+@pytest.mark.parametrize("kind, mixed, polish", [("l1", True, True), ("l1", False, False),
+                                                 ("elastic_net", False, False)])
+def test_fista_raises_an_underestimated_step_size(kind, mixed, polish, monkeypatch, x64):
+  # FISTA's step 1/L needs L >= λ_max(Q); the power-iteration estimate is not a bound (it
+  # fell to 0.961·λ_max on the benchmark's working sets). Started from a fifth of λ_max,
+  # where plain FISTA diverges, the majorization check must raise L and reach the same
+  # solution as sklearn. n > d, so the solution is unique and the gap bounds its error.
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path import solver
+  rng = np.random.default_rng(5)
+  X = rng.normal(size=(80, 30)) @ np.diag(np.linspace(0.2, 3, 30))   # condition ~ 200
+  y = X[:, :6] @ rng.normal(size=6) + 0.1 * rng.normal(size=80)
+  l1_ratio = 1.0 if kind == "l1" else 0.5
+  _, _, _, _, Q, b, yy = path._prepare(X, y, False, jnp.float64)
+  lam = 0.05 * path.lambda_max(X, y) / l1_ratio
+  lmax = np.linalg.eigvalsh(Q).max()
+  monkeypatch.setattr(solver, "_lipschitz", lambda Q: jnp.asarray(0.2 * lmax, Q.dtype))
+  fista = jax.jit(functools.partial(solver._fista, kind=kind, max_iter=20_000,
+                                    check_every=10, polish=polish, mixed=mixed))
+  tol = 1e-14 * yy
+  w, gap, it = fista(jnp.asarray(Q), jnp.asarray(b), yy, lam, l1_ratio, None, jnp.zeros(30),
+                     tol)
+  assert float(gap) <= tol and int(it) < 20_000
+  ref = ElasticNet(alpha=lam, l1_ratio=l1_ratio, fit_intercept=False, tol=1e-14,
+                   max_iter=1_000_000).fit(X, y).coef_
+  # the gap bounds ½μ‖w − w*‖² (μ = λ_min(Q) > 0): 1e-14·yy gives ~1e-7 of max|w*| here
+  np.testing.assert_allclose(np.asarray(w), ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+  np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0)
+
+
 def test_empty_design_matrix_is_a_clear_error():
   import numpy as np
   with pytest.raises(ValueError, match="at least one sample and one feature"):
