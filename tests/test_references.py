@@ -114,7 +114,7 @@ def test_group_lasso_gap_vs_numpy():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_lipschitz_bounds_largest_eigenvalue(dtype):
+def test_lipschitz_estimate_of_the_largest_eigenvalue(dtype):
   for seed, (m, d) in enumerate([(40, 12), (15, 30)]):  # full-rank and rank-deficient PSD
     A = np.random.default_rng(seed).normal(size=(m, d))
     Q = A.T @ A / m + 1e-3 * np.eye(d)

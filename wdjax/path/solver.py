@@ -57,11 +57,11 @@ def _lipschitz(Q):
 
 
 def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_every,
-           polish, mixed=True):
+           polish, mixed=True, with_step_size=False):
   """FISTA with gradient restart on ½wᵀQw − bᵀw + yy/2 + λR(w); stops on the gap.
 
-  Returns (w, gap, n_iter). `Q` may have zero rows/columns (padding): those coordinates
-  keep w = 0.
+  Returns (w, gap, n_iter), and the final step size L last with `with_step_size`. `Q` may
+  have zero rows/columns (padding): those coordinates keep w = 0.
   """
   dt = Q.dtype
   lam = jnp.asarray(lam, dt)
@@ -74,26 +74,29 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
 
   # The step is checked against the majorization it relies on (Beck & Teboulle's
   # backtracking for a quadratic f): with d = w⁺ − z, FISTA needs ½dᵀQd <= ½L‖d‖². A step
-  # that breaks it is rejected (w, z, t stay) and L is raised past dᵀQd/‖d‖², a lower bound
-  # of λ_max, by 10%; so L rises at most log(λ_max/L₀)/log(1.1) times, a raised L stays
-  # under 1.1·λ_max, and the steps keep FISTA's O(1/k²) rate. The carry holds Qw and Qz,
-  # each a combination of the products Qw⁺ the steps make anyway, so the check costs no
-  # product. Its margin covers the rounding of dᵀ(Qw⁺ − Qz) (products in float32 on the
-  # mixed path), ~√k·eps·‖Q‖_F·(‖w⁺‖ + ‖z‖)·‖d‖, so that a converged iterate's noise never
-  # raises L. (No gain in time on the benchmark's paths, 0-5% slower per step at k ~ 100;
-  # the power-iteration estimate alone fell to 0.961·λ_max there, and FISTA with L < λ_max
-  # has no guarantee.)
+  # that breaks it is rejected (w, z, t stay) and L is raised to 1.1·dᵀQd/‖d‖² (a lower
+  # bound of λ_max, so a raised L stays under 1.1·λ_max up to rounding), capped at
+  # ‖Q‖_F >= λ_max: L rises at most log(‖Q‖_F/L₀)/log(1.1) times. The carry holds Qw and
+  # Qz, each a combination of the products Qw⁺ the steps make anyway, so the check costs
+  # no product. Its margin, 2·√k·eps·‖Q‖_F·(‖w⁺‖ + ‖z‖)·‖d‖, covers the rounding of
+  # dᵀ(Qw⁺ − Qz) (eps of the products: float32 on the mixed path), so that noise near the
+  # solution does not raise L; in float32 it lets late, small steps go unchecked (‖d‖ below
+  # ~5e-3·‖w‖ at k = 576), where a rejection would be rounding anyway. (No gain in time on
+  # the benchmark's paths, 0-5% slower per step at k ~ 100; but the power-iteration
+  # estimate alone fell to 0.961·λ_max there, and FISTA with L < λ_max has no guarantee.)
   q_norm = jnp.linalg.norm(Q)
   root_k = jnp.sqrt(jnp.asarray(Q.shape[0], dt))
 
-  def fista_step(matvec, slack, carry):
+  def fista_step(matvec, eps, carry):
     w, z, t, L, qw, qz = carry
     w_new = _prox_step(kind, z - (qz - b) / L, lam / L, l1_ratio, gidx)
     qw_new = matvec(w_new)
     d = w_new - z
     dd = jnp.vdot(d, d)
     dqd = jnp.vdot(d, qw_new - qz)
-    bad = dqd - L * dd > slack * jnp.sqrt(dd)
+    slack = 2 * eps * root_k * q_norm * (jnp.linalg.norm(w_new) + jnp.linalg.norm(z))
+    # (‖Q‖_F >= λ_max: an L there is a valid step whatever rounding says, and caps the raises)
+    bad = (dqd - L * dd > slack * jnp.sqrt(dd)) & (L < q_norm)
     restart = jnp.vdot(z - w_new, w_new - w) > 0
     t_new = (1 + jnp.sqrt(1 + 4 * t * t)) / 2
     beta = jnp.where(restart, 0, (t - 1) / t_new)
@@ -102,7 +105,7 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
     t_new = jnp.where(restart, jnp.ones_like(t), t_new)
     keep = lambda new, old: jnp.where(bad, old, new)
     return (keep(w_new, w), keep(z_new, z), keep(t_new, t),
-            jnp.where(bad, 1.1 * dqd / jnp.where(bad, dd, 1), L),
+            jnp.where(bad, jnp.minimum(1.1 * dqd / jnp.where(bad, dd, 1), q_norm), L),
             keep(qw_new, qw), keep(qz_new, qz))
 
   # Mixed precision (float64 with polishing): the FISTA steps only have to find the support
@@ -121,15 +124,16 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   L = (jax.lax.cond(q32_ok, lambda: _lipschitz(Q32).astype(dt), lambda: _lipschitz(Q))
        if mixed else _lipschitz(Q))
 
-  def steps(matvec, eps):
+  def steps(matvec, eps, fresh_qz=False):
     def run(carry):
-      # the iterates' norms change little within a block: taken at its start, doubled
-      w, z = carry[:2]
-      slack = 4 * eps * root_k * q_norm * (jnp.linalg.norm(w) + jnp.linalg.norm(z))
-      return jax.lax.fori_loop(0, check_every, lambda _, c: fista_step(matvec, slack, c), carry)
+      if fresh_qz:
+        # Qz from float32 products carries float32's rounding, which the float64 margin
+        # does not cover: float64 steps after float32 ones start from a float64 Qz
+        carry = carry[:5] + (Q @ carry[1],)
+      return jax.lax.fori_loop(0, check_every, lambda _, c: fista_step(matvec, eps, c), carry)
     return run
 
-  steps64 = steps(lambda v: Q @ v, jnp.finfo(dt).eps)
+  steps64 = steps(lambda v: Q @ v, jnp.finfo(dt).eps, fresh_qz=mixed)
   steps32 = steps(lambda v: (Q32 @ v.astype(jnp.float32)).astype(dt), jnp.finfo(jnp.float32).eps)
 
   def solve_on(s):
@@ -200,7 +204,7 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
     wp, gp, _ = jax.lax.cond(st["exact"] | ~jnp.any(w != 0), no_polish, try_polish, w)
     better = gp <= jnp.maximum(gap, tol_abs)
     w, gap = jnp.where(better, wp, w), jnp.where(better, gp, gap)
-  return w, gap, st["it"]
+  return (w, gap, st["it"]) + ((st["L"],) if with_step_size else ())
 
 
 _STATIC = ("kind", "max_iter", "check_every", "polish", "mixed")
