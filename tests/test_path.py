@@ -536,7 +536,8 @@ def test_mixed_precision_steps_reach_the_float64_solution(x64):
 
 @pytest.mark.parametrize("kind, mixed, polish", [("l1", True, True), ("l1", False, False),
                                                  ("elastic_net", False, False),
-                                                 ("elastic_net", True, True)])
+                                                 ("elastic_net", True, True),
+                                                 ("group_lasso", False, False)])
 @pytest.mark.parametrize("start", [0.2, None], ids=["L0 = 0.2 lmax", "L0 estimated"])
 def test_fista_raises_an_underestimated_step_size(kind, mixed, polish, start, monkeypatch, x64):
   # FISTA's step 1/L needs L >= λ_max(Q); the power-iteration estimate is not a bound (it
@@ -550,29 +551,45 @@ def test_fista_raises_an_underestimated_step_size(kind, mixed, polish, start, mo
   rng = np.random.default_rng(5)
   X = rng.normal(size=(80, 30)) @ np.diag(np.linspace(0.2, 3, 30))   # condition ~ 200
   y = X[:, :6] @ rng.normal(size=6) + 0.1 * rng.normal(size=80)
-  l1_ratio = 1.0 if kind == "l1" else 0.5
+  l1_ratio = 0.5 if kind == "elastic_net" else 1.0
   _, _, _, _, Q, b, yy = path._prepare(X, y, False, jnp.float64)
+  gidx = path._group_index(np.arange(30) // 3, 30) if kind == "group_lasso" else None
   lam = 0.05 * path.lambda_max(X, y) / l1_ratio
   eig = np.linalg.eigvalsh(Q)
+  tol = 1e-14 * yy
+
+  def solve():
+    fista = jax.jit(functools.partial(solver._fista, kind=kind, max_iter=20_000,
+                                      check_every=10, polish=polish, mixed=mixed,
+                                      with_step_size=True))
+    return fista(jnp.asarray(Q), jnp.asarray(b), yy, lam, l1_ratio, gidx, jnp.zeros(30), tol)
+
+  if kind == "group_lasso":
+    # no sklearn reference: FISTA from L = 1.05·λ_max exactly, a valid step throughout
+    monkeypatch.setattr(solver, "_lipschitz", lambda Q: jnp.asarray(1.05 * eig[-1], Q.dtype))
+    ref, ref_gap, _, _ = solve()
+    ref = np.asarray(ref)
+    assert float(ref_gap) <= tol
   if start is not None:
     monkeypatch.setattr(solver, "_lipschitz", lambda Q: jnp.asarray(start * eig[-1], Q.dtype))
-  fista = jax.jit(functools.partial(solver._fista, kind=kind, max_iter=20_000, check_every=10,
-                                    polish=polish, mixed=mixed, with_step_size=True))
-  tol = 1e-14 * yy
-  w, gap, it, L = fista(jnp.asarray(Q), jnp.asarray(b), yy, lam, l1_ratio, None,
-                        jnp.zeros(30), tol)
+  else:
+    monkeypatch.undo()
+  w, gap, it, L = solve()
   assert float(gap) <= tol and int(it) < 20_000
   # a raised L is 1.1 x a Rayleigh quotient of Q (float64 rounding aside)
   assert float(L) <= 1.1 * eig[-1] * (1 + 1e-9)
   if start is not None:
     assert float(L) > start * eig[-1]
-  ref = ElasticNet(alpha=lam, l1_ratio=l1_ratio, fit_intercept=False, tol=1e-15,
-                   max_iter=1_000_000).fit(X, y).coef_
   # the primal error is bounded through the gap by strong convexity,
   # ½μ‖w − w*‖² <= gap with μ = λ_min(Q) + λ(1 − α): 6e-7 of max|w*| here; 1e-7 of it
-  # for sklearn's own error at tol 1e-15
+  # for sklearn's own error at tol 1e-15, twice the bound against the group reference
   mu = eig[0] + lam * (1 - l1_ratio)
-  bound = np.sqrt(2 * tol / mu) + 1e-7 * np.abs(ref).max()
+  if kind == "group_lasso":
+    bound = 2 * np.sqrt(2 * tol / mu)
+  else:
+    ref = ElasticNet(alpha=lam, l1_ratio=l1_ratio, fit_intercept=False, tol=1e-15,
+                     max_iter=1_000_000).fit(X, y).coef_
+    bound = np.sqrt(2 * tol / mu) + 1e-7 * np.abs(ref).max()
   np.testing.assert_allclose(np.asarray(w), ref, rtol=0, atol=bound)
   np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0)
 
