@@ -130,6 +130,34 @@ def test_unrolled_loops_give_the_same_run():
       make(unroll=bad)
 
 
+@pytest.mark.parametrize("dataset, size", [("digits", 7), ("tiny", 5)])
+def test_chunked_evaluation_equals_the_whole_split(dataset, size):
+  """The per-epoch evaluation in chunks of `eval_batch_size` (with a remainder chunk) gives
+  the whole split's loss and accuracy; the size enters the fingerprint only where a
+  split is larger than it."""
+  ds = _digits() if dataset == "digits" else _tiny()
+  model = (models.for_dataset("mlp", ds, widths=(8,)) if dataset == "digits"
+           else models.for_dataset("linear", ds))
+  make = functools.partial(train.make_train_fn, model, ds, optimizer="sgd", epochs=2,
+                           batch_size=4)
+  whole, chunked = make(eval_batch_size=None), make(eval_batch_size=size)
+  sizes = [len(ds.x_train), len(ds.x_val)] + ([] if ds.x_test is None else [len(ds.x_test)])
+  assert all(n > size and n % size for n in sizes[:2])   # chunks and a remainder
+  hp = {"learning_rate": 0.05}
+  a = jax.jit(whole)(hp, jax.random.key(0))
+  b = jax.jit(chunked)(hp, jax.random.key(0))
+  assert set(a) == set(b)
+  for k in a:
+    # the same numbers summed in another order: float32 rounding
+    np.testing.assert_allclose(b[k], a[k], rtol=1e-6, atol=1e-7, err_msg=k)
+  assert whole.fingerprint != chunked.fingerprint
+  # chunks at least as large as every split: the whole-split program and fingerprint
+  assert make(eval_batch_size=max(sizes)).fingerprint == whole.fingerprint
+  for bad in (0, -3, 2.5, True):
+    with pytest.raises(ValueError, match="eval_batch_size"):
+      make(eval_batch_size=bad)
+
+
 def test_fixed_module_vs_factory_init():
   ds = _tiny()
   hp = {"learning_rate": 0.01, "weight_decay": 0.1}
