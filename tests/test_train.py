@@ -130,11 +130,11 @@ def test_unrolled_loops_give_the_same_run():
       make(unroll=bad)
 
 
-@pytest.mark.parametrize("dataset, size", [("digits", 7), ("tiny", 5)])
+@pytest.mark.parametrize("dataset, size", [("digits", 7), ("tiny", 5), ("tiny", 4)])
 def test_chunked_evaluation_equals_the_whole_split(dataset, size):
-  """The per-epoch evaluation in chunks of `eval_batch_size` (with a remainder chunk) gives
-  the whole split's loss and accuracy; the size enters the fingerprint only where a
-  split is larger than it."""
+  """The per-epoch evaluation in chunks of `eval_batch_size` (with a remainder chunk, or
+  an exact multiple) gives the whole split's loss and accuracy; the size enters the
+  fingerprint only where an evaluated split is larger than it."""
   ds = _digits() if dataset == "digits" else _tiny()
   model = (models.for_dataset("mlp", ds, widths=(8,)) if dataset == "digits"
            else models.for_dataset("linear", ds))
@@ -142,10 +142,13 @@ def test_chunked_evaluation_equals_the_whole_split(dataset, size):
                            batch_size=4)
   whole, chunked = make(eval_batch_size=None), make(eval_batch_size=size)
   sizes = [len(ds.x_train), len(ds.x_val)] + ([] if ds.x_test is None else [len(ds.x_test)])
-  assert all(n > size and n % size for n in sizes[:2])   # chunks and a remainder
+  assert all(n > size and bool(n % size) == (size != 4) for n in sizes[:2])
   hp = {"learning_rate": 0.05}
-  a = jax.jit(whole)(hp, jax.random.key(0))
-  b = jax.jit(chunked)(hp, jax.random.key(0))
+  key = jax.random.key(0)
+  # the chunks ran: one more loop (lax.map) per chunked split in the program
+  loops = lambda fn: str(jax.make_jaxpr(fn)(hp, key)).count("scan[")
+  assert loops(chunked) > loops(whole)
+  a, b = jax.jit(whole)(hp, key), jax.jit(chunked)(hp, key)
   assert set(a) == set(b)
   for k in a:
     # the same numbers summed in another order: float32 rounding
@@ -153,9 +156,41 @@ def test_chunked_evaluation_equals_the_whole_split(dataset, size):
   assert whole.fingerprint != chunked.fingerprint
   # chunks at least as large as every split: the whole-split program and fingerprint
   assert make(eval_batch_size=max(sizes)).fingerprint == whole.fingerprint
-  for bad in (0, -3, 2.5, True):
+
+
+def test_eval_batch_size_auto_fingerprint_and_bad_input(monkeypatch):
+  ds = _tiny()   # 12 training, 8 validation examples
+  make = functools.partial(train.make_train_fn, models.for_dataset("linear", ds), ds,
+                           optimizer="sgd", epochs=1)
+  # only evaluated splits count: with eval_train=False the 12 training examples are not
+  assert (make(eval_batch_size=9, eval_train=False).fingerprint
+          == make(eval_batch_size=None, eval_train=False).fingerprint)
+  assert make(eval_batch_size=9).fingerprint != make(eval_batch_size=None).fingerprint
+  # "auto": 256 on a CPU, the whole split on an accelerator
+  big = functools.partial(make, eval_batch_size="auto")
+  assert train.make_train_fn.__kwdefaults__["eval_batch_size"] == "auto"
+  ds_big = ds._replace(x_train=np.tile(ds.x_train, (30, 1)), y_train=np.tile(ds.y_train, 30))
+  make_big = functools.partial(train.make_train_fn, models.for_dataset("linear", ds_big),
+                               ds_big, optimizer="sgd", epochs=1)
+  assert make_big(eval_batch_size="auto").fingerprint == make_big(eval_batch_size=256).fingerprint
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert make_big(eval_batch_size="auto").fingerprint == make_big(eval_batch_size=None).fingerprint
+  monkeypatch.undo()
+  assert big().fingerprint == make(eval_batch_size=None).fingerprint   # no split above 256
+  for bad in (0, -3, 2.5, True, "yes"):
     with pytest.raises(ValueError, match="eval_batch_size"):
       make(eval_batch_size=bad)
+
+
+def test_a_loss_that_is_not_a_mean_is_refused_where_chunks_apply():
+  ds = _digits()
+  make = functools.partial(train.make_train_fn, models.for_dataset("mlp", ds, widths=(8,)),
+                           ds, optimizer="sgd", epochs=1, batch_size=32)
+  total = lambda pred, y: 64 * train.cross_entropy(pred, y) * y.shape[0]   # a sum
+  with pytest.raises(ValueError, match="not the mean.*eval_batch_size=None"):
+    make(loss=total, eval_batch_size=16)
+  make(loss=total, eval_batch_size=None)   # the whole split: any loss
+  make(loss=lambda p, y: 2.0 * train.cross_entropy(p, y), eval_batch_size=16)   # a mean
 
 
 def test_fixed_module_vs_factory_init():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import numbers
 import re
 import uuid
@@ -198,13 +199,34 @@ class TrainFn:
     return self.fn(hparams, key, data)
 
 
+def _check_mean_over_examples(loss: Callable, apply: Callable, abstract_params: Any,
+                              train: tuple) -> None:
+  """Raises if `loss` on two examples is not the mean of its values on each (a sum, say):
+  the chunked evaluation would then be wrong. Random predictions of the model's output
+  shape; skipped where the loss is not finite on them."""
+  x, y = train
+  if x.shape[0] < 2:
+    return
+  pred = jax.eval_shape(apply, abstract_params, jnp.asarray(x[:2]))
+  p = jax.random.normal(jax.random.key(0), pred.shape, jnp.float32).astype(pred.dtype)
+  y2 = jnp.asarray(y[:2])
+  both, one, two = (float(loss(p[s], y2[s])) for s in (slice(0, 2), slice(0, 1), slice(1, 2)))
+  mean = (one + two) / 2
+  if all(map(math.isfinite, (both, one, two))) and abs(both - mean) > 1e-6 + 1e-3 * abs(mean):
+    raise ValueError(
+        f"loss on two examples ({both:.6g}) is not the mean of its values on each "
+        f"({one:.6g}, {two:.6g}): the per-epoch evaluation in chunks of eval_batch_size "
+        "examples needs a loss that is a mean over examples. Make it one, or pass "
+        "eval_batch_size=None (the whole split at once).")
+
+
 def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builder,
                   epochs: int, batch_size: int | None = None,
                   loss: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
                   report_mask: masks.Mask | None = masks.weights_only,
                   return_params: bool = False, eval_train: bool = True, shuffle: bool = True,
                   track: Sequence[str] | None = None, track_every: int | None = None,
-                  unroll: int | bool = 1, eval_batch_size: int | None = 256,
+                  unroll: int | bool = 1, eval_batch_size: int | str | None = "auto",
                   mask: Any = _UNSET) -> TrainFn:
   """Builds the pure training function `train_fn(hparams, key) -> metrics`.
 
@@ -222,8 +244,9 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       `hparams -> optax.GradientTransformation`.
     epochs: number of epochs (> 0).
     batch_size: minibatch size, or None for full batch.
-    loss: `(prediction, y) -> scalar batch mean`; default `squared_loss` for regression
-      and `cross_entropy` for classification.
+    loss: `(prediction, y) -> scalar batch mean`, a mean of per-example values (not a sum,
+      not a mean over masked entries: the chunked evaluation, `eval_batch_size`, relies on
+      it); default `squared_loss` for regression and `cross_entropy` for classification.
     report_mask: the leaves whose norm and exact zeros are reported (default: the
       weights). Which leaves are *regularized* is the optimizer's `mask` option.
     return_params: also return the final params (a nested dict) as metrics["params"].
@@ -231,15 +254,18 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       the mean of the minibatch losses during the epoch (False, cheaper).
     shuffle: reshuffle the training set every epoch.
     eval_batch_size: the per-epoch evaluation runs over each split in chunks of this many
-      examples (None: the whole split at once). A chunk's activations stay in cache, and a
-      sweep's do not otherwise (nor in memory, on a large split): the digits MLP sweep (32
-      runs, 1437 training examples, 50 epochs) took 0.90-0.95x as long in chunks of 64 to
-      512 on a 2-core CPU, and one evaluation alone 5.1 against 19.3 ms
-      (benchmarks/README.md, run X). The chunks' losses are combined weighted by
-      their sizes, which is exact for a loss that is a mean over examples (the contract of
-      `loss`, and of every loss wdjax ships); for any other, pass None. Results agree
-      with None to float rounding, so the size is part of the fingerprint sweep
-      checkpoints check whenever a split is larger.
+      examples; None: the whole split at once; "auto" (the default): 256 when JAX's
+      default backend is a CPU, None on a GPU or TPU (a chunk is a loop trip there, and
+      the figures of those machines were taken with whole splits). On a CPU a chunk's
+      activations stay in cache, and a sweep's do not otherwise: the digits MLP sweep
+      (32 runs, 1437 training examples, 50 epochs) took 0.90-0.95x as long in chunks of
+      64 to 512 on a 2-core CPU, the CNN sweep 0.82-0.83x, and one evaluation alone 5.1
+      against 19.3 ms (benchmarks/README.md, run X). The chunks' means are combined
+      weighted by their sizes, in float32 or wider, which is exact for a loss that is a
+      mean over examples (the contract of `loss`, and of every loss wdjax ships; a custom
+      `loss` is checked on two random examples when chunks apply); for any other, pass
+      None. Results agree with None to float rounding, so the size is part of the
+      fingerprint sweep checkpoints check whenever an evaluated split is larger.
     track: quantities of `wdjax.tracking.QUANTITIES` to record every `track_every` steps
       for each leaf of `report_mask` (e.g. `wdjax.tracking.DEFAULT`: weight norm, angular
       and relative update), as metrics "track/<quantity>/<leaf>" of shape
@@ -285,6 +311,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   positive_int("epochs", epochs)
   n = int(dataset.x_train.shape[0])
   positive_int("batch_size", batch_size, none_ok=True)
+  if isinstance(eval_batch_size, str):
+    if eval_batch_size != "auto":
+      raise ValueError(f"eval_batch_size={eval_batch_size!r}: give a positive int, None "
+                       "(the whole split) or 'auto'.")
+    eval_batch_size = 256 if jax.default_backend() == "cpu" else None
   positive_int("eval_batch_size", eval_batch_size, none_ok=True)
   if batch_size is not None and batch_size > n:
     raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples; use "
@@ -299,6 +330,11 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   apply = _caller(graphdef)
   default_data = {k: tuple(v) for k, v in dataset.splits().items()}
   abstract_params = jax.eval_shape(init_params, jax.random.key(0))
+  chunked_splits = [name for name, (x, _) in default_data.items()
+                    if (eval_train or name != "train") and eval_batch_size is not None
+                    and x.shape[0] > eval_batch_size]
+  if chunked_splits and loss is not None:
+    _check_mean_over_examples(loss, apply, abstract_params, default_data["train"])
   metric_mask = masks.resolve(report_mask, abstract_params, allow_empty=True)
   nb = 1 if full_batch else n // batch_size
   if track_every is None:
@@ -325,11 +361,16 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
     cs, m = eval_batch_size, n // eval_batch_size * eval_batch_size
     chunked = lambda a: a[:m].reshape(m // cs, cs, *a.shape[1:])
     means = jax.lax.map(lambda c: of(*c), (chunked(x), chunked(y)))
-    # every chunk's mean weighted by its size: exact for a loss that is a mean over examples
-    total = [jnp.sum(v) * cs for v in means]
-    if m < n:
-      total = [t + v * (n - m) for t, v in zip(total, of(x[m:], y[m:]))]
-    return tuple(t / n for t in total)
+    rest = of(x[m:], y[m:]) if m < n else (None,) * len(means)
+    # every chunk's mean weighted by its size (exact for a loss that is a mean over
+    # examples), in float32 at least: a float16 sum of n losses overflows past 65504
+    def combine(v, r):
+      wide = jnp.promote_types(v.dtype, jnp.float32)
+      total = jnp.mean(v.astype(wide)) * (m / n)
+      if r is not None:
+        total = total + r.astype(wide) * ((n - m) / n)
+      return total.astype(v.dtype)
+    return tuple(combine(v, r) for v, r in zip(means, rest))
 
   def evaluate(params, splits) -> dict:
     out = {}
@@ -431,8 +472,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       jax.tree.map(lambda a: (a.shape, str(a.dtype)), default_data)))
   if unroll is True or unroll != 1:  # unrolled loops may fuse and round differently
     fingerprint += f"|unroll={unroll!r}"  # (appended: unroll=1 keeps older fingerprints)
-  if eval_batch_size is not None and any(x.shape[0] > eval_batch_size
-                                         for x, _ in default_data.values()):
+  if chunked_splits:
     fingerprint += f"|eval_batch_size={eval_batch_size}"  # (chunks sum in another order)
   return TrainFn(fn=train_fn, data=default_data, hparam_names=accepted,
                  required_hparams=required, epochs=epochs, steps_per_epoch=nb,
