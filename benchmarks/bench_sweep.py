@@ -374,9 +374,17 @@ def _torch_cnn():
 # ----------------------------------------------------------------------------- digits MLP
 
 
+# make_train_fn's eval_batch_size for the MLP and CNN sweeps (--eval-batch-size)
+EVAL_BATCH_SIZE = "auto"
+
+
+def _eval_batch_size(text):
+  return None if text == "none" else text if text == "auto" else int(text)
+
+
 def mlp_wdjax(ds, epochs, lams, devices=None):
   fn = train.make_train_fn(models.for_dataset("mlp", ds, widths=(128,)), ds, optimizer="adamw",
-                           epochs=epochs, batch_size=64)
+                           epochs=epochs, batch_size=64, eval_batch_size=EVAL_BATCH_SIZE)
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
   return lambda: sweep.run(fn, g, progress=False, devices=devices)
 
@@ -502,7 +510,13 @@ def main(argv=None):
   ap.add_argument("--unroll", action=argparse.BooleanOptionalAction, default=None,
                   help="add D2L rows with make_train_fn(unroll=True) and unroll=4, and "
                        "unroll=4 with the outputs left in device memory (default: on a GPU)")
+  ap.add_argument("--eval-batch-size", default="auto", type=_eval_batch_size,
+                  help="make_train_fn's eval_batch_size for the MLP and CNN sweeps: 'auto' "
+                       "(the default: chunks of 256 on a CPU, whole splits on a GPU), "
+                       "'none' (whole splits) or a chunk size; for the A/B on a new machine")
   args = ap.parse_args(argv)
+  global EVAL_BATCH_SIZE
+  EVAL_BATCH_SIZE = args.eval_batch_size
   # Before the first JAX computation: a device per core for the "all devices" rows. The
   # "1 device" rows use the first device alone, which keeps every core for large ops.
   sweep.use_cpu_cores(args.cpu_devices)
@@ -691,7 +705,8 @@ def cnn_section(args, have_torch):
   ep = 3 if q else 20
   lams = np.logspace(-4, 0, 16)
   fn = train.make_train_fn(models.for_dataset("cnn", dg, image_shape=(8, 8)), dg,
-                           optimizer="adamw", epochs=ep, batch_size=64)
+                           optimizer="adamw", epochs=ep, batch_size=64,
+                           eval_batch_size=EVAL_BATCH_SIZE)
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
 
   def torch_rows():
