@@ -172,6 +172,7 @@ def test_eval_batch_size_auto_fingerprint_and_bad_input(monkeypatch):
   ds_big = ds._replace(x_train=np.tile(ds.x_train, (30, 1)), y_train=np.tile(ds.y_train, 30))
   make_big = functools.partial(train.make_train_fn, models.for_dataset("linear", ds_big),
                                ds_big, optimizer="sgd", epochs=1)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")   # (the tests run on GPUs too)
   assert make_big(eval_batch_size="auto").fingerprint == make_big(eval_batch_size=256).fingerprint
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert make_big(eval_batch_size="auto").fingerprint == make_big(eval_batch_size=None).fingerprint
@@ -182,15 +183,24 @@ def test_eval_batch_size_auto_fingerprint_and_bad_input(monkeypatch):
       make(eval_batch_size=bad)
 
 
-def test_a_loss_that_is_not_a_mean_is_refused_where_chunks_apply():
-  ds = _digits()
+def test_a_loss_that_is_not_a_mean_is_refused_where_chunks_apply(monkeypatch):
+  import warnings
+  ds = _digits()   # 360 validation examples
   make = functools.partial(train.make_train_fn, models.for_dataset("mlp", ds, widths=(8,)),
                            ds, optimizer="sgd", epochs=1, batch_size=32)
   total = lambda pred, y: 64 * train.cross_entropy(pred, y) * y.shape[0]   # a sum
   with pytest.raises(ValueError, match="not the mean.*eval_batch_size=None"):
     make(loss=total, eval_batch_size=16)
-  make(loss=total, eval_batch_size=None)   # the whole split: any loss
-  make(loss=lambda p, y: 2.0 * train.cross_entropy(p, y), eval_batch_size=16)   # a mean
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    whole = make(loss=total, eval_batch_size=None)   # the whole split: any loss, silently
+    make(loss=lambda p, y: 2.0 * train.cross_entropy(p, y), eval_batch_size=16)   # a mean
+  # the default keeps working on whole splits, and says why (pointing at the caller)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  with pytest.warns(UserWarning, match="not the mean.*whole splits") as rec:
+    auto = make(loss=total)
+  assert rec[0].filename == __file__
+  assert auto.fingerprint == whole.fingerprint
 
 
 def test_fixed_module_vs_factory_init():

@@ -40,6 +40,7 @@ import math
 import numbers
 import re
 import uuid
+import warnings
 from typing import Any, Callable, Sequence
 
 import jax
@@ -199,25 +200,24 @@ class TrainFn:
     return self.fn(hparams, key, data)
 
 
-def _check_mean_over_examples(loss: Callable, apply: Callable, abstract_params: Any,
-                              train: tuple) -> None:
-  """Raises if `loss` on two examples is not the mean of its values on each (a sum, say):
-  the chunked evaluation would then be wrong. Random predictions of the model's output
-  shape; skipped where the loss is not finite on them."""
+def _not_a_mean_over_examples(loss: Callable, apply: Callable, abstract_params: Any,
+                              train: tuple) -> str | None:
+  """Why `loss` is not a mean over examples (its value on two examples is not the mean of
+  its values on each: a sum, say), or None. The chunked evaluation needs one. Random
+  predictions of the model's output shape; no verdict where the loss is not finite."""
   x, y = train
   if x.shape[0] < 2:
-    return
+    return None
   pred = jax.eval_shape(apply, abstract_params, jnp.asarray(x[:2]))
   p = jax.random.normal(jax.random.key(0), pred.shape, jnp.float32).astype(pred.dtype)
   y2 = jnp.asarray(y[:2])
   both, one, two = (float(loss(p[s], y2[s])) for s in (slice(0, 2), slice(0, 1), slice(1, 2)))
   mean = (one + two) / 2
   if all(map(math.isfinite, (both, one, two))) and abs(both - mean) > 1e-6 + 1e-3 * abs(mean):
-    raise ValueError(
-        f"loss on two examples ({both:.6g}) is not the mean of its values on each "
-        f"({one:.6g}, {two:.6g}): the per-epoch evaluation in chunks of eval_batch_size "
-        "examples needs a loss that is a mean over examples. Make it one, or pass "
-        "eval_batch_size=None (the whole split at once).")
+    return (f"loss on two examples ({both:.6g}) is not the mean of its values on each "
+            f"({one:.6g}, {two:.6g}), which the per-epoch evaluation in chunks of "
+            "eval_batch_size examples needs")
+  return None
 
 
 def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builder,
@@ -260,12 +260,16 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       activations stay in cache, and a sweep's do not otherwise: the digits MLP sweep
       (32 runs, 1437 training examples, 50 epochs) took 0.90-0.95x as long in chunks of
       64 to 512 on a 2-core CPU, the CNN sweep 0.82-0.83x, and one evaluation alone 5.1
-      against 19.3 ms (benchmarks/README.md, run X). The chunks' means are combined
-      weighted by their sizes, in float32 or wider, which is exact for a loss that is a
-      mean over examples (the contract of `loss`, and of every loss wdjax ships; a custom
-      `loss` is checked on two random examples when chunks apply); for any other, pass
-      None. Results agree with None to float rounding, so the size is part of the
-      fingerprint sweep checkpoints check whenever an evaluated split is larger.
+      against 19.3 ms (benchmarks/README.md, "Run X: the per-epoch evaluation in
+      chunks"). The chunks' means are combined weighted by their sizes, in float32 or
+      wider, which is exact for a loss that is a mean over examples (the contract of
+      `loss`, and of every loss wdjax ships). A custom `loss` is checked on two random
+      examples when chunks apply: one that is not a mean (a sum, RMSE, a masked mean) is
+      refused with an int size, and evaluated on whole splits with a warning under
+      "auto". Results agree with None to float rounding, so the size is part of the
+      fingerprint sweep checkpoints check whenever an evaluated split is larger; under
+      "auto" that makes a sweep directory written on a GPU one that a CPU refuses to
+      resume, and the reverse.
     track: quantities of `wdjax.tracking.QUANTITIES` to record every `track_every` steps
       for each leaf of `report_mask` (e.g. `wdjax.tracking.DEFAULT`: weight norm, angular
       and relative update), as metrics "track/<quantity>/<leaf>" of shape
@@ -311,7 +315,8 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   positive_int("epochs", epochs)
   n = int(dataset.x_train.shape[0])
   positive_int("batch_size", batch_size, none_ok=True)
-  if isinstance(eval_batch_size, str):
+  auto_chunks = isinstance(eval_batch_size, str)
+  if auto_chunks:
     if eval_batch_size != "auto":
       raise ValueError(f"eval_batch_size={eval_batch_size!r}: give a positive int, None "
                        "(the whole split) or 'auto'.")
@@ -333,8 +338,15 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   chunked_splits = [name for name, (x, _) in default_data.items()
                     if (eval_train or name != "train") and eval_batch_size is not None
                     and x.shape[0] > eval_batch_size]
-  if chunked_splits and loss is not None:
-    _check_mean_over_examples(loss, apply, abstract_params, default_data["train"])
+  why = (_not_a_mean_over_examples(loss, apply, abstract_params, default_data["train"])
+         if chunked_splits and loss is not None else None)
+  if why and not auto_chunks:
+    raise ValueError(f"{why}. Make the loss a mean over examples, or pass "
+                     "eval_batch_size=None (the whole split at once).")
+  if why:   # the default: keep working as before, on whole splits, and say why
+    warnings.warn(f"{why}: evaluating whole splits instead. Pass eval_batch_size=None to "
+                  "silence this, or make the loss a mean over examples.", stacklevel=2)
+    eval_batch_size, chunked_splits = None, []
   metric_mask = masks.resolve(report_mask, abstract_params, allow_empty=True)
   nb = 1 if full_batch else n // batch_size
   if track_every is None:

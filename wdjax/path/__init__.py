@@ -57,8 +57,9 @@ same tolerance convention as sklearn's coordinate descent, gap ≤ tol·‖y‖�
 size 1/L starts from 24 power iterations on Q (times 1.05), an estimate of λ_max(Q), not a
 bound; every step is checked against the majorization ½dᵀQd <= ½L‖d‖² it relies on
 (d = w⁺ − z, Beck & Teboulle's backtracking test for a quadratic), and a step that breaks
-it is redone with L raised to 1.1·dᵀQd/‖d‖². Four accelerations, none of which changes
-the answer (the stopping test is the gap of the full problem):
+it by more than the rounding of its products is redone with L raised to 1.1·dᵀQd/‖d‖²,
+capped at ‖Q‖_F >= λ_max (where the check stops). Four accelerations, none of which
+changes the answer (the stopping test is the gap of the full problem):
 
 - warm starts: λ_k starts from the solution at λ_{k−1};
 - working sets (l1/elastic net, wide X): FISTA runs on the support of the warm start plus
