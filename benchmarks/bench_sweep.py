@@ -374,17 +374,14 @@ def _torch_cnn():
 # ----------------------------------------------------------------------------- digits MLP
 
 
-# make_train_fn's eval_batch_size for the MLP and CNN sweeps (--eval-batch-size)
-EVAL_BATCH_SIZE = "auto"
-
-
 def _eval_batch_size(text):
+  """--eval-batch-size: make_train_fn's eval_batch_size for the MLP and CNN sweeps."""
   return None if text == "none" else text if text == "auto" else int(text)
 
 
-def mlp_wdjax(ds, epochs, lams, devices=None):
+def mlp_wdjax(ds, epochs, lams, devices=None, eval_batch_size="auto"):
   fn = train.make_train_fn(models.for_dataset("mlp", ds, widths=(128,)), ds, optimizer="adamw",
-                           epochs=epochs, batch_size=64, eval_batch_size=EVAL_BATCH_SIZE)
+                           epochs=epochs, batch_size=64, eval_batch_size=eval_batch_size)
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
   return lambda: sweep.run(fn, g, progress=False, devices=devices)
 
@@ -515,8 +512,6 @@ def main(argv=None):
                        "(the default: chunks of 256 on a CPU, whole splits on a GPU), "
                        "'none' (whole splits) or a chunk size; for the A/B on a new machine")
   args = ap.parse_args(argv)
-  global EVAL_BATCH_SIZE
-  EVAL_BATCH_SIZE = args.eval_batch_size
   # Before the first JAX computation: a device per core for the "all devices" rows. The
   # "1 device" rows use the first device alone, which keeps every core for large ops.
   sweep.use_cpu_cores(args.cpu_devices)
@@ -692,7 +687,7 @@ def mlp_section(args, have_torch):
   flops = mlp_flops(dg.x_train.shape[0], dg.x_val.shape[0], ep2, len(lams2))
   times = _compare("mlp", f"[2] digits MLP 64-128-10 AdamW sweep: {len(lams2)} λ x {ep2} "
                    "epochs, batch 64 (target: best PyTorch / wdjax >= 5)",
-                   lambda dev: mlp_wdjax(dg, ep2, lams2, dev),
+                   lambda dev: mlp_wdjax(dg, ep2, lams2, dev, args.eval_batch_size),
                    lambda dev: mlp_hand(dg, ep2, lams2, devices=dev),
                    torch_rows if have_torch else None, max(1, args.repeats // 2), flops,
                    target=5)
@@ -706,7 +701,7 @@ def cnn_section(args, have_torch):
   lams = np.logspace(-4, 0, 16)
   fn = train.make_train_fn(models.for_dataset("cnn", dg, image_shape=(8, 8)), dg,
                            optimizer="adamw", epochs=ep, batch_size=64,
-                           eval_batch_size=EVAL_BATCH_SIZE)
+                           eval_batch_size=args.eval_batch_size)
   g = sweep.grid(weight_decay=lams, learning_rate=[1e-3])
 
   def torch_rows():

@@ -335,18 +335,18 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
   apply = _caller(graphdef)
   default_data = {k: tuple(v) for k, v in dataset.splits().items()}
   abstract_params = jax.eval_shape(init_params, jax.random.key(0))
-  chunked_splits = [name for name, (x, _) in default_data.items()
-                    if (eval_train or name != "train") and eval_batch_size is not None
-                    and x.shape[0] > eval_batch_size]
+  evaluated = lambda split: eval_train or split != "train"   # the splits `evaluate` reads
+  chunks_apply = eval_batch_size is not None and any(
+      x.shape[0] > eval_batch_size for name, (x, _) in default_data.items() if evaluated(name))
   why = (_not_a_mean_over_examples(loss, apply, abstract_params, default_data["train"])
-         if chunked_splits and loss is not None else None)
+         if chunks_apply and loss is not None else None)
   if why and not auto_chunks:
     raise ValueError(f"{why}. Make the loss a mean over examples, or pass "
                      "eval_batch_size=None (the whole split at once).")
   if why:   # the default: keep working as before, on whole splits, and say why
     warnings.warn(f"{why}: evaluating whole splits instead. Pass eval_batch_size=None to "
                   "silence this, or make the loss a mean over examples.", stacklevel=2)
-    eval_batch_size, chunked_splits = None, []
+    eval_batch_size, chunks_apply = None, False
   metric_mask = masks.resolve(report_mask, abstract_params, allow_empty=True)
   nb = 1 if full_batch else n // batch_size
   if track_every is None:
@@ -367,27 +367,27 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       pred = apply(params, xc)
       return (loss_fn(pred, yc),) + ((accuracy(pred, yc),) if classification else ())
 
-    n = x.shape[0]
-    if eval_batch_size is None or n <= eval_batch_size:
+    size = x.shape[0]   # (of this split; `n` is the training set's)
+    if eval_batch_size is None or size <= eval_batch_size:
       return of(x, y)
-    cs, m = eval_batch_size, n // eval_batch_size * eval_batch_size
+    cs, m = eval_batch_size, size // eval_batch_size * eval_batch_size
     chunked = lambda a: a[:m].reshape(m // cs, cs, *a.shape[1:])
     means = jax.lax.map(lambda c: of(*c), (chunked(x), chunked(y)))
-    rest = of(x[m:], y[m:]) if m < n else (None,) * len(means)
+    rest = of(x[m:], y[m:]) if m < size else (None,) * len(means)
     # every chunk's mean weighted by its size (exact for a loss that is a mean over
     # examples), in float32 at least: a float16 sum of n losses overflows past 65504
     def combine(v, r):
       wide = jnp.promote_types(v.dtype, jnp.float32)
-      total = jnp.mean(v.astype(wide)) * (m / n)
+      total = jnp.mean(v.astype(wide)) * (m / size)
       if r is not None:
-        total = total + r.astype(wide) * ((n - m) / n)
+        total = total + r.astype(wide) * ((size - m) / size)
       return total.astype(v.dtype)
     return tuple(combine(v, r) for v, r in zip(means, rest))
 
   def evaluate(params, splits) -> dict:
     out = {}
     for name, (x, y) in splits.items():
-      if name == "train" and not eval_train:
+      if not evaluated(name):
         continue
       values = split_metrics(params, x, y)
       out[f"{name}_loss"] = values[0]
@@ -484,7 +484,7 @@ def make_train_fn(model: Any, dataset: _data.Dataset, *, optimizer: str | Builde
       jax.tree.map(lambda a: (a.shape, str(a.dtype)), default_data)))
   if unroll is True or unroll != 1:  # unrolled loops may fuse and round differently
     fingerprint += f"|unroll={unroll!r}"  # (appended: unroll=1 keeps older fingerprints)
-  if chunked_splits:
+  if chunks_apply:
     fingerprint += f"|eval_batch_size={eval_batch_size}"  # (chunks sum in another order)
   return TrainFn(fn=train_fn, data=default_data, hparam_names=accepted,
                  required_hparams=required, epochs=epochs, steps_per_epoch=nb,

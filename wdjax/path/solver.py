@@ -87,17 +87,17 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   q_norm = jnp.linalg.norm(Q)
   root_k = jnp.sqrt(jnp.asarray(Q.shape[0], dt))
 
-  def fista_step(matvec, eps, carry):
+  def fista_step(matvec, rounding, carry):
     w, z, t, L, qw, qz = carry
     w_new = _prox_step(kind, z - (qz - b) / L, lam / L, l1_ratio, gidx)
     qw_new = matvec(w_new)
     d = w_new - z
     dd = jnp.vdot(d, d)
     dqd = jnp.vdot(d, qw_new - qz)
-    slack = 2 * eps * root_k * q_norm * (jnp.linalg.norm(w_new) + jnp.linalg.norm(z))
+    slack = rounding * (jnp.linalg.norm(w_new) + jnp.linalg.norm(z))
     # (‖Q‖_F >= λ_max: an L there is a valid step whatever rounding says, and caps the raises)
     bad = (dqd - L * dd > slack * jnp.sqrt(dd)) & (L < q_norm)
-    restart = jnp.vdot(z - w_new, w_new - w) > 0
+    restart = jnp.vdot(d, w_new - w) < 0   # ⟨z − w⁺, w⁺ − w⟩ > 0: the gradient restart
     t_new = (1 + jnp.sqrt(1 + 4 * t * t)) / 2
     beta = jnp.where(restart, 0, (t - 1) / t_new)
     z_new = w_new + beta * (w_new - w)
@@ -125,12 +125,15 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
        if mixed else _lipschitz(Q))
 
   def steps(matvec, eps, fresh_qz=False):
+    rounding = 2 * eps * root_k * q_norm   # the margin per unit of ‖w⁺‖ + ‖z‖ and of ‖d‖
+
     def run(carry):
       if fresh_qz:
         # Qz from float32 products carries float32's rounding, which the float64 margin
         # does not cover: float64 steps after float32 ones start from a float64 Qz
         carry = carry[:5] + (Q @ carry[1],)
-      return jax.lax.fori_loop(0, check_every, lambda _, c: fista_step(matvec, eps, c), carry)
+      return jax.lax.fori_loop(0, check_every, lambda _, c: fista_step(matvec, rounding, c),
+                               carry)
     return run
 
   steps64 = steps(lambda v: Q @ v, jnp.finfo(dt).eps, fresh_qz=mixed)
