@@ -594,6 +594,80 @@ def test_fista_raises_an_underestimated_step_size(kind, mixed, polish, start, mo
   np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0)
 
 
+@pytest.mark.parametrize("l1_ratio", [0.5, 1.0])
+def test_polish_factors_the_support_in_the_smaller_size_that_holds_it(l1_ratio, monkeypatch,
+                                                                      x64):
+  # The exact solve on FISTA's support gathers the support first and factors k - 64
+  # coordinates when it fits there (run Y: 0.70x a factorization of k on the benchmark's
+  # largest working sets). Both sizes are compiled (a switch); with supports on either side
+  # of k - 64 the solution must be sklearn's, same support, within the gap's
+  # strong-convexity bound.
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path import solver
+  shapes = []
+  factor = jax.scipy.linalg.cho_factor
+  monkeypatch.setattr(jax.scipy.linalg, "cho_factor",
+                      lambda a, *args, **kw: shapes.append(a.shape) or factor(a, *args, **kw))
+  rng = np.random.default_rng(6)
+  k, n = 256, 400   # n > k: a unique solution at every λ
+  X = rng.normal(size=(n, k))
+  y = X @ (rng.normal(size=k) * (rng.random(k) < 0.9)) + 0.1 * rng.normal(size=n)
+  _, _, _, _, Q, b, yy = path._prepare(X, y, False, jnp.float64)
+  fista = jax.jit(functools.partial(solver._fista, kind="elastic_net", max_iter=20_000,
+                                    check_every=10, polish=True))
+  tol = 1e-14 * yy
+  mu = np.linalg.eigvalsh(Q)[0]
+  sizes = set()
+  for frac in (0.3, 0.001):   # supports of ~100 and ~230 of 256
+    lam = frac * path.lambda_max(X, y) / l1_ratio
+    w, gap, _ = fista(jnp.asarray(Q), jnp.asarray(b), yy, lam, l1_ratio, None, jnp.zeros(k), tol)
+    w = np.asarray(w)
+    ref = ElasticNet(alpha=lam, l1_ratio=l1_ratio, fit_intercept=False, tol=1e-15,
+                     max_iter=1_000_000).fit(X, y).coef_
+    assert float(gap) <= tol
+    np.testing.assert_array_equal(w != 0, ref != 0)
+    bound = np.sqrt(2 * tol / (mu + lam * (1 - l1_ratio))) + 1e-7 * np.abs(ref).max()
+    np.testing.assert_allclose(w, ref, rtol=0, atol=bound)
+    sizes.add(int(np.sum(w != 0)) <= k - 64)
+  assert sizes == {True, False}                 # one support on each side of k - 64
+  assert {(k - 64, k - 64), (k, k)} <= set(shapes)   # both factorization sizes compiled
+
+
+def test_gram_rows_are_formed_as_working_sets_reach_them(monkeypatch):
+  # The working-set paths form XᵀX/n's rows on demand: the rows asked for (and the
+  # highest-scored others, 128 rows a product at least) are exact, a row is formed once,
+  # and the matrix keeps the solve's dtype.
+  from wdjax.path import working_set
+  from wdjax.path.problem import _x64_scope, _float_dtype
+  rng = np.random.default_rng(7)
+  X = rng.normal(size=(40, 300))
+  full = X.T @ X / 40
+  products = []
+  set_rows = working_set._set_rows
+  monkeypatch.setattr(working_set, "_set_rows",
+                      lambda Q, xt, rows: products.append(rows.size) or set_rows(Q, xt, rows))
+  for name, rtol in (("float64", 1e-12), ("float32", 1e-5)):
+    products.clear()
+    dt = _float_dtype(name)
+    with _x64_scope(dt):
+      gram = working_set._GramRows(X, dt)
+      score = np.zeros(300)
+      score[[7, 8, 9]] = [3.0, 2.0, 1.0]
+      ws = np.array([0, 5, 250])
+      Q = np.asarray(gram(ws, score))
+      assert Q.dtype == dt and products == [128]
+      np.testing.assert_allclose(Q[ws], full[ws], rtol=rtol, atol=rtol)
+      np.testing.assert_allclose(Q[[7, 8, 9]], full[[7, 8, 9]], rtol=rtol, atol=rtol)
+      # formed rows are not formed again; the other 172 take a product of 256
+      Q = np.asarray(gram(np.array([0, 7]), score))
+      assert products == [128]
+      ws = np.setdiff1d(np.arange(300), np.flatnonzero(Q.any(axis=1)))[:200]
+      Q = np.asarray(gram(ws, score))
+      assert products == [128, 256]
+      np.testing.assert_allclose(Q[ws], full[ws], rtol=rtol, atol=rtol)
+
+
 def test_empty_design_matrix_is_a_clear_error():
   import numpy as np
   with pytest.raises(ValueError, match="at least one sample and one feature"):
@@ -691,10 +765,10 @@ def test_auto_solver_routing(wide, diabetes, monkeypatch):
   monkeypatch.setattr(wp, "_homotopy", lambda *a, **k: calls.append("homotopy") or "done")
   monkeypatch.setattr(wp, "_active_set", lambda *a, **k: calls.append("active_set") or "done")
 
-  def fista(Q, b, *a, **k):
+  def fista(gram, b, *a, **k):
     calls.append("fista")
     m = a[1].size   # (lams)
-    return np.zeros((m, Q.shape[0])), np.zeros(m), np.zeros(m, int)
+    return np.zeros((m, b.shape[0])), np.zeros(m), np.zeros(m, int)
   monkeypatch.setattr(wp, "_path_working_sets", fista)
   X, y = wide[0][:, :200], wide[1]   # n = 500 > 128
   cases = [(dict(), "cd"), (dict(tol=1e-4), "cd"), (dict(tol=1e-5), "fista"),

@@ -67,11 +67,15 @@ changes the answer (the stopping test is the gap of the full problem):
   violated first, growing by at most max(32, |support|/2) features a round (the strategy
   of celer/skglm); the full gap is then checked and violators are added until it is below
   tol. `screening="strong"` seeds the set with the sequential strong rule of Tibshirani
-  et al (2012) instead, |x_jᵀr|/n >= α(2λ_k − λ_{k−1});
+  et al (2012) instead, |x_jᵀr|/n >= α(2λ_k − λ_{k−1}). Q's rows are formed as working
+  sets first reach them (at least 128 a product, the most correlated features beside the
+  ones needed), not d x d at the start: a path reaches a fraction of the features;
 - support polishing (l1/elastic net): once the support and signs stop changing, the
   optimality conditions restricted to the support are a linear system,
-  (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly; the candidate is kept
-  only if its signs agree and its gap is smaller;
+  (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly by a Cholesky
+  factorization of the support (gathered first, in k − 64 when it fits there, k the
+  working set's padded size); the candidate is kept only if its signs agree and its gap
+  is smaller;
 - mixed precision (float64, with polishing): the FISTA steps, which only have to find the
   support and signs, multiply by a float32 copy of Q; gaps and the polishing solve are
   float64, and the steps go back to float64 after two polishing attempts that did not
@@ -109,10 +113,10 @@ from wdjax.path.loop_kernels import use_loop_kernels
 
 from wdjax.path.problem import (KINDS, PathConvergenceWarning, PathResult, Solution,
                                 _centered, _check_eps, _check_lambdas, _default_tol,
-                                _float_dtype, _gram_on_device, _grid, _group_index,
+                                _float_dtype, _gram, _gram_on_device, _grid, _group_index,
                                 _lambda_max_of, _prepare, _x64_scope, lambda_grid, lambda_max)
 from wdjax.path.solver import _path_scan, _path_vmap, _solve_full
-from wdjax.path.working_set import _path_working_sets
+from wdjax.path.working_set import _GramRows, _path_working_sets
 
 __all__ = ("KINDS", "PathConvergenceWarning", "PathResult", "Solution", "enet_path", "fista",
            "group_lasso_path", "lambda_grid", "lambda_max", "lasso_path", "solve_lasso",
@@ -326,9 +330,12 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
     return _cd(X, y, l1_ratio=l1_ratio, lambdas=lambdas, n_lambdas=n_lambdas, eps=eps,
                fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, dtype=dt,
                groups=groups if kind == "group_lasso" else None, gidx=gidx, kkt_tol=kkt_tol)
-  # the arguments are checked before the d x d Gram matrix is built
-  _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
-  d = Q.shape[0]
+  # the arguments are checked before the d x d Gram matrix is built (on working sets, only
+  # the rows they reach, as they reach them)
+  Xc, _, xm, ym, b, yy = _centered(X, y, fit_intercept)
+  d = Xc.shape[1]
+  use_ws = method == "warm" and kind != "group_lasso" and (
+      screening in (True, "kkt", "strong") or (screening == "auto" and d > 64))
   if kind == "group_lasso" and gidx is None:
     gidx = _group_index(groups, d)
   lam_max = _lambda_max_of(b, l1_ratio, gidx)
@@ -336,15 +343,15 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   tol_abs = tol * yy
   kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
             polish=bool(polish) and kind != "group_lasso")
-  use_ws = method == "warm" and kind != "group_lasso" and (
-      screening in (True, "kkt", "strong") or (screening == "auto" and d > 64))
   with _x64_scope(dt):
-    Qj, bj = _gram_on_device(Q), jnp.asarray(b, dt)
-    g = None if gidx is None else jnp.asarray(gidx)
+    bj = jnp.asarray(b, dt)
     if use_ws:
-      coefs, gaps, iters = _path_working_sets(Qj, bj, yy, lams, l1_ratio, lam_max, tol_abs, kw,
+      coefs, gaps, iters = _path_working_sets(_GramRows(Xc, dt), bj, yy, lams, l1_ratio,
+                                              lam_max, tol_abs, kw,
                                               strong_rule=screening == "strong")
     else:
+      Qj = _gram_on_device(_gram(Xc, dt))
+      g = None if gidx is None else jnp.asarray(gidx)
       fn = _path_scan if method == "warm" else _path_vmap
       coefs, gaps, iters = (np.asarray(a) for a in
                             fn(Qj, bj, yy, jnp.asarray(lams, dt), l1_ratio, g, tol_abs, **kw))

@@ -179,6 +179,11 @@ def _centered(X, y, fit_intercept):
 
 def _prepare(X, y, fit_intercept, dtype):
   Xc, yc, xm, ym, b, yy = _centered(X, y, fit_intercept)
+  return Xc, yc, xm, ym, _gram(Xc, dtype), b, yy
+
+
+def _gram(Xc, dtype):
+  """XᵀX/n, whole (the working-set paths form only the rows they reach: `_GramRows`)."""
   # The d x d Gram matrix is the largest fixed cost of a path (2 GFLOP at 500 x 2000); a
   # float32 solve rounds it to float32 anyway, so it is formed in float32 (half the time).
   Xg = Xc.astype(np.float32) if dtype == jnp.float32 else Xc
@@ -186,7 +191,7 @@ def _prepare(X, y, fit_intercept, dtype):
   Q = _aligned_empty((d, d), Xg.dtype)
   np.matmul(Xg.T, Xg, out=Q)
   Q /= Xc.shape[0]
-  return Xc, yc, xm, ym, Q, b, yy
+  return Q
 
 
 def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:

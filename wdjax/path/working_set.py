@@ -3,10 +3,59 @@ and how the set grows until the full duality gap is below tolerance."""
 
 from __future__ import annotations
 
+import functools
 
+import jax
 import numpy as np
 
 from wdjax.path.solver import _solve_working_set
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _set_rows(Q, xt, rows):
+  """Q with rows `rows` set to xtᵀ's Gram rows x_rᵀX/n (xt is Xᵀ, d x n); Q is donated
+  (updated in place). A repeated index writes the same row twice."""
+  return Q.at[rows].set(xt[rows] @ xt.T / xt.shape[1])
+
+
+class _GramRows:
+  """The Gram matrix XᵀX/n of a working-set path, formed row by row as working sets first
+  reach a feature: `Q(ws)` returns a d x d matrix whose rows `ws` (and every row asked
+  before) are XᵀX/n's; the rest are zeros, which the solver never reads (it reads rows and
+  columns of its working set only). The union of a path's working sets is a fraction of
+  the features (~650 of 2000 on the 500 x 2000 benchmark), so this is a fraction of the
+  full product, and an XLA product at that: 6-8 against 37-40 ms for NumPy's syrk there
+  (benchmarks/README.md, run Y)."""
+
+  def __init__(self, Xc: np.ndarray, dtype):
+    import jax.numpy as jnp
+    d = Xc.shape[1]
+    self._xt = jax.device_put(np.ascontiguousarray(Xc.T, dtype=dtype))
+    self._q = jnp.zeros((d, d), dtype)
+    self._have = np.zeros(d, bool)
+
+  def __call__(self, ws: np.ndarray, score: np.ndarray) -> jax.Array:
+    """The matrix with rows ws; when some are missing, they are formed with the
+    highest-`score` missing features beside them (those the next working sets are
+    likeliest to reach), 128 rows at least: one product of 128 rows costs little more
+    than one of 8, and a path then forms its rows in a few products, not one per λ."""
+    have = self._have
+    new = ws[~have[ws]]
+    if new.size:
+      d = have.size
+      size = 128
+      while size < new.size:
+        size *= 2
+      size = min(size, d)
+      others = np.flatnonzero(~have)
+      others = others[~np.isin(others, new)]
+      rows = np.concatenate([new, _top(others, score, size - new.size)]).astype(np.int32)
+      # padded to the size (one compilation each), with the first new row repeated
+      rows = np.concatenate([rows, np.full(size - rows.size, new[0], np.int32)])
+      self._q = _set_rows(self._q, self._xt, rows)
+      have[rows] = True
+    return self._q
+
 
 def _bucket(k: int, d: int) -> int:
   """Padded working-set size (one compilation each): 32, 64, 128, then steps of 64 up to
@@ -40,8 +89,10 @@ def _grow(ws: np.ndarray, c: np.ndarray, thr: float, n_support: int) -> np.ndarr
                              max(32, n_support // 2)))
 
 
-def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_rule=False):
-  d = Q.shape[0]
+def _path_working_sets(gram, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_rule=False):
+  """The warm-started path on working sets; `gram(ws)` gives a d x d matrix holding XᵀX/n's
+  rows ws (a `_GramRows`)."""
+  d = b.shape[0]
   alpha = l1_ratio if kw["kind"] == "elastic_net" else 1.0
   w = np.zeros(d)
   c = np.asarray(b)
@@ -62,7 +113,7 @@ def _path_working_sets(Q, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_ru
       # NumPy arguments go to the device with the call; jnp.asarray would dispatch an eager
       # op each (a third of the host time of a loose-tolerance path)
       w_ws, it, gap, c_dev = _solve_working_set(
-          Q, b, yy, lam, l1_ratio, idx, valid, np.asarray(w[idx] * valid, Q.dtype), tol_ws,
+          gram(ws, np.abs(c)), b, yy, lam, l1_ratio, idx, valid, np.asarray(w[idx] * valid, b.dtype), tol_ws,
           **kw)
       total_it += int(it)
       c = np.asarray(c_dev, dtype=np.float64)
