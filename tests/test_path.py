@@ -634,6 +634,42 @@ def test_polish_factors_the_support_in_the_smaller_size_that_holds_it(l1_ratio, 
   assert {(k - 64, k - 64), (k, k)} <= set(shapes)   # both factorization sizes compiled
 
 
+@pytest.mark.parametrize("l1_ratio", [0.5, 1.0])
+def test_polish_repairs_a_support_with_a_flipped_or_a_missing_coordinate(l1_ratio, x64):
+  # The exact solve on a support corrects it: a coordinate outside the true support
+  # (its solve flips the sign) leaves it, a coordinate FISTA had not reached yet (it
+  # violates |c_j| <= λα at the solve) joins it at the sign of c_j. From the solution with
+  # both faults at once it takes all three solves; with one solve only it cannot finish.
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path import solver
+  rng = np.random.default_rng(8)
+  X = rng.normal(size=(120, 60))
+  y = X[:, :12] @ rng.normal(size=12) + 0.3 * rng.normal(size=120)
+  _, _, _, _, Q, b, yy = path._prepare(X, y, False, jnp.float64)
+  lam = 0.1 * path.lambda_max(X, y) / l1_ratio
+  ref = ElasticNet(alpha=lam, l1_ratio=l1_ratio, fit_intercept=False, tol=1e-15,
+                   max_iter=1_000_000).fit(X, y).coef_
+  on = np.flatnonzero(ref)
+  off = np.flatnonzero(ref == 0)
+  missing, spurious = on[np.argmin(np.abs(ref[on]))], off[0]
+  polish = jax.jit(solver._polish, static_argnames="attempts")
+  lam1, lam2 = lam * l1_ratio, lam * (1 - l1_ratio)
+  starts = {"missing": ref.copy(), "spurious": ref.copy(), "both": ref.copy()}
+  starts["missing"][missing] = 0
+  starts["spurious"][spurious] = 1.0
+  starts["both"][[missing, spurious]] = [0, -1.0]
+  for name, w0 in starts.items():
+    w, ok = polish(jnp.asarray(Q), jnp.asarray(b), lam1, lam2, jnp.asarray(w0))
+    assert bool(ok), name
+    np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0, err_msg=name)
+    np.testing.assert_allclose(np.asarray(w), ref, rtol=0, atol=1e-9 * np.abs(ref).max(),
+                               err_msg=name)
+  w, ok = polish(jnp.asarray(Q), jnp.asarray(b), lam1, lam2, jnp.asarray(starts["both"]),
+                 attempts=2)
+  assert not np.array_equal(np.asarray(w) != 0, ref != 0)
+
+
 def test_gram_rows_are_formed_as_working_sets_reach_them(monkeypatch):
   # The working-set paths form XᵀX/n's rows on demand: the rows asked for (and the
   # highest-scored others, 128 rows a product at least) are exact, a row is formed once,

@@ -56,6 +56,67 @@ def _lipschitz(Q):
   return 1.05 * jnp.maximum(jnp.vdot(v, Q @ v), jnp.finfo(Q.dtype).tiny)
 
 
+def _solve_on_support(Q, b, lam1, lam2, s):
+  """The solution of (Q_SS + λ₂I)·w_S = b_S − λ₁·s_S on the support S of the signs s (zero
+  off it), and whether its signs are s (False also for NaN: Q_SS + λ₂I not positive
+  definite, X_S rank-deficient with λ₂ = 0)."""
+  k, dt = Q.shape[0], Q.dtype
+  on = s != 0
+  # The support is factored in the smallest of a few sizes that holds it, its coordinates
+  # gathered first (a stable sort: the support, then the rest): on the 500 x 2000
+  # benchmark's largest working sets (k = 512, 576) the support is ~90-100 coordinates
+  # short of k, and a factorization of k − 64 costs 0.70x one of k (benchmarks/README.md,
+  # run Y). The slots past the support get an identity block.
+  sizes = [k - 64, k] if k >= 256 else [k]
+  order = jnp.argsort(~on, stable=True)
+
+  def solve_in(m):
+    def solve():
+      sel = order[:m]
+      v = on[sel].astype(dt)
+      a = Q[sel[:, None], sel[None, :]] * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
+      x = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a),
+                                     v * (b[sel] - lam1 * s[sel])) * v
+      return jnp.zeros(k, dt).at[sel].set(x)
+    return solve
+
+  if len(sizes) == 1:
+    w = solve_in(k)()
+  else:
+    w = jax.lax.switch(jnp.searchsorted(jnp.asarray(sizes), jnp.sum(on)),
+                       [solve_in(m) for m in sizes])
+  return w, jnp.all(jnp.sign(w) == s) & jnp.all(jnp.isfinite(w))
+
+
+def _polish(Q, b, lam1, lam2, w, attempts=3):
+  """The exact minimizer of ½wᵀQw − bᵀw + λ₁‖w‖₁ + ½λ₂‖w‖² found from w's support and signs
+  by at most `attempts` solves on a support (`_solve_on_support`); returns (w*, ok), ok
+  False when no solve kept its signs (w* is then w).
+
+  After a solve whose signs flipped, the flipped coordinates leave the support; after one
+  whose signs held but where coordinates off the support violate their optimality
+  condition |c_j| <= λ₁ (c = b − Qw: FISTA had not reached them yet), they join it at the
+  sign of c_j. The loop ends at a solve whose signs hold with no violator (the minimizer,
+  its optimality conditions exact); the last solve whose signs held is returned. (A loop,
+  not copies of the solve: each is a switch over factorization sizes, and compiling it
+  is most of a working-set size's first call. A third solve is rarely needed and a
+  fourth never was on the benchmark paths: 3090 FISTA iterations with 3 or 5 attempts,
+  3640 with the flip correction alone, run Y.)
+  """
+  def attempt(carry):
+    i, s, best, best_ok, _ = carry
+    wp, ok = _solve_on_support(Q, b, lam1, lam2, s)
+    c = b - Q @ wp
+    violated = (s == 0) & (jnp.abs(c) > lam1)
+    s = jnp.where(ok, jnp.where(violated, jnp.sign(c), s), jnp.where(jnp.sign(wp) == s, s, 0))
+    return i + 1, s, jnp.where(ok, wp, best), best_ok | ok, ~ok | jnp.any(violated)
+
+  _, _, w, ok, _ = jax.lax.while_loop(
+      lambda c: (c[0] < attempts) & c[4], attempt,
+      (0, jnp.sign(w), w, jnp.asarray(False), jnp.asarray(True)))
+  return w, ok
+
+
 def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_every,
            polish, mixed=True, with_step_size=False):
   """FISTA with gradient restart on ½wᵀQw − bᵀw + yy/2 + λR(w); stops on the gap.
@@ -139,46 +200,8 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   steps64 = steps(lambda v: Q @ v, jnp.finfo(dt).eps, fresh_qz=mixed)
   steps32 = steps(lambda v: (Q32 @ v.astype(jnp.float32)).astype(dt), jnp.finfo(jnp.float32).eps)
 
-  k = Q.shape[0]
-  # The support is factored in the smallest of a few sizes that holds it, its coordinates
-  # gathered first: on the 500 x 2000 benchmark's largest working sets (k = 512, 576) the
-  # support is ~90-100 coordinates short of k, and a factorization of k - 64 costs 0.70x
-  # one of k (benchmarks/README.md, run Y).
-  sizes = [k - 64, k] if k >= 256 else [k]
-
-  def solve_on(s):
-    on = s != 0
-    # the support first (a stable sort keeps its order), the rest after it
-    order = jnp.argsort(~on, stable=True)
-    count = jnp.sum(on)
-
-    def solve_in(m):
-      def solve():
-        sel = order[:m]
-        v = on[sel].astype(dt)
-        a = Q[sel[:, None], sel[None, :]] * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
-        # symmetric positive definite when X_S has full column rank; NaN (rejected) otherwise
-        x = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a),
-                                       v * (b[sel] - lam1 * s[sel])) * v
-        return jnp.zeros(k, dt).at[sel].set(x)
-      return solve
-
-    branch = jnp.searchsorted(jnp.asarray(sizes), count)
-    wp = jax.lax.switch(branch, [solve_in(m) for m in sizes]) if len(sizes) > 1 else solve_in(k)()
-    return wp, jnp.all(jnp.sign(wp) == s) & jnp.all(jnp.isfinite(wp))
-
   def try_polish(w):
-    # a solve on w's support and signs, and one correction: coordinates whose sign flipped
-    # leave the support, solve again (a loop of at most two solves, not two copies of
-    # the solve: each is a switch over factorization sizes, and compiling it is most of
-    # a working-set size's first call)
-    def attempt(carry):
-      i, s, _, _ = carry
-      wp, ok = solve_on(s)
-      return i + 1, jnp.where(jnp.sign(wp) == s, s, 0), wp, ok
-
-    _, _, wp, ok = jax.lax.while_loop(lambda c: (c[0] < 2) & ~c[3], attempt,
-                                      (0, jnp.sign(w), w, jnp.asarray(False)))
+    wp, ok = _polish(Q, b, lam1, lam2, w)
     wp = jnp.where(ok, wp, w)
     gp, qwp = gap_and_qw(wp)
     return wp, jnp.where(ok, gp, jnp.inf), qwp
