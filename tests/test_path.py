@@ -660,19 +660,20 @@ def test_polish_repairs_a_support_with_a_flipped_or_a_missing_coordinate(l1_rati
   starts["spurious"][spurious] = 1.0
   starts["both"][[missing, spurious]] = [0, -1.0]
   for name, w0 in starts.items():
-    w, ok = polish(jnp.asarray(Q), jnp.asarray(b), lam1, lam2, jnp.asarray(w0))
+    w, ok, qw = polish(jnp.asarray(Q), jnp.asarray(b), lam1, lam2, jnp.asarray(w0))
     assert bool(ok), name
     np.testing.assert_array_equal(np.asarray(w) != 0, ref != 0, err_msg=name)
     np.testing.assert_allclose(np.asarray(w), ref, rtol=0, atol=1e-9 * np.abs(ref).max(),
                                err_msg=name)
-  w, ok = polish(jnp.asarray(Q), jnp.asarray(b), lam1, lam2, jnp.asarray(starts["both"]),
+    np.testing.assert_allclose(np.asarray(qw), Q @ np.asarray(w), rtol=1e-12, atol=1e-12)
+  w, _, _ = polish(jnp.asarray(Q), jnp.asarray(b), lam1, lam2, jnp.asarray(starts["both"]),
                  attempts=2)
   assert not np.array_equal(np.asarray(w) != 0, ref != 0)
 
 
 def test_gram_rows_are_formed_as_working_sets_reach_them(monkeypatch):
   # The working-set paths form XᵀX/n's rows on demand: the rows asked for (and the
-  # highest-scored others, 128 rows a product at least) are exact, a row is formed once,
+  # highest-scored others, 64 rows a product at least) are exact, a row is formed once,
   # and the matrix keeps the solve's dtype.
   from wdjax.path import working_set
   from wdjax.path.problem import _x64_scope, _float_dtype
@@ -692,15 +693,15 @@ def test_gram_rows_are_formed_as_working_sets_reach_them(monkeypatch):
       score[[7, 8, 9]] = [3.0, 2.0, 1.0]
       ws = np.array([0, 5, 250])
       Q = np.asarray(gram(ws, score))
-      assert Q.dtype == dt and products == [128]
+      assert Q.dtype == dt and products == [64]
       np.testing.assert_allclose(Q[ws], full[ws], rtol=rtol, atol=rtol)
       np.testing.assert_allclose(Q[[7, 8, 9]], full[[7, 8, 9]], rtol=rtol, atol=rtol)
-      # formed rows are not formed again; the other 172 take a product of 256
+      # formed rows are not formed again; 200 new ones take a product of 256
       Q = np.asarray(gram(np.array([0, 7]), score))
-      assert products == [128]
+      assert products == [64]
       ws = np.setdiff1d(np.arange(300), np.flatnonzero(Q.any(axis=1)))[:200]
       Q = np.asarray(gram(ws, score))
-      assert products == [128, 256]
+      assert products == [64, 256]
       np.testing.assert_allclose(Q[ws], full[ws], rtol=rtol, atol=rtol)
 
 

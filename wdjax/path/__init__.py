@@ -68,7 +68,7 @@ changes the answer (the stopping test is the gap of the full problem):
   of celer/skglm); the full gap is then checked and violators are added until it is below
   tol. `screening="strong"` seeds the set with the sequential strong rule of Tibshirani
   et al (2012) instead, |x_jᵀr|/n >= α(2λ_k − λ_{k−1}). Q's rows are formed as working
-  sets first reach them (at least 128 a product, the most correlated features beside the
+  sets first reach them (at least 64 a product, the most correlated features beside the
   ones needed), not d x d at the start: a path reaches a fraction of the features;
 - support polishing (l1/elastic net): once the support and signs stop changing, the
   optimality conditions restricted to the support are a linear system,

@@ -67,12 +67,18 @@ def _solve_on_support(Q, b, lam1, lam2, s):
   # benchmark's largest working sets (k = 512, 576) the support is ~90-100 coordinates
   # short of k, and a factorization of k − 64 costs 0.70x one of k (benchmarks/README.md,
   # run Y). The slots past the support get an identity block.
+  # (Below 256 the one size is k, factored in place: no sort, gathers or scatter, which
+  # cost more than they save on small sets, 1.2 ms for diabetes's whole path of 100 λ.)
   sizes = [k - 64, k] if k >= 256 else [k]
-  order = jnp.argsort(~on, stable=True)
 
   def solve_in(m):
     def solve():
-      sel = order[:m]
+      if m == k:
+        v = on.astype(dt)
+        a = Q * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a),
+                                          v * (b - lam1 * s)) * v
+      sel = jnp.argsort(~on, stable=True)[:m]
       v = on[sel].astype(dt)
       a = Q[sel[:, None], sel[None, :]] * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
       x = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a),
@@ -90,8 +96,8 @@ def _solve_on_support(Q, b, lam1, lam2, s):
 
 def _polish(Q, b, lam1, lam2, w, attempts=3):
   """The exact minimizer of ½wᵀQw − bᵀw + λ₁‖w‖₁ + ½λ₂‖w‖² found from w's support and signs
-  by at most `attempts` solves on a support (`_solve_on_support`); returns (w*, ok), ok
-  False when no solve kept its signs (w* is then w).
+  by at most `attempts` solves on a support (`_solve_on_support`); returns (w*, ok, Qw*),
+  ok False when no solve kept its signs (w* is then w, and Qw* meaningless).
 
   After a solve whose signs flipped, the flipped coordinates leave the support; after one
   whose signs held but where coordinates off the support violate their optimality
@@ -104,17 +110,19 @@ def _polish(Q, b, lam1, lam2, w, attempts=3):
   3640 with the flip correction alone, run Y.)
   """
   def attempt(carry):
-    i, s, best, best_ok, _ = carry
+    i, s, best, best_q, best_ok, _ = carry
     wp, ok = _solve_on_support(Q, b, lam1, lam2, s)
-    c = b - Q @ wp
-    violated = (s == 0) & (jnp.abs(c) > lam1)
-    s = jnp.where(ok, jnp.where(violated, jnp.sign(c), s), jnp.where(jnp.sign(wp) == s, s, 0))
-    return i + 1, s, jnp.where(ok, wp, best), best_ok | ok, ~ok | jnp.any(violated)
+    qw = Q @ wp
+    violated = (s == 0) & (jnp.abs(b - qw) > lam1)
+    s = jnp.where(ok, jnp.where(violated, jnp.sign(b - qw), s),
+                  jnp.where(jnp.sign(wp) == s, s, 0))
+    return (i + 1, s, jnp.where(ok, wp, best), jnp.where(ok, qw, best_q), best_ok | ok,
+            ~ok | jnp.any(violated))
 
-  _, _, w, ok, _ = jax.lax.while_loop(
-      lambda c: (c[0] < attempts) & c[4], attempt,
-      (0, jnp.sign(w), w, jnp.asarray(False), jnp.asarray(True)))
-  return w, ok
+  _, _, w, qw, ok, _ = jax.lax.while_loop(
+      lambda c: (c[0] < attempts) & c[5], attempt,
+      (0, jnp.sign(w), w, jnp.zeros_like(w), jnp.asarray(False), jnp.asarray(True)))
+  return w, ok, qw
 
 
 def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_every,
@@ -129,9 +137,12 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   alpha = jnp.asarray(l1_ratio if kind == "elastic_net" else 1.0, dt)
   lam1, lam2 = lam * alpha, lam * (1 - alpha)
 
+  def gap_at(w, qw):
+    return _gap(kind, w, b - qw, jnp.vdot(b, w), yy, lam1, lam2, gidx)
+
   def gap_and_qw(w):
     qw = Q @ w
-    return _gap(kind, w, b - qw, jnp.vdot(b, w), yy, lam1, lam2, gidx), qw
+    return gap_at(w, qw), qw
 
   # The step is checked against the majorization it relies on (Beck & Teboulle's
   # backtracking for a quadratic f): with d = w⁺ − z, FISTA needs ½dᵀQd <= ½L‖d‖². A step
@@ -201,10 +212,9 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   steps32 = steps(lambda v: (Q32 @ v.astype(jnp.float32)).astype(dt), jnp.finfo(jnp.float32).eps)
 
   def try_polish(w):
-    wp, ok = _polish(Q, b, lam1, lam2, w)
+    wp, ok, qwp = _polish(Q, b, lam1, lam2, w)
     wp = jnp.where(ok, wp, w)
-    gp, qwp = gap_and_qw(wp)
-    return wp, jnp.where(ok, gp, jnp.inf), qwp
+    return wp, jnp.where(ok, gap_at(wp, qwp), jnp.inf), qwp
 
   def no_polish(w):
     return w, jnp.asarray(jnp.inf, dt), jnp.zeros_like(w)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from wdjax.path.solver import _solve_working_set
@@ -23,12 +24,11 @@ class _GramRows:
   reach a feature: `Q(ws)` returns a d x d matrix whose rows `ws` (and every row asked
   before) are XᵀX/n's; the rest are zeros, which the solver never reads (it reads rows and
   columns of its working set only). The union of a path's working sets is a fraction of
-  the features (~650 of 2000 on the 500 x 2000 benchmark), so this is a fraction of the
-  full product, and an XLA product at that: 6-8 against 37-40 ms for NumPy's syrk there
-  (benchmarks/README.md, run Y)."""
+  the features (628 of 2000 on the 500 x 2000 elastic-net benchmark), so this is a
+  fraction of the full product, and an XLA product at that: 15 ms in 13 products there,
+  against 37-40 ms for NumPy's syrk of the whole matrix (benchmarks/README.md, run Y)."""
 
   def __init__(self, Xc: np.ndarray, dtype):
-    import jax.numpy as jnp
     d = Xc.shape[1]
     self._xt = jax.device_put(np.ascontiguousarray(Xc.T, dtype=dtype))
     self._q = jnp.zeros((d, d), dtype)
@@ -37,13 +37,15 @@ class _GramRows:
   def __call__(self, ws: np.ndarray, score: np.ndarray) -> jax.Array:
     """The matrix with rows ws; when some are missing, they are formed with the
     highest-`score` missing features beside them (those the next working sets are
-    likeliest to reach), 128 rows at least: one product of 128 rows costs little more
-    than one of 8, and a path then forms its rows in a few products, not one per λ."""
+    likeliest to reach), 64 rows at least: one product of 64 rows costs little more than
+    one of 8, and a path then forms its rows in a few products, not one per λ (on the
+    benchmark path 90 products of 32 rows or more took 74 ms; 8 of 128 rows and 13 of 64,
+    832 rows for the 628 needed, 15 ms each way: run Y)."""
     have = self._have
     new = ws[~have[ws]]
     if new.size:
       d = have.size
-      size = 128
+      size = 64
       while size < new.size:
         size *= 2
       size = min(size, d)
@@ -90,8 +92,8 @@ def _grow(ws: np.ndarray, c: np.ndarray, thr: float, n_support: int) -> np.ndarr
 
 
 def _path_working_sets(gram, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong_rule=False):
-  """The warm-started path on working sets; `gram(ws)` gives a d x d matrix holding XᵀX/n's
-  rows ws (a `_GramRows`)."""
+  """The warm-started path on working sets; `gram(ws, score)` gives a d x d matrix holding
+  XᵀX/n's rows ws (a `_GramRows`)."""
   d = b.shape[0]
   alpha = l1_ratio if kw["kind"] == "elastic_net" else 1.0
   w = np.zeros(d)
