@@ -605,10 +605,15 @@ def test_polish_factors_the_support_in_the_smaller_size_that_holds_it(l1_ratio, 
   import jax
   import jax.numpy as jnp
   from wdjax.path import solver
-  shapes = []
+  shapes, ran = [], []
   factor = jax.scipy.linalg.cho_factor
-  monkeypatch.setattr(jax.scipy.linalg, "cho_factor",
-                      lambda a, *args, **kw: shapes.append(a.shape) or factor(a, *args, **kw))
+
+  def recording_factor(a, *args, **kw):
+    # traced once per branch of the switch; the callback runs only in the branch taken
+    shapes.append(a.shape)
+    jax.debug.callback(lambda: ran.append(a.shape[0]))
+    return factor(a, *args, **kw)
+  monkeypatch.setattr(jax.scipy.linalg, "cho_factor", recording_factor)
   rng = np.random.default_rng(6)
   k, n = 256, 400   # n > k: a unique solution at every λ
   X = rng.normal(size=(n, k))
@@ -621,8 +626,12 @@ def test_polish_factors_the_support_in_the_smaller_size_that_holds_it(l1_ratio, 
   sizes = set()
   for frac in (0.3, 0.001):   # supports of ~100 and ~230 of 256
     lam = frac * path.lambda_max(X, y) / l1_ratio
+    ran.clear()
     w, gap, _ = fista(jnp.asarray(Q), jnp.asarray(b), yy, lam, l1_ratio, None, jnp.zeros(k), tol)
     w = np.asarray(w)
+    # every factorization ran in the smaller size that held its support (the last one's
+    # support is the solution's)
+    assert ran and ran[-1] == (k - 64 if np.sum(w != 0) <= k - 64 else k), ran
     ref = ElasticNet(alpha=lam, l1_ratio=l1_ratio, fit_intercept=False, tol=1e-15,
                      max_iter=1_000_000).fit(X, y).coef_
     assert float(gap) <= tol
@@ -639,7 +648,7 @@ def test_polish_repairs_a_support_with_a_flipped_or_a_missing_coordinate(l1_rati
   # The exact solve on a support corrects it: a coordinate outside the true support
   # (its solve flips the sign) leaves it, a coordinate FISTA had not reached yet (it
   # violates |c_j| <= λα at the solve) joins it at the sign of c_j. From the solution with
-  # both faults at once it takes all three solves; with one solve only it cannot finish.
+  # both faults at once it takes all three solves; with two it cannot finish.
   import jax
   import jax.numpy as jnp
   from wdjax.path import solver
@@ -703,6 +712,46 @@ def test_gram_rows_are_formed_as_working_sets_reach_them(monkeypatch):
       Q = np.asarray(gram(ws, score))
       assert products == [64, 256]
       np.testing.assert_allclose(Q[ws], full[ws], rtol=rtol, atol=rtol)
+
+
+def test_gram_rows_at_full_precision_and_the_path_as_with_the_whole_matrix(wide, x64):
+  # The rows are a full-precision product (a GPU's default float32 matmul is TF32, ~1e-3:
+  # on a CPU the tests cannot see it, so the program is read); and a working-set path on
+  # rows formed as they are reached is the path on the whole Gram matrix, to rounding.
+  import jax
+  import jax.numpy as jnp
+  from wdjax.path import working_set
+  from wdjax.path.problem import _centered, _gram
+  X, y = wide
+  xt = jnp.asarray(X[:, :50].T)
+  program = str(jax.make_jaxpr(working_set._set_rows)(jnp.zeros((50, 50)), xt,
+                                                        jnp.arange(8)))
+  assert "precision=(Precision.HIGHEST, Precision.HIGHEST)" in program, program
+  Xc, _, _, _, b, yy = _centered(X, y, False)
+  lam_max = path.lambda_max(X, y, l1_ratio=0.5)
+  lams = path.lambda_grid(lam_max, 6, eps=0.05)
+  kw = dict(kind="elastic_net", max_iter=20_000, check_every=10, polish=True)
+  whole = jnp.asarray(_gram(Xc, jnp.float64))
+  run = lambda gram: working_set._path_working_sets(gram, jnp.asarray(b), yy, lams, 0.5,
+                                                    lam_max, 1e-12 * yy, kw)
+  rows, full = run(working_set._GramRows(Xc, jnp.float64)), run(lambda ws, score: whole)
+  np.testing.assert_array_equal(rows[0] != 0, full[0] != 0)
+  np.testing.assert_allclose(rows[0], full[0], rtol=0, atol=1e-10 * np.abs(full[0]).max())
+  assert (rows[1] <= 1e-12 * yy).all() and (full[1] <= 1e-12 * yy).all()
+
+
+def test_fista_checks_a_small_problem_every_two_steps(diabetes, x64):
+  # Without working sets on <= 64 features FISTA checks the gap (and tries the support
+  # solve) every 2 steps by default, every 10 elsewhere; an explicit check_every is kept.
+  # The path is the same to rounding.
+  X, y = diabetes
+  kw = dict(l1_ratio=0.5, n_lambdas=20, solver="fista", dtype="float64", tol=1e-12)
+  small, ten = path.enet_path(X, y, **kw), path.enet_path(X, y, check_every=10, **kw)
+  # (λ_max takes no step: w = 0 is its solution)
+  assert (small.n_iter % 2 == 0).all() and small.n_iter[small.n_iter > 0].min() == 2
+  assert (ten.n_iter % 10 == 0).all() and ten.n_iter[ten.n_iter > 0].min() == 10
+  np.testing.assert_allclose(small.coefs, ten.coefs, rtol=0,
+                             atol=1e-9 * np.abs(ten.coefs).max())
 
 
 def test_empty_design_matrix_is_a_clear_error():
@@ -1549,7 +1598,8 @@ def test_cpu_jit_compiles_with_the_path_options_on_a_cpu_only(monkeypatch):
 
 
 def test_gram_matrix_is_formed_aligned_and_aliased_on_the_cpu_device():
-  """The FISTA paths' Gram matrix Xᵀ X / n is formed in a 64-byte-aligned buffer, which
+  """The Gram matrix Xᵀ X / n of the FISTA paths without working sets (and of `fista()`)
+  is formed whole in a 64-byte-aligned buffer, which
   `jax.device_put` aliases on a CPU (a 32 MB copy and its page faults saved at 500 x 2000,
   benchmarks/README.md run U); a JAX that stopped aliasing would fail here, not slow down
   silently."""

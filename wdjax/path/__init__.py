@@ -73,9 +73,12 @@ changes the answer (the stopping test is the gap of the full problem):
 - support polishing (l1/elastic net): once the support and signs stop changing, the
   optimality conditions restricted to the support are a linear system,
   (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly by a Cholesky
-  factorization of the support (gathered first, in k − 64 when it fits there, k the
-  working set's padded size); the candidate is kept only if its signs agree and its gap
-  is smaller;
+  factorization of the support (gathered first, in k − 64 when it fits there and k >=
+  256, k the size of Q: the working set's padded size, or d without working sets; not
+  under method="vmap"). The solve repairs the support, up to three solves (two under
+  vmap): coordinates whose sign flipped leave it, and coordinates off it that violate
+  |c_j| <= λα at the solution join it at the sign of c_j. The candidate is kept only if
+  its signs agree and its gap is smaller;
 - mixed precision (float64, with polishing): the FISTA steps, which only have to find the
   support and signs, multiply by a float32 copy of Q; gaps and the polishing solve are
   float64, and the steps go back to float64 after two polishing attempts that did not
@@ -216,7 +219,7 @@ def _path(X, y, *, device="auto", **kwargs):
 
 def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
                fit_intercept=False, tol=PATH_TOL, max_iter=20_000, method="warm",
-               solver="auto", screening="auto", polish=True, dtype=None, check_every=10,
+               solver="auto", screening="auto", polish=True, dtype=None, check_every=None,
                kkt_tol=None):
   if method not in ("warm", "vmap"):
     raise ValueError(f"method must be 'warm' (sequential, warm-started) or 'vmap' (all λ at "
@@ -245,8 +248,8 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   tol = PATH_TOL if tol is None else float(tol)
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
-  if not (isinstance(max_iter, (int, np.integer)) and max_iter >= check_every):
-    raise ValueError(f"max_iter must be an integer >= {check_every}, got {max_iter!r}.")
+  if not (isinstance(max_iter, (int, np.integer)) and max_iter >= (check_every or 10)):
+    raise ValueError(f"max_iter must be an integer >= {check_every or 10}, got {max_iter!r}.")
   if kkt_tol is not None:
     if not (isinstance(kkt_tol, (int, float, np.integer, np.floating))
             and not isinstance(kkt_tol, bool) and np.isfinite(kkt_tol)
@@ -341,6 +344,14 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   lam_max = _lambda_max_of(b, l1_ratio, gidx)
   lams = _grid(lam_max, lambdas, n_lambdas, eps)
   tol_abs = tol * yy
+  if check_every is None:
+    # FISTA checks the gap (and tries the support solve) every 10 steps; on a small
+    # problem without working sets, when it polishes, every 2: a check costs about a step
+    # there, and a warm-started λ is mostly done by its first solve (diabetes's
+    # elastic-net path 0.82 against 1.11 ms; on the 500 x 2000 working sets 5 steps was
+    # slower than 10, 217 against 197 ms: benchmarks/README.md, run Y)
+    small = method == "warm" and not use_ws and d <= 64
+    check_every = 2 if small and polish and kind != "group_lasso" else 10
   kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
             polish=bool(polish) and kind != "group_lasso")
   with _x64_scope(dt):

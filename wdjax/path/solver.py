@@ -56,7 +56,7 @@ def _lipschitz(Q):
   return 1.05 * jnp.maximum(jnp.vdot(v, Q @ v), jnp.finfo(Q.dtype).tiny)
 
 
-def _solve_on_support(Q, b, lam1, lam2, s):
+def _solve_on_support(Q, b, lam1, lam2, s, compact=True):
   """The solution of (Q_SS + λ₂I)·w_S = b_S − λ₁·s_S on the support S of the signs s (zero
   off it), and whether its signs are s (False also for NaN: Q_SS + λ₂I not positive
   definite, X_S rank-deficient with λ₂ = 0)."""
@@ -69,7 +69,8 @@ def _solve_on_support(Q, b, lam1, lam2, s):
   # run Y). The slots past the support get an identity block.
   # (Below 256 the one size is k, factored in place: no sort, gathers or scatter, which
   # cost more than they save on small sets, 1.2 ms for diabetes's whole path of 100 λ.)
-  sizes = [k - 64, k] if k >= 256 else [k]
+  # (Not under vmap, `compact=False`: with a batched size a switch runs every branch.)
+  sizes = [k - 64, k] if compact and k >= 256 else [k]
 
   def solve_in(m):
     def solve():
@@ -94,16 +95,19 @@ def _solve_on_support(Q, b, lam1, lam2, s):
   return w, jnp.all(jnp.sign(w) == s) & jnp.all(jnp.isfinite(w))
 
 
-def _polish(Q, b, lam1, lam2, w, attempts=3):
+def _polish(Q, b, lam1, lam2, w, attempts=3, compact=True):
   """The exact minimizer of ½wᵀQw − bᵀw + λ₁‖w‖₁ + ½λ₂‖w‖² found from w's support and signs
-  by at most `attempts` solves on a support (`_solve_on_support`); returns (w*, ok, Qw*),
-  ok False when no solve kept its signs (w* is then w, and Qw* meaningless).
+  by at most `attempts` solves on a support (`_solve_on_support`, `compact` passed on);
+  returns (w*, ok, Qw*), ok False when no solve kept its signs (w* is then w, and Qw*
+  meaningless).
 
   After a solve whose signs flipped, the flipped coordinates leave the support; after one
   whose signs held but where coordinates off the support violate their optimality
   condition |c_j| <= λ₁ (c = b − Qw: FISTA had not reached them yet), they join it at the
   sign of c_j. The loop ends at a solve whose signs hold with no violator (the minimizer,
-  its optimality conditions exact); the last solve whose signs held is returned. (A loop,
+  its optimality conditions exact), or at one that is not finite (Q_SS + λ₂I not positive
+  definite: a repair from there would start over from nothing); the last solve whose
+  signs held is returned. (A loop,
   not copies of the solve: each is a switch over factorization sizes, and compiling it
   is most of a working-set size's first call. A third solve is rarely needed and a
   fourth never was on the benchmark paths: 3090 FISTA iterations with 3 or 5 attempts,
@@ -111,13 +115,13 @@ def _polish(Q, b, lam1, lam2, w, attempts=3):
   """
   def attempt(carry):
     i, s, best, best_q, best_ok, _ = carry
-    wp, ok = _solve_on_support(Q, b, lam1, lam2, s)
+    wp, ok = _solve_on_support(Q, b, lam1, lam2, s, compact)
     qw = Q @ wp
     violated = (s == 0) & (jnp.abs(b - qw) > lam1)
     s = jnp.where(ok, jnp.where(violated, jnp.sign(b - qw), s),
                   jnp.where(jnp.sign(wp) == s, s, 0))
-    return (i + 1, s, jnp.where(ok, wp, best), jnp.where(ok, qw, best_q), best_ok | ok,
-            ~ok | jnp.any(violated))
+    go_on = jnp.where(ok, jnp.any(violated), jnp.all(jnp.isfinite(wp)))
+    return (i + 1, s, jnp.where(ok, wp, best), jnp.where(ok, qw, best_q), best_ok | ok, go_on)
 
   _, _, w, qw, ok, _ = jax.lax.while_loop(
       lambda c: (c[0] < attempts) & c[5], attempt,
@@ -126,11 +130,13 @@ def _polish(Q, b, lam1, lam2, w, attempts=3):
 
 
 def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_every,
-           polish, mixed=True, with_step_size=False):
+           polish, mixed=True, vmapped=False, with_step_size=False):
   """FISTA with gradient restart on ½wᵀQw − bᵀw + yy/2 + λR(w); stops on the gap.
 
   Returns (w, gap, n_iter), and the final step size L last with `with_step_size`. `Q` may
-  have zero rows/columns (padding): those coordinates keep w = 0.
+  have zero rows/columns (padding): those coordinates keep w = 0. `vmapped=True` (under
+  vmap, where every lax.cond and switch runs all its branches) polishes with one
+  factorization size and at most two solves.
   """
   dt = Q.dtype
   lam = jnp.asarray(lam, dt)
@@ -212,7 +218,8 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
   steps32 = steps(lambda v: (Q32 @ v.astype(jnp.float32)).astype(dt), jnp.finfo(jnp.float32).eps)
 
   def try_polish(w):
-    wp, ok, qwp = _polish(Q, b, lam1, lam2, w)
+    wp, ok, qwp = _polish(Q, b, lam1, lam2, w, attempts=2 if vmapped else 3,
+                          compact=not vmapped)
     wp = jnp.where(ok, wp, w)
     return wp, jnp.where(ok, gap_at(wp, qwp), jnp.inf), qwp
 
@@ -248,7 +255,8 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
           sign=sign, exact=accept,
           # back off exponentially after a polish that did not finish the job
           fails=st["fails"] + (attempt & (jnp.where(accept, gp, gap) > tol_abs)),
-          # a solve costs ~K/6 FISTA steps (K³/3 vs 2K² flops): space attempts by that
+          # a solve costs ~K/6 FISTA steps (K³/3 vs 2K² flops; a polish makes one to
+          # three): space attempts by that
           next_try=jnp.where(attempt, it + spacing * 2 ** jnp.minimum(st["fails"], 10),
                              st["next_try"]))
     return new
@@ -290,7 +298,7 @@ def _path_scan(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
 @cpu_jit(static_argnames=_STATIC)
 def _path_vmap(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
   solve = lambda lam: _fista(Q, b, yy, lam, l1_ratio, gidx, jnp.zeros_like(b), tol_abs,
-                            mixed=False, **kw)
+                            mixed=False, vmapped=True, **kw)
   return jax.vmap(solve)(lams)
 
 
@@ -298,7 +306,9 @@ def _path_vmap(Q, b, yy, lams, l1_ratio, gidx, tol_abs, **kw):
 def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, **kw):
   """FISTA on the working set idx (padded; `valid` marks real entries), then the full check.
 
-  Returns (w_ws, n_iter, full gap, c) with c = Xᵀr/n over all features.
+  Returns (w_ws, n_iter, full gap, c) with c = Xᵀr/n over all features. Reads rows idx of
+  Q only (`Q[idx, idx]`, `Q[idx]`), never its columns: on a working-set path Q holds only
+  the rows the working sets reached (`working_set._GramRows`), the others zeros.
   """
   v = valid.astype(Q.dtype)
   # one 2-D gather, not Q[idx][:, idx] (columns gathered from a k x d copy of the rows):
@@ -306,8 +316,8 @@ def _solve_working_set(Q, b, yy, lam, l1_ratio, idx, valid, w_ws, tol_abs, **kw)
   Qw = Q[idx[:, None], idx[None, :]] * v[:, None] * v[None, :]
   bw = b[idx] * v
   w_ws, _, it = _fista(Qw, bw, yy, lam, l1_ratio, None, w_ws * v, tol_abs, **kw)
-  # Q is symmetric (up to rounding): rows idx, transposed, are its columns idx; a row
-  # gather reads contiguous memory (0.7 ms against 3.7 ms for Q[:, idx], 2000 x 512, 1 core)
+  # XᵀX/n's rows idx, transposed, are its columns idx: a row gather reads contiguous memory
+  # (0.7 ms against 3.7 ms for Q[:, idx], 2000 x 512, 1 core), and only rows idx are formed
   c = b - Q[idx].T @ w_ws
   alpha = l1_ratio if kw["kind"] == "elastic_net" else 1.0
   # the gap of the full problem (w is zero off the working set; padded slots of idx point

@@ -15,15 +15,20 @@ from wdjax.path.solver import _solve_working_set
 @functools.partial(jax.jit, donate_argnums=0)
 def _set_rows(Q, xt, rows):
   """Q with rows `rows` set to xtᵀ's Gram rows x_rᵀX/n (xt is Xᵀ, d x n); Q is donated
-  (updated in place). A repeated index writes the same row twice."""
-  return Q.at[rows].set(xt[rows] @ xt.T / xt.shape[1])
+  (updated in place). A repeated index writes the same row twice. At full precision: a
+  GPU's default float32 product (TF32) would round Q to ~1e-3, and the gaps with it."""
+  rows_x = jnp.matmul(xt[rows], xt.T, precision=jax.lax.Precision.HIGHEST)
+  return Q.at[rows].set(rows_x / xt.shape[1])
 
 
 class _GramRows:
   """The Gram matrix XᵀX/n of a working-set path, formed row by row as working sets first
-  reach a feature: `Q(ws)` returns a d x d matrix whose rows `ws` (and every row asked
-  before) are XᵀX/n's; the rest are zeros, which the solver never reads (it reads rows and
-  columns of its working set only). The union of a path's working sets is a fraction of
+  reach a feature: `gram(ws, score)` returns a d x d matrix whose rows `ws` (and every row
+  asked before) are XᵀX/n's; the other rows are zeros, which `_solve_working_set` never
+  reads: it reads rows of its working set only (`Q[idx, idx]`, `Q[idx]`), never columns,
+  which hold XᵀX/n's values only in formed rows. (Rows formed in different products may
+  round differently: Q is symmetric only to rounding, as the Cholesky factorization,
+  which reads one triangle, allows.) The union of a path's working sets is a fraction of
   the features (628 of 2000 on the 500 x 2000 elastic-net benchmark), so this is a
   fraction of the full product, and an XLA product at that: 15 ms in 13 products there,
   against 37-40 ms for NumPy's syrk of the whole matrix (benchmarks/README.md, run Y)."""
@@ -51,7 +56,8 @@ class _GramRows:
       size = min(size, d)
       others = np.flatnonzero(~have)
       others = others[~np.isin(others, new)]
-      rows = np.concatenate([new, _top(others, score, size - new.size)]).astype(np.int32)
+      rows = np.concatenate([new, _top(others, score, size - new.size)])
+      rows = rows.astype(np.int32)
       # padded to the size (one compilation each), with the first new row repeated
       rows = np.concatenate([rows, np.full(size - rows.size, new[0], np.int32)])
       self._q = _set_rows(self._q, self._xt, rows)
