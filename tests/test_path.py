@@ -741,9 +741,9 @@ def test_gram_rows_at_full_precision_and_the_path_as_with_the_whole_matrix(wide,
 
 
 def test_fista_checks_a_small_problem_every_two_steps(diabetes, x64):
-  # Without working sets on <= 64 features FISTA checks the gap (and tries the support
-  # solve) every 2 steps by default, every 10 elsewhere; an explicit check_every is kept.
-  # The path is the same to rounding.
+  # Below tol 5e-5, without working sets on <= 64 features, FISTA checks the gap (and
+  # tries the support solve) every 2 steps by default, every 10 elsewhere (at the default
+  # tol too); an explicit check_every is kept. The path is the same to rounding.
   X, y = diabetes
   kw = dict(l1_ratio=0.5, n_lambdas=20, solver="fista", dtype="float64", tol=1e-12)
   small, ten = path.enet_path(X, y, **kw), path.enet_path(X, y, check_every=10, **kw)
@@ -752,6 +752,8 @@ def test_fista_checks_a_small_problem_every_two_steps(diabetes, x64):
   assert (ten.n_iter % 10 == 0).all() and ten.n_iter[ten.n_iter > 0].min() == 10
   np.testing.assert_allclose(small.coefs, ten.coefs, rtol=0,
                              atol=1e-9 * np.abs(ten.coefs).max())
+  loose = path.enet_path(X, y, **dict(kw, tol=1e-4))
+  assert (loose.n_iter % 10 == 0).all()
 
 
 def test_empty_design_matrix_is_a_clear_error():

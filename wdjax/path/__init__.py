@@ -345,12 +345,14 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   lams = _grid(lam_max, lambdas, n_lambdas, eps)
   tol_abs = tol * yy
   if check_every is None:
-    # FISTA checks the gap (and tries the support solve) every 10 steps; on a small
-    # problem without working sets, when it polishes, every 2: a check costs about a step
-    # there, and a warm-started λ is mostly done by its first solve (diabetes's
-    # elastic-net path 0.82 against 1.11 ms; on the 500 x 2000 working sets 5 steps was
-    # slower than 10, 217 against 197 ms: benchmarks/README.md, run Y)
-    small = method == "warm" and not use_ws and d <= 64
+    # FISTA checks the gap (and tries the support solve) every 10 steps; below CD's
+    # tolerances, on a small problem without working sets, when it polishes, every 2: a
+    # check costs about a step there, and a warm-started λ is mostly done by its first
+    # solve (diabetes's elastic-net path 0.82 against 1.11 ms; on the 500 x 2000 working
+    # sets 5 steps was slower than 10, 217 against 197 ms: benchmarks/README.md, run Y).
+    # (At looser tolerances a λ stops at its first check under tol, and 2 steps would
+    # hand back coarser coefficients than the 10 of before, for no time worth having.)
+    small = method == "warm" and not use_ws and d <= 64 and tol < _CD_MIN_TOL
     check_every = 2 if small and polish and kind != "group_lasso" else 10
   kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
             polish=bool(polish) and kind != "group_lasso")
