@@ -598,8 +598,8 @@ def test_fista_raises_an_underestimated_step_size(kind, mixed, polish, start, mo
 def test_polish_factors_the_support_in_the_smaller_size_that_holds_it(l1_ratio, monkeypatch,
                                                                       x64):
   # The exact solve on FISTA's support gathers the support first and factors k - 64
-  # coordinates when it fits there (run Y: 0.70x a factorization of k on the benchmark's
-  # largest working sets). Both sizes are compiled (a switch); with supports on either side
+  # coordinates when it fits there (run Y: 0.77x the time of a factorization of k on the
+  # benchmark's largest working sets). Both sizes are compiled (a switch); with supports on either side
   # of k - 64 the solution must be sklearn's, same support, within the gap's
   # strong-convexity bound.
   import jax

@@ -68,14 +68,15 @@ changes the answer (the stopping test is the gap of the full problem):
   of celer/skglm); the full gap is then checked and violators are added until it is below
   tol. `screening="strong"` seeds the set with the sequential strong rule of Tibshirani
   et al (2012) instead, |x_jᵀr|/n >= α(2λ_k − λ_{k−1}). Q's rows are formed as working
-  sets first reach them (at least 64 a product, the most correlated features beside the
-  ones needed), not d x d at the start: a path reaches a fraction of the features;
+  sets first reach them (at least 64 a product: the ones needed, and beside them the
+  features with the largest |x_jᵀr|/n), not d x d at the start: a path reaches a fraction
+  of the features;
 - support polishing (l1/elastic net): once the support and signs stop changing, the
   optimality conditions restricted to the support are a linear system,
   (Q_SS + λ(1−α)I)·w_S = Xᵀ_S y/n − λα·sign(w_S), solved exactly by a Cholesky
-  factorization of the support (gathered first, in k − 64 when it fits there and k >=
-  256, k the size of Q: the working set's padded size, or d without working sets; not
-  under method="vmap"). The solve repairs the support, up to three solves (two under
+  factorization (of k − 64 coordinates, the support gathered into them, when it fits
+  there and k >= 256, k the size of Q: the working set's padded size, or d without
+  working sets; not under method="vmap"; else of all k in place). The solve repairs the support, up to three solves (two under
   vmap): coordinates whose sign flipped leave it, and coordinates off it that violate
   |c_j| <= λα at the solution join it at the sign of c_j. The candidate is kept only if
   its signs agree and its gap is smaller;
@@ -346,7 +347,8 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   tol_abs = tol * yy
   if check_every is None:
     # FISTA checks the gap (and tries the support solve) every 10 steps; below CD's
-    # tolerances, on a small problem without working sets, when it polishes, every 2: a
+    # tolerances, on the warm path on <= 64 features (no working sets), when it polishes,
+    # every 2: a
     # check costs about a step there, and a warm-started λ is mostly done by its first
     # solve (diabetes's elastic-net path 0.82 against 1.11 ms; on the 500 x 2000 working
     # sets 5 steps was slower than 10, 217 against 197 ms: benchmarks/README.md, run Y).

@@ -62,13 +62,14 @@ def _solve_on_support(Q, b, lam1, lam2, s, compact=True):
   definite, X_S rank-deficient with λ₂ = 0)."""
   k, dt = Q.shape[0], Q.dtype
   on = s != 0
-  # The support is factored in the smallest of a few sizes that holds it, its coordinates
-  # gathered first (a stable sort: the support, then the rest): on the 500 x 2000
+  # When the support fits in k − 64 (k >= 256) its coordinates are gathered there (a stable
+  # sort: the support, then the rest) and that size is factored: on the 500 x 2000
   # benchmark's largest working sets (k = 512, 576) the support is ~90-100 coordinates
-  # short of k, and a factorization of k − 64 costs 0.70x one of k (benchmarks/README.md,
-  # run Y). The slots past the support get an identity block.
-  # (Below 256 the one size is k, factored in place: no sort, gathers or scatter, which
-  # cost more than they save on small sets, 1.2 ms for diabetes's whole path of 100 λ.)
+  # short of k, and a factorization of 512 takes 0.77x the time of one of 576 (1.17
+  # against 1.51 ms; 0.70x the flops; benchmarks/README.md, run Y). The slots past the
+  # support get an identity block. Otherwise k is factored in place: no sort, gathers or
+  # scatter (below k = 256 they cost more than they save: diabetes's 100-λ path took 1.14
+  # ms with them, 1.12 without).
   # (Not under vmap, `compact=False`: with a batched size a switch runs every branch.)
   sizes = [k - 64, k] if compact and k >= 256 else [k]
 
@@ -255,8 +256,9 @@ def _fista(Q, b, yy, lam, l1_ratio, gidx, w0, tol_abs, *, kind, max_iter, check_
           sign=sign, exact=accept,
           # back off exponentially after a polish that did not finish the job
           fails=st["fails"] + (attempt & (jnp.where(accept, gp, gap) > tol_abs)),
-          # a solve costs ~K/6 FISTA steps (K³/3 vs 2K² flops; a polish makes one to
-          # three): space attempts by that
+          # a solve costs ~K/6 FISTA steps (K³/3 vs 2K² flops): space attempts by that
+          # (a polish makes one to three solves; the spacing is one solve's, as before the
+          # repair, which mostly saves the attempts it would have spaced)
           next_try=jnp.where(attempt, it + spacing * 2 ** jnp.minimum(st["fails"], 10),
                              st["next_try"]))
     return new

@@ -42,10 +42,10 @@ class _GramRows:
   def __call__(self, ws: np.ndarray, score: np.ndarray) -> jax.Array:
     """The matrix with rows ws; when some are missing, they are formed with the
     highest-`score` missing features beside them (those the next working sets are
-    likeliest to reach), 64 rows at least: one product of 64 rows costs little more than
-    one of 8, and a path then forms its rows in a few products, not one per λ (on the
-    benchmark path 90 products of 32 rows or more took 74 ms; 8 of 128 rows and 13 of 64,
-    832 rows for the 628 needed, 15 ms each way: run Y)."""
+    likeliest to reach), 64 rows at least, so that a path forms its rows in a few
+    products, not one per λ (on the benchmark path 90 products of 32 rows or more took 74
+    ms; 8 of 128 rows and 13 of 64, 832 rows for the 628 needed, 15 ms each way: run
+    Y)."""
     have = self._have
     new = ws[~have[ws]]
     if new.size:
@@ -121,8 +121,8 @@ def _path_working_sets(gram, b, yy, lams, l1_ratio, lam_max, tol_abs, kw, strong
       # NumPy arguments go to the device with the call; jnp.asarray would dispatch an eager
       # op each (a third of the host time of a loose-tolerance path)
       w_ws, it, gap, c_dev = _solve_working_set(
-          gram(ws, np.abs(c)), b, yy, lam, l1_ratio, idx, valid, np.asarray(w[idx] * valid, b.dtype), tol_ws,
-          **kw)
+          gram(ws, np.abs(c)), b, yy, lam, l1_ratio, idx, valid,
+          np.asarray(w[idx] * valid, b.dtype), tol_ws, **kw)
       total_it += int(it)
       c = np.asarray(c_dev, dtype=np.float64)
       w = np.zeros(d)
