@@ -132,6 +132,8 @@ PATH_TOL = 1e-4
 # benchmark problems CD is 2x faster at 1e-4, FISTA with its exact support solve 2x faster
 # at 1e-5 and 3-10x at 1e-10 (benchmarks/README.md, run I)
 _CD_MIN_TOL = 5e-5
+# FISTA's steps between gap checks (and support-solve attempts), unless a path is small
+_CHECK_EVERY = 10
 # a kkt_tol below this asks more of the CD solver's float32 X than its rounding allows
 _FLOAT32_KKT = 1e-6
 # ... and below this one more than float64's (the CD solver clamps its target there)
@@ -249,8 +251,9 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   tol = PATH_TOL if tol is None else float(tol)
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
-  if not (isinstance(max_iter, (int, np.integer)) and max_iter >= (check_every or 10)):
-    raise ValueError(f"max_iter must be an integer >= {check_every or 10}, got {max_iter!r}.")
+  min_iter = _CHECK_EVERY if check_every is None else check_every
+  if not (isinstance(max_iter, (int, np.integer)) and max_iter >= min_iter):
+    raise ValueError(f"max_iter must be an integer >= {min_iter}, got {max_iter!r}.")
   if kkt_tol is not None:
     if not (isinstance(kkt_tol, (int, float, np.integer, np.floating))
             and not isinstance(kkt_tol, bool) and np.isfinite(kkt_tol)
@@ -348,14 +351,14 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   if check_every is None:
     # FISTA checks the gap (and tries the support solve) every 10 steps; below CD's
     # tolerances, on the warm path on <= 64 features (no working sets), when it polishes,
-    # every 2: a
-    # check costs about a step there, and a warm-started λ is mostly done by its first
-    # solve (diabetes's elastic-net path 0.82 against 1.11 ms; on the 500 x 2000 working
-    # sets 5 steps was slower than 10, 217 against 197 ms: benchmarks/README.md, run Y).
-    # (At looser tolerances a λ stops at its first check under tol, and 2 steps would
-    # hand back coarser coefficients than the 10 of before, for no time worth having.)
+    # every 2: a check costs about a step there, and a warm-started λ is mostly done by
+    # its first solve (diabetes's elastic-net path 0.82 against 1.11 ms; on the 500 x 2000
+    # working sets 5 steps was slower than 10, 217 against 197 ms: benchmarks/README.md,
+    # run Y). (At looser tolerances a λ stops at its first check under tol, and 2 steps
+    # would hand back coarser coefficients than the 10 of before, for no time worth
+    # having.)
     small = method == "warm" and not use_ws and d <= 64 and tol < _CD_MIN_TOL
-    check_every = 2 if small and polish and kind != "group_lasso" else 10
+    check_every = 2 if small and polish and kind != "group_lasso" else _CHECK_EVERY
   kw = dict(kind=kind, max_iter=int(max_iter), check_every=check_every,
             polish=bool(polish) and kind != "group_lasso")
   with _x64_scope(dt):
@@ -758,7 +761,7 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
     w, gap, it = _solve_full(
         _gram_on_device(Q), jnp.asarray(b, dt), yy, lam, l1_ratio,
         None if gidx is None else jnp.asarray(gidx), jnp.asarray(w0, dt), tol * yy,
-        kind=penalty, max_iter=int(max_iter), check_every=10,
+        kind=penalty, max_iter=int(max_iter), check_every=_CHECK_EVERY,
         polish=bool(polish) and penalty != "group_lasso")
   w = np.asarray(w, np.float64)
   converged = bool(float(gap) <= tol * yy)

@@ -73,20 +73,20 @@ def _solve_on_support(Q, b, lam1, lam2, s, compact=True):
   # (Not under vmap, `compact=False`: with a batched size a switch runs every branch.)
   sizes = [k - 64, k] if compact and k >= 256 else [k]
 
+  def solve(Qs, bs, ss, on_s):
+    # the system on the slots given, an identity block on those off the support
+    v = on_s.astype(dt)
+    a = Qs * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), v * (bs - lam1 * ss)) * v
+
   def solve_in(m):
-    def solve():
-      if m == k:
-        v = on.astype(dt)
-        a = Q * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
-        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a),
-                                          v * (b - lam1 * s)) * v
+    if m == k:
+      return lambda: solve(Q, b, s, on)
+    def gathered():
       sel = jnp.argsort(~on, stable=True)[:m]
-      v = on[sel].astype(dt)
-      a = Q[sel[:, None], sel[None, :]] * v[:, None] * v[None, :] + jnp.diag(1 - v + lam2 * v)
-      x = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a),
-                                     v * (b[sel] - lam1 * s[sel])) * v
+      x = solve(Q[sel[:, None], sel[None, :]], b[sel], s[sel], on[sel])
       return jnp.zeros(k, dt).at[sel].set(x)
-    return solve
+    return gathered
 
   if len(sizes) == 1:
     w = solve_in(k)()

@@ -49,18 +49,13 @@ class _GramRows:
     have = self._have
     new = ws[~have[ws]]
     if new.size:
-      d = have.size
-      size = 64
-      while size < new.size:
-        size *= 2
-      size = min(size, d)
-      others = np.flatnonzero(~have)
-      others = others[~np.isin(others, new)]
-      rows = np.concatenate([new, _top(others, score, size - new.size)])
-      rows = rows.astype(np.int32)
-      # padded to the size (one compilation each), with the first new row repeated
-      rows = np.concatenate([rows, np.full(size - rows.size, new[0], np.int32)])
-      self._q = _set_rows(self._q, self._xt, rows)
+      # a power of two from 64 (one compilation each), at most d
+      size = min(max(64, 1 << (new.size - 1).bit_length()), have.size)
+      have[new] = True
+      rows = np.concatenate([new, _top(np.flatnonzero(~have), score, size - new.size)])
+      # padded to the size with the first new row repeated
+      rows = np.concatenate([rows, np.full(size - rows.size, new[0], rows.dtype)])
+      self._q = _set_rows(self._q, self._xt, rows.astype(np.int32))
       have[rows] = True
     return self._q
 
