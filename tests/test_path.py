@@ -448,6 +448,44 @@ def test_fista_single_problem_and_float32(diabetes):
   np.testing.assert_allclose(sol32.coef, ref.coef_, atol=1e-3 * np.abs(ref.coef_).max())
 
 
+def test_default_dtype_follows_the_tolerance(diabetes):
+  # dtype=None: float32 down to tol 1e-6 (FLOAT32_MIN_TOL), float64 below it, where float32
+  # cannot certify the gap: sklearn's `enet_path(X, y, tol=1e-8)` swapped for wdjax's keeps
+  # converging (in float32 half of diabetes's λ reach max_iter at 1e-8), with the
+  # coefficients of an explicit float64 call, bit for bit; an explicit float32 is kept
+  import warnings
+  X = StandardScaler().fit_transform(diabetes[0])
+  y = diabetes[1] - diabetes[1].mean()
+  kw = dict(n_lambdas=8, eps=1e-2)
+  tight = path.enet_path(X, y, l1_ratio=0.5, tol=1e-8, **kw)
+  assert tight.converged.all()
+  np.testing.assert_array_equal(
+      tight.coefs, path.enet_path(X, y, l1_ratio=0.5, tol=1e-8, dtype="float64", **kw).coefs)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    single = path.enet_path(X, y, l1_ratio=0.5, tol=1e-8, dtype="float32", max_iter=200, **kw)
+  assert not single.converged.all()
+  assert any(w.category is path.PathConvergenceWarning for w in caught)
+  # at 1e-6 float32 still certifies, and stays the default
+  loose = path.lasso_path(X, y, tol=1e-6, **kw)
+  assert loose.converged.all()
+  np.testing.assert_array_equal(loose.coefs,
+                                path.lasso_path(X, y, tol=1e-6, dtype="float32", **kw).coefs)
+  assert not np.array_equal(loose.coefs,
+                            path.lasso_path(X, y, tol=1e-6, dtype="float64", **kw).coefs)
+  # kkt_tol below float32's resolution: float64, without the float32 warning
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", UserWarning)
+    res = path.lasso_path(X, y, tol=1e-2, kkt_tol=1e-8, solver="cd", **kw)
+  np.testing.assert_array_equal(
+      res.coefs, path.lasso_path(X, y, tol=1e-2, kkt_tol=1e-8, solver="cd", dtype="float64",
+                                 **kw).coefs)
+  # one problem: fista's tol likewise
+  lam = 0.5
+  np.testing.assert_array_equal(path.fista(X, y, lam, tol=1e-8).coef,
+                                path.fista(X, y, lam, tol=1e-8, dtype="float64").coef)
+
+
 def test_non_convergence_is_reported(wide):
   X, y = wide
   with pytest.warns(path.PathConvergenceWarning, match="max_iter") as rec:

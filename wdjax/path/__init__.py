@@ -247,7 +247,7 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
     raise ValueError(f"solver={solver!r} solves the path with method='warm'; use "
                      "solver='fista' (or 'auto') with method='vmap'.")
   _check_eps(eps)
-  dt = _float_dtype(dtype)
+  _float_dtype(dtype)   # (a bad dtype is named before anything else is)
   tol = PATH_TOL if tol is None else float(tol)
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
@@ -274,6 +274,8 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
     raise ValueError(f"solver={solver!r} certifies each λ's optimality conditions to "
                      f"{EXACT_KKT_TOL:g}·λ_max, looser than kkt_tol={kkt_tol:g} asks: use "
                      f"solver='cd' (or 'auto', which picks it) for a tighter target.")
+  # float64 where float32 could not certify the tolerances asked (dtype=None)
+  dt = _float_dtype(dtype, tol, kkt_tol)
   if screening not in ("auto", "kkt", "strong", True, False):
     raise ValueError(f"screening must be 'auto', 'kkt' (True), 'strong' or False, got "
                      f"{screening!r}.")
@@ -626,9 +628,11 @@ _PATH_ARGS = """
       than "auto" makes solver="auto" pick FISTA (the group lasso ignores it).
     polish: FISTA: try the exact solve on a stable support (l1/elastic net); False makes
       solver="auto" pick FISTA for lasso and elastic net (the group lasso ignores it).
-    dtype: float32 or float64 (run in an x64 scope); default float64 if x64 is enabled. The
-      CD solver keeps X in this dtype and its residual, coefficients and gaps in float64;
-      the homotopy and the active-set solver run in float64 whatever it says.
+    dtype: float32 or float64 (run in an x64 scope); default (None) float64 if x64 is
+      enabled or if tol or kkt_tol is below 1e-6, where float32 could not certify the gap
+      (as sklearn computes in float64 on float64 X), float32 otherwise. The CD solver keeps
+      X in this dtype and its residual, coefficients and gaps in float64; the homotopy and
+      the active-set solver run in float64 whatever it says.
     device: "auto" (default: method="warm" runs on the host CPU when JAX's default device
       is anything else, a GPU or TPU, where its chain of small steps is slower and compiles
       longer, or stays there if JAX has no CPU backend, e.g. JAX_PLATFORMS=cuda;
@@ -735,9 +739,11 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
     fit_intercept: center X and y; the intercept is ȳ − x̄ᵀw.
     tol: stop when the duality gap is <= tol·‖y‖²/n (default 1e-10 in float64, 1e-5 in
       float32: one problem is solved to the end, unlike the paths' sklearn default 1e-4).
+      A tol below 1e-6 with dtype None runs in float64.
     max_iter: the iteration cap (non-convergence warns with `PathConvergenceWarning`).
     polish: try the exact solve on a stable support (l1/elastic net).
-    dtype: float32 or float64.
+    dtype: float32 or float64; default (None) float64 if x64 is enabled or tol < 1e-6,
+      else float32.
 
   Returns:
     `Solution(coef, intercept, gap, n_iter, converged)`.
@@ -752,7 +758,7 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
   if penalty not in KINDS:
     raise ValueError(f"penalty must be one of {KINDS}, got {penalty!r}.")
   lam = float(_check_lambdas([strength])[0])
-  dt = _float_dtype(dtype)
+  dt = _float_dtype(dtype, tol)
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   gidx = _group_index(groups, Q.shape[0]) if penalty == "group_lasso" else None
   tol = _default_tol(dt) if tol is None else float(tol)
