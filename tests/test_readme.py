@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+import textwrap
 
 import pytest
 
@@ -11,7 +12,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 @pytest.mark.parametrize("i", range(len(BLOCKS)))
 def test_readme_block_runs(i):
-  exec(compile(BLOCKS[i], f"README.md[python block {i}]", "exec"), {})
+  # (dedented: a block inside a list item is indented with it)
+  exec(compile(textwrap.dedent(BLOCKS[i]), f"README.md[python block {i}]", "exec"), {})
 
 
 def test_readme_has_python_blocks():

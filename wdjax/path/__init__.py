@@ -102,6 +102,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from typing import Any, Sequence
 
@@ -213,7 +214,37 @@ def _host_device(method: str, device: str) -> Any:
     return None
 
 
+# sklearn's arguments of its lasso_path/enet_path, for code swapped over from
+# sklearn.linear_model: wdjax's name where it has one
+_SKLEARN_ARGS = {"alphas": "lambdas", "n_alphas": "n_lambdas", "precompute": None, "Xy": None,
+                 "copy_X": None, "coef_init": None, "verbose": None, "return_n_iter": None,
+                 "positive": None, "check_input": None}
+_NAMES = {"l1": "lasso_path", "elastic_net": "enet_path", "group_lasso": "group_lasso_path"}
+
+
+def _check_names(kwargs):
+  """A TypeError naming the public function and the fix for an unknown keyword (sklearn's
+  names get wdjax's, and `sklearn_api`), not Python's about `_path_here`."""
+  known = set(inspect.signature(_path_here).parameters) - {"X", "y"}
+  shown = known - {"kind", "l1_ratio", "groups"}   # (passed by the public functions)
+  for name in kwargs:
+    if name in known:
+      continue
+    fn = _NAMES[kwargs["kind"]]
+    if name in _SKLEARN_ARGS:
+      alt = _SKLEARN_ARGS[name]
+      hint = (f"wdjax.path names it {alt}=" if alt else "wdjax.path has no such argument")
+      raise TypeError(
+          f"{fn}() got sklearn's argument {name!r}: {hint}. wdjax.path.{fn} returns a "
+          "PathResult (coefs of shape (n_lambdas, n_features), the transpose of sklearn's); "
+          "for sklearn's arguments and its (alphas, coefs, dual_gaps), use "
+          "wdjax.path.sklearn_api.lasso_path/enet_path.")
+    raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}; its arguments: "
+                    f"{', '.join(sorted(shown | {'device'}))}.")
+
+
 def _path(X, y, *, device="auto", **kwargs):
+  _check_names(kwargs)
   host = _host_device(kwargs.get("method", "warm"), device)
   # (the solvers take X and y as NumPy arrays: they are on the host already)
   with contextlib.nullcontext() if host is None else jax.default_device(host):
