@@ -91,16 +91,33 @@ def test_what_it_does_not_solve_is_loud(diabetes):
     sklearn_api.enet_path(X, np.c_[y, y])
   with pytest.raises(NotImplementedError, match="sparse"):
     sklearn_api.lasso_path(scipy.sparse.csc_matrix(X), y)
-  with pytest.raises(NotImplementedError, match="sample_weight"):
-    sklearn_api.enet_path(X, y, sample_weight=np.ones(len(y)))
   with pytest.raises(ValueError, match="Unexpected parameters"):
     sklearn_api.lasso_path(X, y, tolerance=1e-3)
-  # sklearn's solver hints are accepted and change nothing
+  with pytest.raises(ValueError, match="selection should be either"):
+    sklearn_api.lasso_path(X, y, selection="bogus")
+  with pytest.raises(ValueError, match="alpha = 0"):
+    sklearn_api.lasso_path(X, y, alphas=[1.0, 0.0])
+  with pytest.raises(ValueError, match="alphas must be an integer"):
+    sklearn_api.lasso_path(X, y, alphas="auto")
+  # sklearn's solver hints (and the weights its path reads for sparse X only) are
+  # accepted and change nothing
   base = sklearn_api.lasso_path(X, y, alphas=4)[1]
   hinted = sklearn_api.lasso_path(X, y, alphas=4, precompute=True, copy_X=False,
                                   coef_init=np.ones(X.shape[1]), selection="random",
-                                  random_state=0, verbose=True)[1]
+                                  random_state=0, verbose=True,
+                                  sample_weight=np.ones(len(y)))[1]
   np.testing.assert_array_equal(base, hinted)
+
+
+def test_sklearn_habits_are_kept(diabetes):
+  # what sklearn code writes: max_iter as a float, eps beside an explicit grid (unused
+  # there, any value), a repeated alpha (solved once; its repeat took 0 iterations)
+  X, y = diabetes
+  a, c, _, it = sklearn_api.lasso_path(X, y, alphas=[0.5, 0.1, 0.5], eps=2.0, max_iter=1e5,
+                                       return_n_iter=True)
+  np.testing.assert_array_equal(a, [0.5, 0.5, 0.1])
+  np.testing.assert_array_equal(c[:, 0], c[:, 1])
+  assert it[1] == 0 and it[0] > 0
 
 
 def test_sklearn_names_in_wdjax_paths_are_named(diabetes):
@@ -113,5 +130,16 @@ def test_sklearn_names_in_wdjax_paths_are_named(diabetes):
   with pytest.raises(TypeError, match=r"enet_path\(\) got sklearn's argument 'n_alphas'"):
     path.enet_path(X, y, n_alphas=5)
   with pytest.raises(TypeError, match=r"group_lasso_path\(\) got an unexpected keyword "
-                                      r"argument 'step'; its arguments: .*lambdas"):
+                                      r"argument 'step'; its arguments: .*groups.*lambdas"):
     path.group_lasso_path(X, y, np.arange(X.shape[1]) // 2, step=1)
+  with pytest.raises(TypeError, match=r"n_lambdas= \(their number\)"):
+    path.lasso_path(X, y, alphas=50)
+  with pytest.raises(TypeError, match=r"lasso_path\(\) has no groups"):
+    path.lasso_path(X, y, groups=np.arange(X.shape[1]) // 2)
+  # and the checks that came with it: a 1-D X, a max_iter past the solvers' int32 counts
+  with pytest.raises(ValueError, match="X must be a 2-D array"):
+    path.lasso_path(X[:, 0], y)
+  with pytest.raises(ValueError, match=r"max_iter must be an integer in \[10, 2\*\*31 - 1\]"):
+    path.enet_path(X, y, max_iter=2 ** 31)
+  with pytest.raises(ValueError, match="max_iter must be"):
+    path.fista(X, y, 0.1, max_iter=2 ** 31)

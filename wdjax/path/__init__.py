@@ -88,6 +88,11 @@ changes the answer (the stopping test is the gap of the full problem):
 `method="vmap"` instead solves every λ at once (cold starts, `jax.vmap` over λ), which is
 the form that pays off on an accelerator.
 
+`dtype=None` is float32 down to tol (and kkt_tol) 1e-6 and float64 below it, where float32
+cannot certify them, or whenever JAX's x64 is on. Code written against `sklearn.linear_model.lasso_path`/`enet_path` keeps its
+meaning with `wdjax.path.sklearn_api` (sklearn's arguments, defaults and return value);
+sklearn's argument names given to the functions here are an error naming wdjax's.
+
 References:
   Beck & Teboulle, A Fast Iterative Shrinkage-Thresholding Algorithm for Linear Inverse
   Problems, 2009. https://doi.org/10.1137/080716542
@@ -216,31 +221,41 @@ def _host_device(method: str, device: str) -> Any:
 
 # sklearn's arguments of its lasso_path/enet_path, for code swapped over from
 # sklearn.linear_model: wdjax's name where it has one
-_SKLEARN_ARGS = {"alphas": "lambdas", "n_alphas": "n_lambdas", "precompute": None, "Xy": None,
-                 "copy_X": None, "coef_init": None, "verbose": None, "return_n_iter": None,
-                 "positive": None, "check_input": None}
+_SKLEARN_ARGS = {"alphas": "lambdas= (an array of λ) or n_lambdas= (their number)",
+                 "n_alphas": "n_lambdas=", "precompute": None, "Xy": None, "copy_X": None,
+                 "coef_init": None, "verbose": None, "return_n_iter": None, "positive": None,
+                 "check_input": None}
 _NAMES = {"l1": "lasso_path", "elastic_net": "enet_path", "group_lasso": "group_lasso_path"}
 
 
 def _check_names(kwargs):
   """A TypeError naming the public function and the fix for an unknown keyword (sklearn's
   names get wdjax's, and `sklearn_api`), not Python's about `_path_here`."""
-  known = set(inspect.signature(_path_here).parameters) - {"X", "y"}
-  shown = known - {"kind", "l1_ratio", "groups"}   # (passed by the public functions)
+  kind = kwargs["kind"]
+  fn = _NAMES[kind]
+  # (kind, l1_ratio and groups are passed by the public functions, each where it means
+  # something; lasso_path's l1_ratio has its own error in _path_here)
+  own = {"elastic_net": {"l1_ratio"}, "group_lasso": {"groups"}}.get(kind, set())
+  known = set(inspect.signature(_path_here).parameters) - {"X", "y", "kind", "l1_ratio",
+                                                            "groups"}
   for name in kwargs:
-    if name in known:
+    if name in known | own | {"kind", "l1_ratio"}:
       continue
-    fn = _NAMES[kwargs["kind"]]
+    if name == "groups":
+      raise TypeError(f"{fn}() has no groups; for the group lasso use "
+                      "group_lasso_path(X, y, groups).")
     if name in _SKLEARN_ARGS:
       alt = _SKLEARN_ARGS[name]
-      hint = (f"wdjax.path names it {alt}=" if alt else "wdjax.path has no such argument")
+      hint = (f"wdjax.path names it {alt}" if alt else "wdjax.path has no such argument")
+      face = ("; for sklearn's arguments and its (alphas, coefs, dual_gaps), use "
+              "wdjax.path.sklearn_api.lasso_path/enet_path" if kind != "group_lasso"
+              else " (sklearn has no group lasso)")
       raise TypeError(
           f"{fn}() got sklearn's argument {name!r}: {hint}. wdjax.path.{fn} returns a "
-          "PathResult (coefs of shape (n_lambdas, n_features), the transpose of sklearn's); "
-          "for sklearn's arguments and its (alphas, coefs, dual_gaps), use "
-          "wdjax.path.sklearn_api.lasso_path/enet_path.")
+          "PathResult (coefs of shape (n_lambdas, n_features), the transpose of sklearn's; "
+          f"n_iter, gaps and converged per λ){face}.")
     raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}; its arguments: "
-                    f"{', '.join(sorted(shown | {'device'}))}.")
+                    f"{', '.join(sorted(known | own | {'device'}))}.")
 
 
 def _path(X, y, *, device="auto", **kwargs):
@@ -249,6 +264,14 @@ def _path(X, y, *, device="auto", **kwargs):
   # (the solvers take X and y as NumPy arrays: they are on the host already)
   with contextlib.nullcontext() if host is None else jax.default_device(host):
     return _path_here(X, y, **kwargs)
+
+
+def _check_max_iter(max_iter, min_iter):
+  # (the solvers count in int32: a larger cap would wrap and stop every λ at once)
+  if not (isinstance(max_iter, (int, np.integer)) and not isinstance(max_iter, bool)
+          and min_iter <= max_iter < 2 ** 31):
+    raise ValueError(f"max_iter must be an integer in [{min_iter}, 2**31 - 1], got "
+                     f"{max_iter!r}.")
 
 
 def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
@@ -282,9 +305,10 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   tol = PATH_TOL if tol is None else float(tol)
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
-  min_iter = _CHECK_EVERY if check_every is None else check_every
-  if not (isinstance(max_iter, (int, np.integer)) and max_iter >= min_iter):
-    raise ValueError(f"max_iter must be an integer >= {min_iter}, got {max_iter!r}.")
+  _check_max_iter(max_iter, _CHECK_EVERY if check_every is None else check_every)
+  if np.ndim(X) != 2:   # (before the solver choice reads its shape)
+    raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape "
+                     f"{np.shape(X)}.")
   if kkt_tol is not None:
     if not (isinstance(kkt_tol, (int, float, np.integer, np.floating))
             and not isinstance(kkt_tol, bool) and np.isfinite(kkt_tol)
@@ -621,8 +645,8 @@ _PATH_ARGS = """
       too with device="default"), or an exact solver where its certificates (1e-9·λ_max)
       are as tight; solver="fista", method="vmap", screening/polish away from their
       defaults, an exact solver asked for a tighter target than its certificates and
-      kkt_tol < 1e-13 are errors, and float32 X resolves it to ~1e-7 (a warning below
-      1e-6).
+      kkt_tol < 1e-13 are errors; below 1e-6 the default dtype is float64 (an explicit
+      float32 X resolves the conditions to ~1e-7 only, and warns).
     max_iter: iterations allowed per λ, FISTA steps or coordinate-descent epochs (passes
       over the working set of the moment or its support); a safety cap, non-convergence
       warns. The CD solver also stops a λ after 100 working-set rounds (`CD_MAX_ROUNDS`).
@@ -660,8 +684,8 @@ _PATH_ARGS = """
     polish: FISTA: try the exact solve on a stable support (l1/elastic net); False makes
       solver="auto" pick FISTA for lasso and elastic net (the group lasso ignores it).
     dtype: float32 or float64 (run in an x64 scope); default (None) float64 if x64 is
-      enabled or if tol or kkt_tol is below 1e-6, where float32 could not certify the gap
-      (as sklearn computes in float64 on float64 X), float32 otherwise. The CD solver keeps
+      enabled or if tol or kkt_tol is below 1e-6, where float32 could not certify them,
+      float32 otherwise (faster; sklearn computes in X's dtype). The CD solver keeps
       X in this dtype and its residual, coefficients and gaps in float64; the homotopy and
       the active-set solver run in float64 whatever it says.
     device: "auto" (default: method="warm" runs on the host CPU when JAX's default device
@@ -722,7 +746,8 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, **kwargs: Any) -> PathRe
   """
   if not 0.0 < float(l1_ratio) <= 1.0:
     raise ValueError(f"l1_ratio must be in (0, 1], got {l1_ratio}; for l1_ratio=0 (ridge) "
-                     "use a closed form or sklearn.linear_model.Ridge.")
+                     "use a closed form or sklearn.linear_model.Ridge(alpha=n·λ) (it "
+                     "minimizes ‖y − Xw‖² + alpha·‖w‖², not scaled by 1/(2n)).")
   return _path(X, y, kind="elastic_net", l1_ratio=float(l1_ratio), **kwargs)
 
 
@@ -789,10 +814,14 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
   if penalty not in KINDS:
     raise ValueError(f"penalty must be one of {KINDS}, got {penalty!r}.")
   lam = float(_check_lambdas([strength])[0])
+  tol = None if tol is None else float(tol)
+  if tol is not None and not tol > 0:
+    raise ValueError(f"tol must be > 0, got {tol}.")
+  _check_max_iter(max_iter, _CHECK_EVERY)
   dt = _float_dtype(dtype, tol)
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   gidx = _group_index(groups, Q.shape[0]) if penalty == "group_lasso" else None
-  tol = _default_tol(dt) if tol is None else float(tol)
+  tol = _default_tol(dt) if tol is None else tol
   w0 = np.zeros(Q.shape[0]) if w0 is None else np.asarray(w0, np.float64)
   with _x64_scope(dt):
     w, gap, it = _solve_full(

@@ -21,14 +21,21 @@ same return value, `(alphas, coefs, dual_gaps)` (and `n_iters` with `return_n_it
 
 Differences, all loud:
 - `max_iter` counts wdjax's steps (FISTA steps, coordinate-descent epochs of a working
-  set), not sklearn's epochs over all features; its default is wdjax's 20000, not 1000.
-  `n_iters` are wdjax's counts likewise.
-- `positive=True`, sparse X, a 2-D y (sklearn's multi-task path), `sample_weight`,
-  `X_offset`/`X_scale` raise `NotImplementedError` (sklearn solves those).
+  set), not sklearn's epochs over all features; its default is wdjax's 20000, not 1000,
+  and it must be at least 10 (a float such as 1e5 is taken as the integer). `n_iters` are
+  wdjax's counts likewise (a repeated alpha: 0, as sklearn's warm start).
+- `positive=True`, sparse X and a 2-D y (sklearn's multi-task path) raise
+  `NotImplementedError` (sklearn solves those).
+- Errors where sklearn returns something: an alpha of 0 (unpenalized least squares),
+  `l1_ratio=0` (the ridge: use `sklearn.linear_model.Ridge(alpha=n·α)`), tol <= 0, a y
+  of zeros (alpha_max = 0, where sklearn returns alphas of 1e-15 and zero coefficients),
+  eps outside (0, 1) with a generated grid. Each names the value and the fix.
 - Accepted and without effect on the result (they steer how sklearn's coordinate descent
   reaches the same solution): `precompute`, `Xy`, `copy_X` (wdjax never writes to X),
   `coef_init` (every path starts from 0), `verbose`, `check_input`, `selection`,
-  `random_state`, `do_screening`.
+  `random_state`, `do_screening`; and `sample_weight`, `X_offset`, `X_scale`, which
+  sklearn's path reads for sparse X only.
+- No FutureWarning for `alphas=None` or `n_alphas` (sklearn 1.9 deprecates them).
 
 Everything else (the solver chosen, its accuracy at a tol) is `wdjax.path.enet_path`'s.
 """
@@ -43,9 +50,10 @@ import numpy as np
 from wdjax.path import enet_path as _enet_path
 from wdjax.path import lasso_path as _lasso_path
 
-# sklearn's own **params that only steer its solver (the solution is the same)
+# sklearn's own **params that only steer its solver (the solution is the same), and those
+# its enet_path reads for sparse X only (ElasticNet.fit has applied them to dense X)
 _NO_EFFECT = ("selection", "random_state", "do_screening")
-_UNSUPPORTED = ("sample_weight", "X_offset", "X_scale")
+_DENSE_NO_EFFECT = ("sample_weight", "X_offset", "X_scale")
 
 
 def lasso_path(X: Any, y: Any, *, eps: float = 1e-3, n_alphas: Any = "deprecated",
@@ -89,13 +97,11 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, eps: float = 1e-3,
   if positive:
     raise NotImplementedError("positive=True (non-negative coefficients) is not solved by "
                               "wdjax.path; use sklearn.linear_model.enet_path/lasso_path.")
-  unsupported = [k for k in _UNSUPPORTED if params.get(k) is not None]
-  if unsupported:
-    raise NotImplementedError(f"{unsupported[0]} is not supported by wdjax.path (sklearn's "
-                              "ElasticNet.fit passes it); use sklearn.linear_model here.")
   tol = params.pop("tol", 1e-4)
   max_iter = params.pop("max_iter", None)
-  for k in _NO_EFFECT + _UNSUPPORTED:
+  if params.get("selection", "cyclic") not in ("random", "cyclic"):
+    raise ValueError("selection should be either random or cyclic.")   # (sklearn's words)
+  for k in _NO_EFFECT + _DENSE_NO_EFFECT:
     params.pop(k, None)
   if params:
     # sklearn's own message for this case
@@ -109,23 +115,33 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, eps: float = 1e-3,
     raise NotImplementedError(f"y of shape {y.shape}: sklearn's multi-task path (2-D y) is "
                               "not solved by wdjax.path; pass one target at a time.")
   dtype = np.float32 if X.dtype == np.float32 else np.float64
-  kw: dict[str, Any] = dict(eps=eps, tol=tol, dtype=dtype)
+  kw: dict[str, Any] = dict(tol=tol, dtype=dtype)
   if max_iter is not None:
-    kw["max_iter"] = max_iter
+    # (sklearn code often writes max_iter=1e5)
+    kw["max_iter"] = (int(max_iter) if isinstance(max_iter, float) and max_iter.is_integer()
+                      else max_iter)
   pick = None
-  if isinstance(alphas, str) or alphas is None:   # sklearn's "warn" default, None
+  if isinstance(alphas, str) and alphas == "warn" or alphas is None:   # sklearn's defaults
     n = 100 if n_alphas == "deprecated" else n_alphas
     if not isinstance(n, Integral) or n < 1:
       raise ValueError(f"n_alphas must be a positive integer, got {n!r}.")
-    kw["n_lambdas"] = int(n)
+    kw.update(n_lambdas=int(n), eps=eps)
   elif isinstance(alphas, Integral):
     if alphas < 1:
       raise ValueError(f"alphas as an integer is their number, >= 1; got {alphas}.")
-    kw["n_lambdas"] = int(alphas)
+    kw.update(n_lambdas=int(alphas), eps=eps)
   else:
+    if isinstance(alphas, str) or np.ndim(alphas) != 1 or np.size(alphas) == 0:
+      raise ValueError(f"alphas must be an integer (their number), a non-empty 1-D array "
+                       f"of values or None, got {alphas!r}.")
+    wanted = np.sort(np.asarray(alphas, dtype=np.float64))[::-1]
+    if not (np.all(np.isfinite(wanted)) and wanted[-1] > 0):
+      raise ValueError(f"every alpha must be finite and > 0 here, got {alphas!r} (sklearn "
+                       "also solves alpha = 0, the unpenalized least squares; wdjax.path "
+                       "does not).")
     # sklearn sorts them decreasing and solves each, repeats too: the distinct values are
-    # solved (wdjax's grids are strictly decreasing) and handed back in sklearn's order
-    wanted = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
+    # solved (wdjax's grids are strictly decreasing) and handed back in sklearn's order,
+    # a repeat with 0 iterations (sklearn's warm start finds it solved)
     unique = np.unique(wanted)
     kw["lambdas"] = unique[::-1]
     pick = unique.size - 1 - np.searchsorted(unique, wanted)
@@ -136,5 +152,6 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, eps: float = 1e-3,
   lams, coefs, gaps, iters = res.lambdas, res.coefs, res.gaps, res.n_iter
   if pick is not None:
     lams, coefs, gaps, iters = lams[pick], coefs[pick], gaps[pick], iters[pick]
+    iters = np.where(np.r_[False, pick[1:] == pick[:-1]], 0, iters)
   out = (np.asarray(lams), np.asarray(coefs.T, dtype=dtype), np.asarray(gaps))
   return out + (list(int(i) for i in iters),) if return_n_iter else out
