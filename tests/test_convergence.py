@@ -83,11 +83,15 @@ def test_accelerated_proximal_gradient_reaches_sklearn_lasso(problem, x64):
   np.testing.assert_array_equal(sol.coef == 0, ref == 0)
 
 
-def test_proximal_sgd_with_momentum_reaches_sklearn_lasso(problem, x64):
-  """Heavy ball β = 0.9: the prox threshold η·λ/(1 − β) keeps the fixed point at the lasso."""
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_proximal_sgd_with_momentum_reaches_sklearn_lasso(problem, x64, nesterov):
+  """Heavy ball β = 0.9: the prox threshold η·λ/(1 − β) keeps the fixed point at the lasso.
+  Nesterov's step g + β·buf has the same fixed point, and the same threshold (it used to be
+  dropped silently by `optimizers.sgd(..., coupling="proximal")`)."""
   X, y, ref = problem
   L = np.linalg.eigvalsh(X.T @ X / len(y)).max()
-  tx = wdjax.proximal_sgd(0.5 / L, wdjax.prox.l1, LAM, momentum=0.9, mask=None)
+  tx = wdjax.optimizers.sgd(0.5 / L, 0.9, nesterov, weight_decay=LAM, coupling="proximal",
+                            penalty="l1", mask=None)
   w = np.asarray(jax.jit(functools.partial(fit, tx, steps=5000))(X, y))
   np.testing.assert_allclose(w, ref, atol=1e-5)
   np.testing.assert_array_equal(w == 0, ref == 0)

@@ -9,6 +9,7 @@ instead of a NaN that surfaces hundreds of steps later.
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any, Callable, Union
 
 import jax
@@ -51,6 +52,41 @@ def check_strength(name: str, value: Any) -> None:
     )
   if np.isinf(arr).any():
     raise ValueError(f"`{name}` is infinite; pass a finite non-negative number.")
+
+
+def check_optax_order(fn: Callable[..., Any], **args: Any) -> None:
+  """TypeError for a value in the wrong slot of an optax-ordered signature, the mistake a
+  PyTorch-style positional call makes: `sgd_l2(0.1, 0.9, 0.5)` meant dampening 0.5
+  (torch.optim.SGD's lr, momentum, dampening, weight_decay, nesterov) and would silently
+  turn on Nesterov; `adamw(1e-3, (0.9, 0.999))` passes torch's betas tuple as b1. Checks
+  `nesterov` (a bool), `accumulator_dtype`/`mu_dtype` (None or a dtype, not a number) and
+  `b1`/`b2` (not a tuple or list); the message names `fn`'s positional order."""
+  positional = [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+  order = (f"{fn.__name__} takes optax's positional order ({', '.join(positional)}), "
+           "not PyTorch's")
+  for name, value in args.items():
+    if name == "nesterov":
+      if not (isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == bool):
+        raise TypeError(f"nesterov must be a bool, got {value!r}: {order} (torch.optim.SGD "
+                        "has lr, momentum, dampening, weight_decay, nesterov); pass "
+                        "weight_decay= and nesterov= by keyword.")
+    elif name in ("accumulator_dtype", "mu_dtype"):
+      if value is not None and (isinstance(value, (int, float, complex))
+                                or not _is_dtype(value)):
+        raise TypeError(f"{name} must be None or a dtype, got {value!r}: {order}; pass "
+                        "weight_decay= by keyword.")
+    elif name in ("b1", "b2") and isinstance(value, (tuple, list)):
+      raise TypeError(f"{name} must be a number or a schedule, got {value!r}: {order} "
+                      "(torch's betas=(b1, b2) are two arguments here, b1 and b2).")
+
+
+def _is_dtype(value: Any) -> bool:
+  try:
+    jnp.dtype(value)   # (knows "bfloat16", which NumPy does not)
+  except TypeError:
+    return False
+  return True
 
 
 def check_positive(name: str, value: Any) -> None:

@@ -15,7 +15,10 @@ Where a preset mirrors an optax alias (`adamw` ↔ `optax.adamw`; `sgd_l2`, `sgd
 positional order with the same defaults, then λ; wdjax's own options are keyword-only. The
 one deliberate difference is the default `mask` ("weights_only", not every leaf): a name,
 so that `optax.inject_hyperparams(wdjax.adamw)(learning_rate=η, weight_decay=λ)` works
-without `static_args` (see `wdjax.transforms`). λ may be one value per leaf
+without `static_args` (see `wdjax.transforms`). The torch equivalences of the table hold
+with `mask=None` (torch decays every parameter), and torch's AdamW defaults λ to 1e-2
+(optax and wdjax: 1e-4). A torch-style positional call (`sgd_l2(0.1, 0.9, 0.5)` for
+dampening 0.5) is a TypeError naming optax's order. λ may be one value per leaf
 (`wdjax.per_group`).
 """
 
@@ -52,7 +55,8 @@ def sgd_l2(learning_rate: ScalarOrSchedule, momentum: float | None = None,
   The positional arguments are `optax.sgd`'s (learning_rate, momentum, nesterov,
   accumulator_dtype), then λ: `optax.sgd(0.1, 0.9)` and `wdjax.sgd_l2(0.1, 0.9)` both mean
   momentum 0.9. Differences from `optax.sgd`: `weight_decay` and `mask` (default
-  `weights_only`: biases and normalization parameters are not decayed).
+  `weights_only`: biases and normalization parameters are not decayed; torch's SGD decays
+  every parameter, `mask=None`).
 
   Example:
     >>> import jax.numpy as jnp, wdjax
@@ -62,6 +66,7 @@ def sgd_l2(learning_rate: ScalarOrSchedule, momentum: float | None = None,
     >>> updates["kernel"]  # -0.1·(1 + 0.5·2)
     Array([-0.2], dtype=float32)
   """
+  _validate.check_optax_order(sgd_l2, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
   _validate.check_positive("learning_rate", learning_rate)
   return optax.chain(coupled(_penalties.l2, weight_decay, mask=mask),
                      optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype))
@@ -75,7 +80,8 @@ def adam_l2(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
 
   Adam is applied to g + λw, so the decay is divided by √v̂ + ε: weights with large
   gradients are decayed less. This is what AdamW fixes. The positional arguments are
-  `optax.adam`'s, then λ (where `optax.adamw` has it).
+  `optax.adam`'s, then λ (where `optax.adamw` has it); `mask` is keyword-only, default
+  `weights_only` (torch's Adam decays every parameter: `mask=None`).
 
   Example:
     >>> import jax.numpy as jnp, wdjax
@@ -85,6 +91,7 @@ def adam_l2(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     >>> round(float(updates["w"][0]), 4)  # Adam's first step on g + λw = 2 is -η·sign(2)
     -0.1
   """
+  _validate.check_optax_order(adam_l2, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   _validate.check_positive("learning_rate", learning_rate)
   return optax.chain(coupled(_penalties.l2, weight_decay, mask=mask),
                      optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
@@ -104,7 +111,8 @@ def adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
   Same arguments, positions and defaults as `optax.adamw` (a drop-in), except the default
   `mask`: `wdjax.masks.weights_only` (optax: None, every leaf decayed). Pass `mask=None`
   for optax's behaviour. wdjax's own options (`scale_by`, `peak_learning_rate`) are
-  keyword-only.
+  keyword-only. Against `torch.optim.AdamW`: torch defaults λ to 1e-2 (here optax's 1e-4)
+  and the learning rate to 1e-3 (required here), and decays every parameter.
 
   References:
     Loshchilov & Hutter, Decoupled Weight Decay Regularization, 2019.
@@ -118,6 +126,7 @@ def adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     >>> round(float(updates["w"][0]), 4)  # -0.1·sign(g) - 0.1·0.5·2
     -0.2
   """
+  _validate.check_optax_order(adamw, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov),
                      decoupled(weight_decay, learning_rate=learning_rate, scale_by=scale_by,
@@ -143,6 +152,7 @@ def sgdw(learning_rate: ScalarOrSchedule, momentum: float | None = None,
     >>> updates["w"]  # -0.1·1 - 1·0.01·2 (c_t = s_t = 1)
     Array([-0.12], dtype=float32)
   """
+  _validate.check_optax_order(sgdw, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
   return optax.chain(optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype),
                      decoupled(weight_decay, learning_rate=learning_rate, scale_by=scale_by,
                                peak_learning_rate=peak_learning_rate, mask=mask))
@@ -163,20 +173,22 @@ def _prox_op(prox: Any, l1_ratio: Any) -> Callable[..., Any]:
 
 def proximal_sgd(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any] = "l1",
                  weight_decay: ScalarOrSchedule = 0.0, *, momentum: float | None = None,
-                 l1_ratio: Any = None,
+                 nesterov: bool = False, accumulator_dtype: Any = None, l1_ratio: Any = None,
                  mask: masks.Mask | None = _DEFAULT) -> optax.GradientTransformation:
   """Proximal SGD: w⁺ = prox_{η_t·R}(w − η_t·g) (ISTA; exact zeros with `prox.l1`).
 
   With heavy-ball momentum β the step is w⁺ = prox_{τ_t·R}(w − η_t·buf), buf ← β·buf + g,
   and the prox uses τ_t = η_t/(1 − β): at a fixed point buf = g/(1 − β), so the gradient
   step is η_t/(1 − β)·g and the prox must match it for the fixed point to minimize L + R
-  (with τ_t = η_t it would minimize L + (1 − β)·R).
+  (with τ_t = η_t it would minimize L + (1 − β)·R). Nesterov's step g + β·buf has the same
+  fixed point, g/(1 − β), and the same τ_t.
 
   Args:
     learning_rate: η_t, a float, an array or a schedule.
     prox: an operator of `wdjax.prox` or its name ("l1", "elastic_net", ...).
     weight_decay: λ >= 0, the strength of the penalty R whose prox is taken.
     momentum: heavy-ball β in [0, 1), or None.
+    nesterov, accumulator_dtype: `optax.sgd`'s, for the momentum buffer.
     l1_ratio: α of `prox="elastic_net"` (default 0.5).
     mask: which leaves to regularize (default: weights, not biases or norms).
 
@@ -188,6 +200,8 @@ def proximal_sgd(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any]
     >>> params["w"] + updates["w"]   # soft-threshold by ηλ = 0.5: an exact zero
     Array([ 0. , -1.5], dtype=float32)
   """
+  _validate.check_optax_order(proximal_sgd, nesterov=nesterov,
+                              accumulator_dtype=accumulator_dtype)
   op = _prox_op(prox, l1_ratio)
   prox_lr = learning_rate
   if momentum is not None:
@@ -197,7 +211,7 @@ def proximal_sgd(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any]
       prox_lr = lambda count: learning_rate(count) / (1 - momentum)
     else:
       prox_lr = learning_rate / (1 - momentum)
-  return optax.chain(optax.sgd(learning_rate, momentum=momentum),
+  return optax.chain(optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype),
                      proximal(op, weight_decay, learning_rate=prox_lr, mask=mask))
 
 
@@ -284,6 +298,7 @@ def proximal_adam(learning_rate: ScalarOrSchedule, prox: str | Callable[..., Any
     >>> (params["w"] + updates["w"]).round(4)
     Array([-0.025,  0.875], dtype=float32)
   """
+  _validate.check_optax_order(proximal_adam, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   prox = _prox_op(prox, l1_ratio)
   if not getattr(prox, "separable", False):
     raise ValueError(f"proximal_adam needs a separable prox (wdjax.prox.l1, l2, "

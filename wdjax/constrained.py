@@ -203,8 +203,9 @@ def adamcpr(learning_rate: Any, b1: float = 0.9, b2: float = 0.999, eps: float =
 
   u = −η_t·m̂/(√v̂ + ε), then CPR's correction −2λ_W·W̃ on each constrained leaf (see
   `cpr`): no weight decay coefficient, a bound per leaf. Positional arguments as
-  `optax.adam`, then `mask` (where `optax.adamw` has it; there is no λ to give); CPR's
-  options are keyword-only. Default: the inflection-point bound (Kappa-IP, no
+  `optax.adam`, then `mask`, in the slot where `optax.adamw` has `weight_decay` (there is
+  no λ to give: a number there, as from a port of an `optax.adamw` call, is an error);
+  CPR's options are keyword-only. Default: the inflection-point bound (Kappa-IP, no
   hyperparameter) and μ = 1.
 
   References:
@@ -222,6 +223,12 @@ def adamcpr(learning_rate: Any, b1: float = 0.9, b2: float = 0.999, eps: float =
     >>> [round(float(x), 4) for x in updates["w"]]
     [-1.462, 1.462]
   """
+  _validate.check_optax_order(adamcpr, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
+  if isinstance(mask, (int, float)) and not isinstance(mask, bool):
+    raise TypeError(f"adamcpr has no weight_decay (CPR bounds each leaf instead of decaying "
+                    f"it), but got mask={mask!r} in the slot where optax.adamw has "
+                    "weight_decay: drop it (the bound is set by kappa_init_method), and pass "
+                    "mask= by keyword.")
   _validate.check_positive("learning_rate", learning_rate)
   return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov),

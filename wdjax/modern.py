@@ -139,6 +139,7 @@ def lion(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.99, mu_dtyp
     >>> updates["w"]  # 0.1·sign(3) − 0.1·0.5·2
     Array([0.], dtype=float32)
   """
+  _validate.check_optax_order(lion, mu_dtype=mu_dtype, b1=b1, b2=b2)
   return optax.chain(optax.lion(learning_rate, b1, b2, mu_dtype, weight_decay=0.0),
                      decoupled(weight_decay, learning_rate=learning_rate, scale_by=scale_by,
                                peak_learning_rate=peak_learning_rate, mask=mask))
@@ -183,8 +184,13 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
   With mask=None and scale_by="lr" it equals `optax.contrib.muon(η, weight_decay=λ,
   adam_weight_decay=λ_a, adam_learning_rate=η_a)`. A single `learning_rate=` in a chained
   `wdjax.decoupled` could not express c_t for both branches. Positions as
-  `optax.contrib.muon`, with `mask` (which leaves decay, both branches; default
-  "weights_only") where optax has `weight_decay_mask` (Muon branch only).
+  `optax.contrib.muon`, with two differences a port must know:
+  - `mask` (which leaves decay, in both branches; default "weights_only") sits where optax
+    has `weight_decay_mask` (the Muon branch only, default every matrix). With the
+    default, `adam_weight_decay` spares biases and normalization parameters, which
+    optax's decays; pass mask=None for optax's behaviour.
+  - no `preconditioning` (optax 0.2.8's keyword, default "frobenius", the only form
+    here): passing it is a TypeError.
 
   References:
     Jordan et al, Muon: An optimizer for hidden layers in neural networks, 2024.
@@ -200,6 +206,7 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
     >>> updates["kernel"][0, 0], updates["vec"][0]   # −0.1·0.5·1 and −0.01·1.0·1
     (Array(-0.05, dtype=float32), Array(-0.01, dtype=float32))
   """
+  _validate.check_optax_order(muon, nesterov=nesterov, mu_dtype=mu_dtype)
   # Each branch's own values, checked under their own names (they are combined below).
   check_values("learning_rate", learning_rate, positive=True)
   check_values("weight_decay", weight_decay)
@@ -240,7 +247,9 @@ def schedule_free_adamw(learning_rate: Any, warmup_steps: int | None = None,
   equals `optax.contrib.schedule_free_adamw(η, weight_decay=λ)`. Arguments as
   `optax.contrib.schedule_free_adamw`, except that `learning_rate` has no default (optax's
   is 0.0025; here η also sets the decay's c_t, and every wdjax optimizer asks for it);
-  `mask`, `scale_by`, `peak_learning_rate` are keyword-only. Evaluate at `optax.contrib.schedule_free_eval_params(state, params)`.
+  `mask`, `scale_by`, `peak_learning_rate` are keyword-only, and the default mask is
+  "weights_only" (optax decays every leaf: pass mask=None for its behaviour). Evaluate at
+  `optax.contrib.schedule_free_eval_params(state, params)`.
 
   References:
     Defazio et al, The Road Less Scheduled, 2024. https://arxiv.org/abs/2405.15682
@@ -253,6 +262,7 @@ def schedule_free_adamw(learning_rate: Any, warmup_steps: int | None = None,
     >>> round(float(updates["kernel"][0, 0]), 4)  # first step: x = z, y moves by −η·λ·y
     -0.1
   """
+  _validate.check_optax_order(schedule_free_adamw, b1=b1, b2=b2)
   peak = peak_learning_rate
   if warmup_steps is not None:
     peak = learning_rate if peak is None else peak

@@ -31,9 +31,6 @@ Python function's argument names as keys):
 | adamw_sp        | Adam step − c_t·λ·(w − w₀) (L2-SP, toward a reference)       | `wdjax.adamw_sp`        |
 | adam_spd        | Adam with selective projection decay toward w₀               | `wdjax.adam_spd`        |
 | adamcpr         | Adam, then a per-matrix bound R(W) ≤ κ (CPR)                 | `wdjax.adamcpr`         |
-| lion            | Lion step − c_t·λ·w (optax.lion's own decay off)             | `wdjax.lion`            |
-| muon            | Muon on matrices, AdamW elsewhere, c_t per branch            | `wdjax.muon`            |
-| schedule_free_adamw | schedule-free Adam, decay inside the wrapper             | `wdjax.schedule_free_adamw` |
 
 Older training names are aliases of these (`ALIASES`: `sgd_coupled_l2` is `sgd_l2`,
 `proximal_l1` is `proximal_sgd` with `prox="l1"`, ...). A new optimizer is added once, with
@@ -309,10 +306,12 @@ def sgd(learning_rate: Any, momentum: Any = None, nesterov: bool = False,
     >>> from wdjax import optimizers
     >>> tx = optimizers.sgd(0.1, momentum=0.9, weight_decay=1e-4, coupling="coupled")
   """
+  _validate.check_optax_order(sgd, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
   _validate.check_positive("learning_rate", learning_rate)
   if coupling == "proximal":
     op = PROXES[_known(penalty or "l2", PROXES, "penalty")]
     return aliases.proximal_sgd(learning_rate, op, weight_decay, momentum=momentum,
+                                nesterov=nesterov, accumulator_dtype=accumulator_dtype,
                                 l1_ratio=l1_ratio, mask=mask)
   base = optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype)
   _no_decay_without_coupling(coupling, weight_decay)
@@ -335,6 +334,7 @@ def adam(learning_rate: Any, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
     >>> from wdjax import optimizers
     >>> tx = optimizers.adam(1e-3, weight_decay=1e-2, coupling="decoupled")  # = wdjax.adamw
   """
+  _validate.check_optax_order(adam, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   _validate.check_positive("learning_rate", learning_rate)
   base = optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
   _no_decay_without_coupling(coupling, weight_decay)

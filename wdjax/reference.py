@@ -264,6 +264,7 @@ def adamw_sp(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999
     >>> round(float(updates["w"][0]), 4)             # −0.1·sign(g) − 0.1·0.5·(3 − 1)
     -0.2
   """
+  _validate.check_optax_order(adamw_sp, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov),
                      toward_reference(weight_decay, learning_rate=learning_rate,
@@ -279,8 +280,8 @@ def adam_spd(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999
 
   w̃ = w − η_t·m̂/(√v̂ + ε); where −⟨g, w − w₀⟩ < 0, w⁺ = w̃ − λ·r·(w̃ − w₀) with r the
   deviation ratio of `selective_projection`. Positional arguments as `optax.adamw` (λ is
-  SPD's strength, not multiplied by η); `reference` (default: the params at `init`) is
-  keyword-only.
+  SPD's strength, not multiplied by η, and defaults to 0.1 where optax.adamw's 1e-4 is a
+  decay rate); `reference` (default: the params at `init`) is keyword-only.
 
   References:
     Tian et al, Rethinking Weight Decay for Robust Fine-Tuning of Foundation Models,
@@ -298,6 +299,7 @@ def adam_spd(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999
     >>> updates["w"].round(4)
     Array([-0.45], dtype=float32)
   """
+  _validate.check_optax_order(adam_spd, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   _validate.check_positive("learning_rate", learning_rate)
   return selective_projection(
       optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),

@@ -183,6 +183,7 @@ def adamc(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     >>> updates["w"].round(4)  # -(0.95²/1)·0.1·2 (AdamW would give -0.95·0.1·2 = -0.19)
     Array([-0.1805], dtype=float32)
   """
+  _validate.check_optax_order(adamc, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov),
                      corrected(weight_decay, learning_rate=learning_rate,
@@ -228,6 +229,7 @@ def adams(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
     >>> updates["w"].round(4)  # step -0.1·sign(g), decay -0.1·0.5·w/√4
     Array([-0.125, -0.075], dtype=float32)
   """
+  _validate.check_optax_order(adams, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   check_values("weight_decay", weight_decay)
   check_values("learning_rate", learning_rate, positive=True)
 
@@ -269,6 +271,8 @@ def cautious_adamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float =
     >>> [round(float(x), 4) for x in updates["w"]]  # decayed only where u moves w toward 0
     [-0.15, 0.1]
   """
+  _validate.check_optax_order(cautious_adamw, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1,
+                              b2=b2)
   return optax.chain(optax.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
                                 nesterov=nesterov),
                      cautious(weight_decay, learning_rate=learning_rate, scale_by=scale_by,

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from wdjax import _validate
 from wdjax.aliases import _DEFAULT, adamw
 from wdjax.leafwise import leaf_values
 from wdjax.transforms import decay_coefficients, resolve_mask
@@ -163,6 +164,7 @@ def fused_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: floa
     >>> round(float(new["w"][0]), 4)  # 2 - 0.1·sign(g) - 0.1·0.5·2
     1.8
   """
+  _validate.check_optax_order(fused_adamw, nesterov=nesterov, mu_dtype=mu_dtype, b1=b1, b2=b2)
   if kernel not in KERNELS:
     raise ValueError(f"kernel={kernel!r}: expected one of {KERNELS}.")
   for name, value in (("block_size", block_size), ("num_warps", num_warps)):
