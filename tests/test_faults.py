@@ -453,3 +453,71 @@ def test_bad_jax_num_cpu_devices_is_one_line_from_the_cli():
   assert out.returncode == 2
   lines = out.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: JAX_NUM_CPU_DEVICES='abc'"), out.stderr
+
+
+# --- found by a review (a helper, 2026-11-29) ------------------------------------------------
+
+
+def test_another_configs_interrupted_attempt_is_set_aside_and_resumed(tmp_path):
+  # config A interrupted (its attempt holds finished chunks), then config B run into the
+  # same --out: A's chunks were deleted silently; now they are set aside (with a warning)
+  # and A resumes from them when it runs again
+  out = str(tmp_path / "r")
+  a, b = _small_matrices(), _small_matrices(params={"steps": 60})
+  attempt, _ = runner._siblings(out)
+  os.makedirs(os.path.join(attempt, "chunks"))
+  _io.write_json(os.path.join(attempt, "config.json"), {"hash": a.hash(), "config": {}})
+  with open(os.path.join(attempt, "chunks", "done.marker"), "w") as fh:
+    fh.write("a finished chunk of A")
+  with pytest.warns(UserWarning, match=f"another config \\({a.hash()}\\) was set aside"):
+    runner.run(b, out, log=None, plots=False)
+  aside = f"{attempt}.{a.hash()}"
+  assert os.path.exists(os.path.join(aside, "chunks", "done.marker"))
+  # A again, into another directory's name: its own attempt comes back from the side
+  os.rename(out, str(tmp_path / "b_result"))
+  assert runner._prepare_attempt(attempt, out, a.hash(), finished=False)   # resumes
+  assert os.path.exists(os.path.join(attempt, "chunks", "done.marker"))
+  assert not os.path.exists(aside)
+
+
+def test_npz_that_is_not_an_archive_is_named(tmp_path):
+  single = tmp_path / "single.npz"
+  with open(single, "wb") as fh:
+    np.save(fh, np.ones(3))                    # np.save's .npy under an .npz name
+  with pytest.raises(ValueError, match="single .npy array.*np.savez"):
+    data.load_npz(str(single))
+  junk = tmp_path / "junk.npz"
+  junk.write_bytes(b"hello")
+  with pytest.raises(ValueError, match="not an .npz archive"):
+    data.load_npz(str(junk))
+
+
+def test_npz_content_errors_are_one_line_config_errors(tmp_path, capsys):
+  # a user's data file with the wrong keys: the CLI's one-line error (exit 2), not a
+  # traceback
+  bad = tmp_path / "bad.npz"
+  np.savez(bad, X_train=np.ones((4, 2)), Y_train=np.zeros(4))
+  cfg = tmp_path / "c.toml"
+  with open(os.path.join(ROOT, "experiments", "l1_vs_l2.toml")) as fh:
+    text = fh.read()
+  start, end = text.index("[data]"), text.index("[model]")
+  cfg.write_text(text[:start] + f'[data]\nsource = "npz"\npath = "{bad}"\n\n' + text[end:])
+  code = cli.main(["run", str(cfg), "--quick", "--no-plots", "--out", str(tmp_path / "o")])
+  err = capsys.readouterr().err
+  assert code == 2 and "data.path" in err and "x_train" in err and "Traceback" not in err
+
+
+def test_a_data_file_edited_in_place_is_another_config(tmp_path):
+  # the hash covers the .npz's contents: an edited file is a new run, not a resume of the
+  # old data's attempt (whose chunk store then refused it, on every rerun)
+  f = tmp_path / "d.npz"
+  arrays = dict(x_train=np.ones((6, 2)), y_train=np.arange(6.0), x_val=np.ones((2, 2)),
+                y_val=np.ones(2))
+  np.savez(f, **arrays)
+  raw = {"name": "m", "kind": "l1_vs_l2", "description": "d",
+         "data": {"source": "npz", "path": str(f)},
+         "sweep": {"weight_decay": {"values": [0.1]}}}
+  first = experiments.from_dict(raw).hash()
+  assert experiments.from_dict(raw).hash() == first
+  np.savez(f, **{**arrays, "y_train": np.arange(6.0) + 1})
+  assert experiments.from_dict(raw).hash() != first

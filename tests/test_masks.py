@@ -540,3 +540,77 @@ def test_kinds_by_name_each_rule_alone():
       "block/PReLU_1/alpha": "prelu slope", "tok/embedding": "embedding",
       "wte/embeddings": "embedding", "Embed_0/table": "embedding",
       "model/Embed_1/table": "embedding", "proj/w": "weight"}
+
+
+# ---------------------------------------------------------------- found by a review (a helper
+# auditing bad input the way a user gives it, 2026-11-29): each was accepted silently or
+# failed only at the first update
+
+
+def test_nnx_batch_statistics_are_refused_when_every_variable_is_optimized():
+  # nnx.Optimizer(..., wrt=nnx.Variable) hands BatchNorm's statistics to the optimizer: the
+  # mask is resolved on the variables as given (their types say "batch stats"), not after
+  # unwrapping them (which decayed stats/var from 4.0 to 3.8 with zero gradients)
+  from flax import nnx
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.lin = nnx.Linear(2, 2, rngs=rngs)
+      self.bn = nnx.BatchNorm(2, rngs=rngs)
+
+  net = Net(nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r"non-parameter state.*bn/mean \(batch stats\)"):
+    nnx.Optimizer(net, wdjax.adamw(0.1, weight_decay=0.5), wrt=nnx.Variable)
+  nnx.Optimizer(net, wdjax.adamw(0.1, weight_decay=0.5), wrt=nnx.Param)   # the documented form
+
+
+def test_equinox_mask_of_bools_is_a_pytree_not_a_function():
+  # an eqx.Module is callable: a mask built with jax.tree.map over one is still a pytree
+  import equinox as eqx
+  model = eqx.nn.MLP(2, 1, 4, 1, key=jax.random.key(0))
+  params = eqx.filter(model, eqx.is_inexact_array)
+  mask = jax.tree.map(lambda x: x.ndim > 1, params)
+  tx = wdjax.adamw(0.1, weight_decay=0.5, mask=mask)
+  grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  for u, w, m in zip(jax.tree.leaves(updates), jax.tree.leaves(params), jax.tree.leaves(mask)):
+    np.testing.assert_allclose(u, -0.1 * 0.5 * w if m else 0 * w, rtol=1e-6)
+
+
+def test_zero_strength_allows_a_mask_that_selects_nothing():
+  # a preset's default λ = 0 on bias-only params (fine-tuning biases, a bias partition of
+  # optax.multi_transform) is no mistake; a λ > 0 there still is
+  params = {"bias": jnp.ones(2)}
+  for tx in (wdjax.sgd_l2(0.1), wdjax.adam_l2(0.1), wdjax.proximal_sgd(0.1),
+             wdjax.adamw(0.1, weight_decay=0.0)):
+    updates, _ = tx.update({"bias": jnp.ones(2)}, tx.init(params), params)
+    assert np.all(np.isfinite(updates["bias"]))
+  np.testing.assert_allclose(
+      wdjax.sgd_l2(0.1).update({"bias": jnp.ones(2)}, wdjax.sgd_l2(0.1).init(params),
+                               params)[0]["bias"], -0.1)
+  with pytest.raises(ValueError, match="mask decays nothing"):
+    wdjax.adamw(0.1, weight_decay=0.1).init(params)
+
+
+def test_strength_values_that_cannot_mean_a_decay_are_refused_at_construction():
+  with pytest.raises(ValueError, match="one value for every leaf.*shape \\(2,\\).*per_group"):
+    wdjax.adamw(0.1, weight_decay=jnp.array([0.1, 0.2]))
+  with pytest.raises(TypeError, match="must be real"):
+    wdjax.adamw(0.1, weight_decay=jnp.asarray(0.5j))
+  with pytest.raises(TypeError, match="boolean array"):
+    wdjax.sgd_l2(0.1, weight_decay=np.bool_(True))
+  with pytest.raises(ValueError, match="flip the weights' sign"):
+    wdjax.decoupled(2.0, scale_by="constant")
+  with pytest.raises(ValueError, match="l1_ratio must be a number in \\[0, 1\\]"):
+    wdjax.proximal_sgd(0.1, "elastic_net", 0.1, l1_ratio=2.0)
+
+
+def test_per_group_rule_that_selects_nothing_is_named_at_init():
+  params = {"dense": {"kernel": jnp.ones((2, 2))}}
+  tx = wdjax.adamw(0.1, weight_decay=wdjax.per_group({"^embed/": 0.5}, default=0.1))
+  with pytest.raises(ValueError, match="rule '\\^embed/' selects no leaf.*dense/kernel"):
+    tx.init(params)
+  wdjax.adamw(0.1, weight_decay=wdjax.per_group({"^embed/": 0.5}, default=0.1,
+                                                require_match=False)).init(params)
+  with pytest.raises(ValueError, match="not a regular expression"):
+    wdjax.per_group({"(": 0.5})

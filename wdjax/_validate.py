@@ -37,12 +37,19 @@ def check_strength(name: str, value: Any) -> None:
   if not is_concrete(value):
     return
   try:
-    arr = np.asarray(value, dtype=np.float64)
+    # (NumPy on a host copy: a jnp op on a concrete array would be traced, and fail, under
+    # an enclosing jit)
+    host = np.asarray(value)
+    arr = np.asarray(np.real(host), dtype=np.float64)
   except (TypeError, ValueError) as e:
     raise TypeError(
         f"`{name}` must be a number, an array or a schedule (count -> value); "
         f"got {type(value).__name__}."
     ) from e
+  if np.iscomplexobj(host) and np.any(np.imag(host) != 0):
+    raise TypeError(f"`{name}` must be real, got the complex {value!r:.40}.")
+  if host.dtype == bool:
+    raise TypeError(f"`{name}` must be a number, got a boolean array {value!r:.40}.")
   if np.isnan(arr).any():
     raise ValueError(f"`{name}` is NaN; pass a finite non-negative number such as 1e-4.")
   if (arr < 0).any():

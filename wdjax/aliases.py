@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from wdjax import _validate, masks
@@ -166,6 +167,10 @@ def _prox_op(prox: Any, l1_ratio: Any) -> Callable[..., Any]:
   if op is not _prox.elastic_net:
     raise ValueError(f"l1_ratio applies to prox='elastic_net', not "
                      f"{getattr(op, '__name__', op)}.")
+  if isinstance(l1_ratio, (str, bytes, bool)) or (
+      _validate.is_concrete(l1_ratio) and not 0.0 <= float(np.asarray(l1_ratio)) <= 1.0):
+    raise ValueError(f"l1_ratio must be a number in [0, 1] (α of the elastic net: 1 is the "
+                     f"lasso, 0 ridge), got {l1_ratio!r}.")
   bound = functools.partial(op, l1_ratio=l1_ratio)
   bound.separable = True
   return bound

@@ -223,15 +223,22 @@ def sklearn_dataset(name: str, seed: int = 0, *, val_fraction: float = 0.2,
 def _read_npz_arrays(path: str) -> dict[str, np.ndarray]:
   """Every array of an .npz (no pickle), each error naming the file and the entry."""
   key = None
+  opened = False
   try:
-    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-      if not hasattr(f, "files"):
-        raise ValueError("it holds a single .npy array, not an .npz archive")
-      arrays = {}
-      for key in f.files:
-        arrays[key] = f[key]
+    with open(path, "rb") as fh:
+      loaded = np.load(fh, allow_pickle=False)
+      opened = True
+      if not hasattr(loaded, "files"):   # (np.save's .npy, under an .npz name)
+        raise ValueError("it holds a single .npy array, not an .npz archive of named arrays "
+                         "(write it with np.savez(path, x_train=..., y_train=..., ...))")
+      with loaded as f:
+        arrays = {}
+        for key in f.files:
+          arrays[key] = f[key]
   except ValueError as e:
     where = f" entry {key!r}" if key else ""
+    if not opened:   # neither a zip archive nor an .npy: NumPy tried it as a pickle
+      raise ValueError(f"{path!r}: not an .npz archive (write it with np.savez).") from None
     if "allow_pickle" in str(e) or "Object arrays" in str(e):
       raise ValueError(f"{path!r}{where}: holds Python objects (an object array); store "
                        "numbers only (float or int arrays).") from None

@@ -15,6 +15,7 @@ per-leaf λ costs the same per step as a scalar one (`benchmarks/bench_core.py`)
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Mapping
 
 import jax
@@ -33,8 +34,10 @@ class PerLeaf:
   """Values chosen per leaf by rules `(selector, value)`; the first rule that selects a leaf
   gives its value, `default` the others. Build it with `per_group`."""
 
-  def __init__(self, rules: tuple[tuple[Any, Any], ...], default: Any):
+  def __init__(self, rules: tuple[tuple[Any, Any], ...], default: Any,
+               require_match: bool = True):
     self.rules = rules
+    self.require_match = require_match
     self.default = default
 
   def values(self) -> list[Any]:
@@ -51,7 +54,13 @@ class PerLeaf:
         # a rule on shapes alone (wdjax.modern.muon_leaves) is valid on optax.flatten's
         # single vector, where masks.resolve refuses rules that need names
         sel = sel(params)
-      for i, b in enumerate(masks.resolve(sel, params, allow_empty=True)):
+      bools = masks.resolve(sel, params, allow_empty=True)
+      if self.require_match and not any(bools):
+        paths = ["/".join(p) for p in masks.leaf_paths(params)]
+        raise ValueError(f"per_group rule {selector!r} selects no leaf of the params, so its "
+                         f"value {value!r} would never be used (a typo in the pattern?). "
+                         f"Leaves: {paths[:8]}{' ...' if len(paths) > 8 else ''}.")
+      for i, b in enumerate(bools):
         if b and chosen[i] is None:
           chosen[i] = (value,)
     vals = [c[0] if c is not None else self.default for c in chosen]
@@ -67,7 +76,7 @@ class PerLeaf:
 
 
 def per_group(groups: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
-              default: Any = 0.0) -> PerLeaf:
+              default: Any = 0.0, require_match: bool = True) -> PerLeaf:
   """One value per group of leaves: λ₁ for these leaves, λ₂ for those.
 
   Each rule is `selector: value`. A selector is a regular expression on the '/'-joined
@@ -81,6 +90,8 @@ def per_group(groups: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
     groups: a mapping `{selector: value}`, or a sequence of `(selector, value)` pairs
       (needed when a selector is a pytree of bools, which is not hashable).
     default: the value of leaves no rule selects.
+    require_match: a rule that selects no leaf of the params is an error (default), as a
+      mask that matches nothing is; False allows it.
 
   Returns:
     A `PerLeaf`; `.resolve(params)` shows the value of each leaf.
@@ -98,7 +109,14 @@ def per_group(groups: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
     if not (isinstance(item, tuple) and len(item) == 2):
       raise TypeError("per_group takes {selector: value} or (selector, value) pairs; got "
                       f"{item!r}.")
-  return PerLeaf(items, default)
+    if isinstance(item[0], str):
+      try:
+        re.compile(item[0])
+      except re.error as e:
+        raise ValueError(f"per_group: the pattern {item[0]!r} is not a regular expression "
+                         f"({e}); it is matched against '/'-joined leaf paths such as "
+                         "'dense/kernel'.") from None
+  return PerLeaf(items, default, require_match)
 
 
 def _real(x: Any) -> Any:
@@ -151,6 +169,16 @@ def check_values(name: str, value: Any, *, positive: bool = False) -> None:
   elif value is None or callable(value):
     check(name, value)
   elif is_single(value):
+    if (_validate.is_concrete(value) and jnp.iscomplexobj(value)
+        and np.any(np.imag(np.asarray(value)) != 0)):
+      # (_real below is for inject_hyperparams' cast of a real value to complex params)
+      raise TypeError(f"`{name}` must be real, got the complex {value!r:.40}.")
+    if _validate.is_concrete(value) and np.ndim(value) > 0:
+      # (broadcast against each leaf, it would scale columns, or fail at the first update)
+      raise ValueError(f"`{name}` must be one value for every leaf, got an array of shape "
+                       f"{np.shape(value)}; for one value per leaf use wdjax.per_group(...) or "
+                       "a pytree like the params, and for a sweep over values jax.vmap (or "
+                       "wdjax.sweep.run) over a scalar.")
     check(name, _real(value))
   else:
     for v in jax.tree.leaves(masks.unwrap(value)):

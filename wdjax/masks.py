@@ -211,6 +211,11 @@ def _check_state(params: Any, bools: list[bool]) -> None:
           f"the array). {_stack_fix(params, leaves, types)}")
 
 
+def _all_bools(tree: Any) -> bool:
+  leaves = jax.tree.leaves(tree)
+  return bool(leaves) and all(isinstance(b, (bool, np.bool_)) for b in leaves)
+
+
 def resolve(mask: Mask | None, params: Any, *, allow_empty: bool = False,
             check: bool = True) -> list[bool]:
   """The mask as one bool per leaf of `params` (in `jax.tree.leaves` order), checked.
@@ -231,7 +236,8 @@ def resolve(mask: Mask | None, params: Any, *, allow_empty: bool = False,
       raise ValueError(f"mask {getattr(mask, '__name__', mask)!r} needs the params' structure "
                        f"(names, shapes) but was given one flat vector of {np.size(params)} "
                        "entries." + _FLATTEN_FIX)
-    if callable(mask):
+    # (an Equinox module of bools is callable, but is a mask's pytree, not its function)
+    if callable(mask) and not _all_bools(mask):
       tree = mask(raw) if getattr(mask, "_wdjax_sees_variables", False) else mask(params)
     else:
       tree = unwrap(mask)

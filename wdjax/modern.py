@@ -227,9 +227,11 @@ def muon(learning_rate: ScalarOrSchedule, ns_coeffs: Any = (3.4445, -4.7750, 2.0
   if peak_learning_rate is not None or adam_peak_learning_rate is not None:
     adam_peak = adam_peak_learning_rate if adam_peak_learning_rate is not None else peak_learning_rate
     muon_peak = peak_learning_rate if peak_learning_rate is not None else adam_peak
-    peak = per_group([(matrices, muon_peak)], default=adam_peak)
-  decay = decoupled(per_group([(matrices, weight_decay)], default=adam_weight_decay),
-                    learning_rate=per_group([(matrices, learning_rate)], default=adam_lr),
+    peak = per_group([(matrices, muon_peak)], default=adam_peak, require_match=False)
+  decay = decoupled(per_group([(matrices, weight_decay)], default=adam_weight_decay,
+                              require_match=False),
+                    learning_rate=per_group([(matrices, learning_rate)], default=adam_lr,
+                                            require_match=False),
                     scale_by=scale_by, peak_learning_rate=peak, mask=mask)
   return optax.chain(base, decay)
 

@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from typing import Callable, NamedTuple
 
 import flax
@@ -146,15 +147,33 @@ def _publish(attempt: str, run_dir: str, old: str) -> None:
 
 def _prepare_attempt(attempt: str, run_dir: str, h: str, finished: bool) -> bool:
   """The attempt folder for this run: an unfinished attempt of the same config is resumed
-  (its chunks), anything else there is replaced; returns whether it resumes."""
+  (its chunks); one of another config is set aside as `ATTEMPT.HASH`, not deleted, and
+  resumed from there when that config runs again into this directory; a damaged one is
+  replaced. Returns whether it resumes."""
   if os.path.lexists(attempt):
-    if os.path.isdir(attempt) and not os.path.islink(attempt) and _stored_hash(
-        os.path.join(attempt, "config.json")) == h:
-      return True
+    stored = None
     if os.path.isdir(attempt) and not os.path.islink(attempt):
-      shutil.rmtree(attempt)        # wdjax's own folder: another config's or damaged
+      stored = _stored_hash(os.path.join(attempt, "config.json"))
+      if stored == h:
+        return True
+      if stored is not None and not stored.isalnum():   # (it names a folder below)
+        stored = None
+    if stored is not None:
+      aside = f"{attempt}.{stored}"
+      if os.path.lexists(aside):   # an older attempt of that config: this one is newer
+        shutil.rmtree(aside)
+      os.rename(attempt, aside)
+      warnings.warn(f"an interrupted run of another config ({stored}) was set aside in "
+                    f"{aside}: its finished chunks are kept, and running that config again "
+                    "with this output directory resumes it.")
+    elif os.path.isdir(attempt) and not os.path.islink(attempt):
+      shutil.rmtree(attempt)        # wdjax's own folder, damaged (no config.json)
     else:
       os.remove(attempt)
+  kept = f"{attempt}.{h}"
+  if os.path.isdir(kept) and _stored_hash(os.path.join(kept, "config.json")) == h:
+    os.rename(kept, attempt)        # this config's attempt, set aside by another's run
+    return True
   if not finished and os.path.isdir(run_dir) and os.listdir(run_dir):
     # An unfinished run left in place by an older wdjax: resume from its chunks.
     os.rename(run_dir, attempt)

@@ -38,7 +38,8 @@ from wdjax import _validate, masks
 from wdjax import penalties as _penalties
 from wdjax import prox as _prox
 from wdjax._validate import ScalarOrSchedule
-from wdjax.leafwise import check_values, has_schedule, leaf_values
+from wdjax.leafwise import (PerLeaf, _real, check_values, has_schedule, is_single,
+                             leaf_values)
 
 SCALE_BY = ("lr", "schedule", "constant")
 #: Masks by name: the form `optax.inject_hyperparams` passes through as a static option.
@@ -71,16 +72,29 @@ def resolve_mask(mask: Any, params: Any, *, allow_empty: bool = False) -> list[b
   return masks.resolve(mask, params, allow_empty=allow_empty)
 
 
-def check_init(mask: Any, params: Any) -> None:
+def check_init(mask: Any, params: Any, *, allow_empty: bool = False) -> None:
   """At init, not at the first step: the mask fits the params and the leaves it decays are
-  floating point (an integer leaf would be decayed in integer arithmetic, silently)."""
-  params = masks.unwrap(params)
-  _validate.check_float_leaves(params, which=resolve_mask(mask, params))
+  floating point (an integer leaf would be decayed in integer arithmetic, silently). The
+  mask is resolved on the params as given, so that NNX's variable types (batch statistics,
+  RNG state) are still there to be refused."""
+  bools = resolve_mask(mask, params, allow_empty=allow_empty)
+  _validate.check_float_leaves(masks.unwrap(params), which=bools)
 
 
-def _init_count(mask: Any) -> Callable[[Any], CountState]:
+def is_off(strength: Any) -> bool:
+  """True when λ is concretely 0 everywhere (a Python or NumPy zero, not a schedule or a
+  traced value): a mask that selects nothing is then no mistake (a preset's default λ on
+  bias-only fine-tuning, a bias partition of `optax.multi_transform`)."""
+  return (isinstance(strength, (int, float, np.ndarray, np.generic))
+          and not isinstance(strength, bool) and bool(np.all(np.asarray(strength) == 0)))
+
+
+def _init_count(mask: Any, allow_empty: bool = False,
+                strength: Any = None) -> Callable[[Any], CountState]:
   def init_fn(params):
-    check_init(mask, params)
+    check_init(mask, params, allow_empty=allow_empty)
+    if isinstance(strength, PerLeaf):
+      strength.resolve(params)   # (a rule that selects nothing: named now, not at a step)
     return CountState(count=jnp.zeros([], jnp.int32))
   return init_fn
 
@@ -93,10 +107,10 @@ def _need_params(name: str, params: Any) -> Any:
 
 
 def _map_masked(fn: Callable[..., list], updates: Any, params: Any, mask: Any,
-                *per_leaf: list) -> Any:
+                *per_leaf: list, allow_empty: bool = False) -> Any:
   """Applies `fn(update_leaves, param_leaves, *per_leaf) -> new_update_leaves` to the masked
   leaves; each of `per_leaf` is a list with one entry per param leaf, filtered alike."""
-  bools = resolve_mask(mask, params)
+  bools = resolve_mask(mask, params, allow_empty=allow_empty)
   u_leaves, treedef = jax.tree.flatten(updates)
   p_leaves = jax.tree.leaves(params)
   if len(u_leaves) != len(p_leaves):
@@ -177,10 +191,11 @@ def coupled(penalty: _penalties.Penalty | str, strength: ScalarOrSchedule, *,
       g = jax.grad(lambda ws: penalty(ws, lam))(w)
       return [ui + _conj_if_complex(gi).astype(ui.dtype) for ui, gi in zip(u, g)]
 
-    updates = _map_masked(add_grad, updates, params, mask, lams)
+    updates = _map_masked(add_grad, updates, params, mask, lams, allow_empty=off)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask), update_fn),
+  off = is_off(strength)
+  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, off, strength), update_fn),
                     f"wdjax.coupled({getattr(penalty, '__name__', 'penalty')})")
 
 
@@ -274,6 +289,11 @@ def decay_transform(name: str, strength: ScalarOrSchedule,
   """
   check_values("strength", strength)
   check_decay_scale(scale_by, learning_rate, peak_learning_rate)
+  if scale_by == "constant" and _validate.is_concrete(strength) and is_single(strength) and (
+      np.any(np.asarray(_real(strength), np.float64) > 1)):
+    raise ValueError(f"scale_by='constant' shrinks by (1 − λ) each step, so λ = {strength} > 1 "
+                     "would flip the weights' sign every step; λ is the per-step fraction "
+                     "here, in [0, 1] (1e-4 is typical).")
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
@@ -285,10 +305,11 @@ def decay_transform(name: str, strength: ScalarOrSchedule,
       return [rule(ui, wi, _validate.cast_like(ci * li, wi))
               for ui, wi, ci, li in zip(u, w, c, lam)]
 
-    updates = _map_masked(decay, updates, params, mask, cs, lams)
+    updates = _map_masked(decay, updates, params, mask, cs, lams, allow_empty=off)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask), update_fn),
+  off = is_off(strength)
+  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, off, strength), update_fn),
                     f"wdjax.{name}")
 
 
@@ -335,9 +356,10 @@ def proximal(prox: Callable[..., Any] | str, strength: ScalarOrSchedule, *,
       z = [wi + ui for wi, ui in zip(w, u)]
       return [zp - wi for zp, wi in zip(prox(z, _collapse(lam), _collapse(lr)), w)]
 
-    updates = _map_masked(step, updates, params, mask, lams, lrs)
+    updates = _map_masked(step, updates, params, mask, lams, lrs, allow_empty=off)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask), update_fn),
+  off = is_off(strength)
+  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, off, strength), update_fn),
                     "wdjax.proximal")
 

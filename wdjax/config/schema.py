@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
@@ -241,11 +242,23 @@ def to_dict(cfg: Config) -> dict:
   return out
 
 
+def _file_digest(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as fh:
+    for block in iter(lambda: fh.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
 def config_hash(cfg: Config) -> str:
   """A stable 10-hex-digit hash of the resolved config (its description and the [quick]
   table left out: they do not change what is computed)."""
   table = to_dict(cfg)
   for k in ("description", "quick", "source", "is_quick"):
     table.pop(k, None)
+  if cfg.data.source == "npz" and os.path.isfile(cfg.data.path):
+    # a user's data file edited in place is another computation: without its contents in
+    # the hash, the run resumed the old data's attempt and its chunk store refused it
+    table["data_file_sha256"] = _file_digest(cfg.data.path)
   blob = json.dumps(table, sort_keys=True, separators=(",", ":"), default=str)
   return hashlib.sha256(blob.encode()).hexdigest()[:10]

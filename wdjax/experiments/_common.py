@@ -29,7 +29,10 @@ def dataset(cfg: Config) -> Any:
   `cfg.seed` with the table's fractions and standardization."""
   d = cfg.data
   if d.source == "npz":
-    return data.load_npz(d.path)
+    try:
+      return data.load_npz(d.path)
+    except ValueError as e:   # (the file's fault, not wdjax's: one line from the CLI)
+      raise ConfigError(f"data.path = {d.path!r}: {e}") from None
   return data.sklearn_dataset(d.name, cfg.seed, val_fraction=d.val_fraction,
                               test_fraction=d.test_fraction,
                               standardize_target=d.standardize_target)
