@@ -146,3 +146,17 @@ def test_config_alone_checks_the_generic_schema_only():
     config.from_dict({**raw, "kind": "my_owm"}, kinds={"my_own": kind})
   with pytest.raises(ConfigError, match="expected.nothing: unknown key"):
     config.from_dict({**raw, "expected": {"nothing": {"max": 1.0}}}, kinds={"my_own": kind})
+
+
+def test_optimizer_options_a_named_optimizer_cannot_use_are_refused(tmp_path):
+  # found by a review (a helper, 2026-11-29): momentum on an Adam-type optimizer was
+  # dropped silently, and b1 = "x" died mid-sweep inside optax
+  from wdjax import experiments
+  from wdjax.config import ConfigError
+  base = {"name": "m", "kind": "d2l_weight_decay", "description": "d",
+          "sweep": {"weight_decay": {"values": [0.1]}}}
+  with pytest.raises(ConfigError, match="optimizer.momentum = 0.9: adamw takes no momentum"):
+    experiments.from_dict({**base, "optimizer": {"name": "adamw", "momentum": 0.9}})
+  with pytest.raises(ConfigError, match="b1 must be a number"):
+    experiments.from_dict({**base, "optimizer": {"name": "adamw", "b1": "x"}})
+  experiments.from_dict({**base, "optimizer": {"name": "sgd_l2", "momentum": 0.9}})

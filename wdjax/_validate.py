@@ -86,6 +86,8 @@ def check_optax_order(fn: Callable[..., Any], **args: Any) -> None:
     elif name in ("b1", "b2") and isinstance(value, (tuple, list)):
       raise TypeError(f"{name} must be a number or a schedule, got {value!r}: {order} "
                       "(torch's betas=(b1, b2) are two arguments here, b1 and b2).")
+    elif name in ("b1", "b2") and isinstance(value, (str, bytes, bool)):
+      raise TypeError(f"{name} must be a number or a schedule, got {value!r}.")
 
 
 def _is_dtype(value: Any) -> bool:

@@ -32,6 +32,10 @@ def _optimizer(raw: Any, prefix: str) -> OptimizerConfig:
                       + (f"did you mean {close[0]!r}? " if close else "")
                       + f"choose one of {', '.join(optimizers.names())}.")
   spec = optimizers.spec(name)
+  if raw.get("momentum") and "momentum" not in spec.parameters:
+    # (it was dropped silently: an [optimizer] table meant for SGD switched to Adam)
+    raise ConfigError(f"{prefix}momentum = {raw['momentum']!r}: {name} takes no momentum "
+                      "(Adam-type optimizers have b1); remove it, or pick an SGD optimizer.")
   fields = {k: v for k, v in raw.items() if k in _OPT_FIELDS}
   extras = {k: v for k, v in raw.items() if k not in _OPT_FIELDS}
   valid = sorted(set(_OPT_FIELDS) | set(spec.parameters))
