@@ -614,3 +614,17 @@ def test_per_group_rule_that_selects_nothing_is_named_at_init():
                                                 require_match=False)).init(params)
   with pytest.raises(ValueError, match="not a regular expression"):
     wdjax.per_group({"(": 0.5})
+
+
+def test_traced_negative_strength_becomes_nan_as_a_schedule_does():
+  # a λ swept by vmap or injected under jit could not be checked when the transform was
+  # built: a negative one reversed the decay silently; now it is NaN (SweepResult.diverged)
+  params = {"w": jnp.ones((2, 2))}
+
+  def step(lam):
+    tx = wdjax.adamw(0.1, weight_decay=lam, mask=None)
+    return tx.update(params, tx.init(params), params)[0]["w"]
+
+  out = jax.jit(jax.vmap(step))(jnp.array([0.5, -1.0, jnp.nan]))
+  np.testing.assert_allclose(out[0], step(0.5), rtol=1e-6)
+  assert np.isnan(out[1]).all() and np.isnan(out[2]).all()

@@ -116,7 +116,8 @@ def evaluate(value: ScalarOrSchedule, count: jax.Array, name: str = "schedule") 
     naming `name` and the step;
   - inside `jit`/`vmap`/`scan` the value cannot be inspected without a host sync, so the
     rule is explicit and NaN-safe instead: a negative, NaN or infinite real value becomes
-    NaN. The update, then the params and the loss, become NaN, which
+    NaN. The same holds for a traced constant (a λ swept by `jax.vmap`, a hyperparameter
+    of `optax.inject_hyperparams` under jit), which was not there to check at build time. The update, then the params and the loss, become NaN, which
     `wdjax.sweep.SweepResult.diverged` marks, instead of a silent step of gradient
     ascent or a decay with the wrong sign. Complex values are passed through.
 
@@ -132,14 +133,14 @@ def evaluate(value: ScalarOrSchedule, count: jax.Array, name: str = "schedule") 
     nan
   """
   if not callable(value):
+    if isinstance(value, jax.core.Tracer):
+      # a traced constant (a value swept by vmap, a hyperparameter of inject_hyperparams
+      # under jit) could not be checked when the transform was built: the same NaN rule
+      return _nan_unless_valid(value)
     return value
   out = value(count)
   if isinstance(out, jax.core.Tracer) or isinstance(count, jax.core.Tracer):
-    out = jnp.asarray(out)
-    if not jnp.issubdtype(out.dtype, jnp.floating):
-      return out
-    ok = jnp.isfinite(out) & (out >= 0)
-    return jnp.where(ok, out, jnp.asarray(jnp.nan, out.dtype))
+    return _nan_unless_valid(out)
   arr = np.asarray(out)
   if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
     return out
@@ -152,6 +153,16 @@ def evaluate(value: ScalarOrSchedule, count: jax.Array, name: str = "schedule") 
                      f"{arr.ravel()[0] if arr.size == 1 else arr}; a negative value reverses "
                      "the step (gradient ascent, or growth instead of decay).")
   return out
+
+
+def _nan_unless_valid(out: Any) -> jax.Array:
+  """A traced real value where it is finite and >= 0, NaN elsewhere (complex and integer
+  values pass through)."""
+  out = jnp.asarray(out)
+  if not jnp.issubdtype(out.dtype, jnp.floating):
+    return out
+  ok = jnp.isfinite(out) & (out >= 0)
+  return jnp.where(ok, out, jnp.asarray(jnp.nan, out.dtype))
 
 
 def positive_int(name: str, value: Any, *, none_ok: bool = False) -> Any:

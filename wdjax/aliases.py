@@ -248,7 +248,7 @@ def adam_then(name: str, learning_rate: ScalarOrSchedule, strength: ScalarOrSche
     del extra_args  # accepted like optax's own transforms (GradientTransformationExtraArgs)
     params = _need_params(name, params)
     direction, adam_state = adam.update(updates, state.adam, params)
-    lr = _real(_validate.evaluate(learning_rate, state.count))
+    lr = _real(_validate.evaluate(learning_rate, state.count, "learning_rate"))
     lams = leaf_values(strength, params, state.count, "weight_decay")
     nu_hat = []
     for v in jax.tree.leaves(masks.unwrap(adam_state.nu)):

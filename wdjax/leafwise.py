@@ -132,8 +132,9 @@ def leaf_values(value: Any, params: Any, count: jax.Array, name: str) -> list[An
   to the params leaf by leaf, by path.
   """
   if is_single(value):
-    return [_real(_validate.evaluate(value, count))] * len(jax.tree.leaves(params))
-  return [_real(_validate.evaluate(v, count)) for v in raw_leaf_values(value, params, name)]
+    return [_real(_validate.evaluate(value, count, name))] * len(jax.tree.leaves(params))
+  return [_real(_validate.evaluate(v, count, name))
+          for v in raw_leaf_values(value, params, name)]
 
 
 def raw_leaf_values(value: Any, params: Any, name: str) -> list[Any]:

@@ -138,7 +138,7 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     params = _need_params("corrected", params)
-    lr = _real(_validate.evaluate(learning_rate, state.count))
+    lr = _real(_validate.evaluate(learning_rate, state.count, "learning_rate"))
     lr_max = _real(peak_learning_rate) if peak_learning_rate is not None else lr
     lams = leaf_values(strength, params, state.count, "strength")
 
