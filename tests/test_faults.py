@@ -521,3 +521,20 @@ def test_a_data_file_edited_in_place_is_another_config(tmp_path):
   assert experiments.from_dict(raw).hash() == first
   np.savez(f, **{**arrays, "y_train": np.arange(6.0) + 1})
   assert experiments.from_dict(raw).hash() != first
+
+
+def test_l1_vs_l2_refuses_a_target_it_cannot_fit(tmp_path, capsys):
+  # integer labels (read as classes) or a 2-D target: one config error, not a softmax
+  # model beside a lasso path, or a reshape failure deep inside the experiment
+  with open(os.path.join(ROOT, "experiments", "l1_vs_l2.toml")) as fh:
+    text = fh.read()
+  start, end = text.index("[data]"), text.index("[model]")
+  for i, y in enumerate([np.arange(8) % 3, np.ones((8, 3))]):
+    f = tmp_path / f"d{i}.npz"
+    np.savez(f, x_train=np.random.default_rng(0).normal(size=(8, 2)), y_train=y,
+             x_val=np.ones((2, 2)), y_val=y[:2])
+    cfg = tmp_path / f"c{i}.toml"
+    cfg.write_text(text[:start] + f'[data]\nsource = "npz"\npath = "{f}"\n\n' + text[end:])
+    code = cli.main(["run", str(cfg), "--quick", "--no-plots", "--out", str(tmp_path / f"o{i}")])
+    err = capsys.readouterr().err
+    assert code == 2 and "one regression target" in err, err

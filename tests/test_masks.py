@@ -628,3 +628,19 @@ def test_traced_negative_strength_becomes_nan_as_a_schedule_does():
   out = jax.jit(jax.vmap(step))(jnp.array([0.5, -1.0, jnp.nan]))
   np.testing.assert_allclose(out[0], step(0.5), rtol=1e-6)
   assert np.isnan(out[1]).all() and np.isnan(out[2]).all()
+
+
+def test_linen_batch_stats_are_refused_where_the_mask_would_decay_them():
+  # the whole Linen variables dict with mask=None decayed batch_stats by −η·λ·stat each step
+  import flax.linen as nn
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=True):
+      return nn.BatchNorm(use_running_average=not train)(nn.Dense(2)(x))
+
+  variables = Net().init(jax.random.key(0), jnp.ones((3, 2)))
+  with pytest.raises(ValueError, match=r"batch_stats/BatchNorm_0/mean.*variables\['params'\]"):
+    wdjax.adamw(0.1, weight_decay=0.5, mask=None).init(variables)
+  wdjax.adamw(0.1, weight_decay=0.5).init(variables)            # weights_only leaves them
+  wdjax.adamw(0.1, weight_decay=0.5, mask=None).init(variables["params"])

@@ -177,16 +177,23 @@ def _stack_fix(params: Any, leaves: list[_Leaf], types: dict[str, tuple[type, ..
       _is_variable(leaf.value) or "rngs" in leaf.path for leaf in leaves)):
     return ("With Flax NNX, optimize the parameters only: nnx.Optimizer(model, tx, "
             "wrt=nnx.Param), with nnx.grad's default (Param) gradients.")
+  if any(leaf.path and leaf.path[0] == "batch_stats" for leaf in leaves):
+    return ("With Flax Linen, give the optimizer variables['params'], not the whole "
+            "variables dict (its 'batch_stats' are updated by the model, not by gradients).")
   return "Keep it out of the params given to the optimizer, or cast it to a float dtype."
 
 
 def _check_state(params: Any, bools: list[bool]) -> None:
-  """Refuses RNG state, NNX batch statistics and decayed non-float leaves, naming the fix."""
+  """Refuses RNG state, NNX batch statistics (Linen's where decayed) and decayed non-float
+  leaves, naming the fix."""
   types = _library_types()
   leaves = _leaves(params, types)
   found = [(leaf, _kind(leaf, types)) for leaf in leaves]
-  state = [(leaf, k) for leaf, k in found if k == "rng state" or (
-      k == "batch stats" and _is_variable(leaf.value))]
+  # NNX batch statistics are refused as such; Linen's (a "batch_stats" collection in the
+  # variables dict) when the mask would decay them (mask=None on the whole variables)
+  state = [(leaf, k) for (leaf, k), b in zip(found, bools) if k == "rng state" or (
+      k == "batch stats" and (_is_variable(leaf.value)
+                              or (b and "batch_stats" in leaf.path[:-1])))]
   if state:
     names = ", ".join(f"{'/'.join(leaf.path)} ({k})" for leaf, k in state[:4])
     raise ValueError(f"non-parameter state reached a wdjax transform: {names}. It has no "

@@ -53,6 +53,13 @@ def _validate(cfg: Config) -> None:
 def run(cfg: Config, ctx) -> Outcome:
   p = cfg.params
   ds = _common.dataset(cfg)
+  if ds.task != "regression" or np.ndim(ds.y_train) != 1:
+    # (integer labels read as classes would train a softmax model beside a lasso path on
+    # the same labels as numbers; a 2-D target failed deep in the path's reshape)
+    raise ConfigError(f"data: l1_vs_l2 fits a linear model to one regression target, but "
+                      f"{cfg.data.path or cfg.data.name!r} gives a {ds.task} task with "
+                      f"y_train of shape {np.shape(ds.y_train)}; store a 1-D float target "
+                      "(integer labels are read as classes).")
   lams = cfg.sweep.axes["weight_decay"].values()
   model = models.for_dataset("linear", ds, init_std=0.0)
   x = np.asarray(ds.x_train, np.float64)
