@@ -67,3 +67,13 @@ def test_adamcpr_refuses_a_weight_decay_in_its_mask_slot():
   # optax.adamw(lr, b1, b2, eps, eps_root, mu_dtype, 1e-2) ported: the λ lands in mask
   with pytest.raises(TypeError, match="adamcpr has no weight_decay"):
     constrained.adamcpr(0.1, 0.9, 0.999, 1e-8, 0.0, None, 1e-2)
+
+
+def test_out_of_range_betas_and_negative_learning_rate_are_named():
+  import wdjax
+  with pytest.raises(ValueError, match=r"b1 must be in \[0, 1\]"):
+    wdjax.adamw(0.1, 1.5)
+  with pytest.raises(ValueError, match="negative learning rate ascends the loss"):
+    wdjax.adamw(-0.1)
+  # a Python float leaf is a float leaf
+  wdjax.adamw(0.1, weight_decay=0.1, mask=None).init({"s": 1.0})

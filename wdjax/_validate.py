@@ -53,10 +53,10 @@ def check_strength(name: str, value: Any) -> None:
   if np.isnan(arr).any():
     raise ValueError(f"`{name}` is NaN; pass a finite non-negative number such as 1e-4.")
   if (arr < 0).any():
-    raise ValueError(
-        f"`{name}` must be >= 0, got {value}. A negative strength rewards large weights; "
-        "pass its absolute value, or 0 to turn the penalty off."
-    )
+    what = ("A negative learning rate ascends the loss" if "learning_rate" in name else
+            "A negative strength rewards large weights; pass its absolute value, or 0 to "
+            "turn the penalty off")
+    raise ValueError(f"`{name}` must be >= 0, got {value}. {what}.")
   if np.isinf(arr).any():
     raise ValueError(f"`{name}` is infinite; pass a finite non-negative number.")
 
@@ -88,6 +88,9 @@ def check_optax_order(fn: Callable[..., Any], **args: Any) -> None:
                       "(torch's betas=(b1, b2) are two arguments here, b1 and b2).")
     elif name in ("b1", "b2") and isinstance(value, (str, bytes, bool)):
       raise TypeError(f"{name} must be a number or a schedule, got {value!r}.")
+    elif name in ("b1", "b2") and isinstance(value, (int, float)) and not 0 <= value <= 1:
+      # (optax accepts it, and the moments then grow without bound)
+      raise ValueError(f"{name} must be in [0, 1] (a moment's decay rate), got {value!r}.")
 
 
 def _is_dtype(value: Any) -> bool:
@@ -182,6 +185,8 @@ def check_float_leaves(tree: Any, what: str = "params", which: list[bool] | None
     if which is not None and not which[i]:
       continue
     dtype = getattr(leaf, "dtype", None)
+    if dtype is None and isinstance(leaf, (float, complex)):   # a Python float is a float
+      continue
     if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
       raise TypeError(
           f"{what} leaf {jax.tree_util.keystr(path) or '<root>'} has dtype {dtype}; penalties "
