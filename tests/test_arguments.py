@@ -44,7 +44,7 @@ def test_torch_style_values_in_optax_slots_are_named(name):
   params = optimizers.spec(name).parameters
   slots = [k for k in TORCH_SLOTS if k in params]
   for slot in slots:
-    with pytest.raises(TypeError, match=f"{slot} must be .*optax's positional order"):
+    with pytest.raises(TypeError, match=f"{slot} must be .*PyTorch's positional order"):
       _build(name, **{slot: TORCH_SLOTS[slot]})
   if "nesterov" in params:   # a bool (Python's or NumPy's) stays valid
     import numpy as np
@@ -56,7 +56,7 @@ def test_torch_sgd_call_copied_positionally_is_refused():
   import wdjax
   with pytest.raises(TypeError, match="dampening"):
     wdjax.sgd_l2(0.1, 0.9, 0.5)              # torch: dampening 0.5
-  with pytest.raises(TypeError, match="nesterov must be a bool"):
+  with pytest.raises(TypeError, match="accumulator_dtype must be None or a dtype"):
     wdjax.sgd_l2(0.1, 0.9, 0, 5e-4)          # torch: dampening 0, λ 5e-4
   wdjax.sgd_l2(0.1, 0.9, True, jnp.bfloat16, 5e-4)   # optax's order: valid
   wdjax.optimizers.adam(1e-3, mu_dtype="bfloat16")
@@ -75,5 +75,7 @@ def test_out_of_range_betas_and_negative_learning_rate_are_named():
     wdjax.adamw(0.1, 1.5)
   with pytest.raises(ValueError, match="negative learning rate ascends the loss"):
     wdjax.adamw(-0.1)
-  # a Python float leaf is a float leaf
-  wdjax.adamw(0.1, weight_decay=0.1, mask=None).init({"s": 1.0})
+  import numpy as np
+  with pytest.raises(ValueError, match=r"b2 must be in \[0, 1\]"):
+    wdjax.adamw(0.1, b2=np.float32(1.5))
+  wdjax.sgd_l2(0.1, 0.9, nesterov=1)   # optax takes 0/1

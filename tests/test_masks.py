@@ -593,8 +593,6 @@ def test_zero_strength_allows_a_mask_that_selects_nothing():
 
 
 def test_strength_values_that_cannot_mean_a_decay_are_refused_at_construction():
-  with pytest.raises(ValueError, match="one value for every leaf.*shape \\(2,\\).*per_group"):
-    wdjax.adamw(0.1, weight_decay=jnp.array([0.1, 0.2]))
   with pytest.raises(TypeError, match="must be real"):
     wdjax.adamw(0.1, weight_decay=jnp.asarray(0.5j))
   with pytest.raises(TypeError, match="boolean array"):
@@ -606,12 +604,18 @@ def test_strength_values_that_cannot_mean_a_decay_are_refused_at_construction():
 
 
 def test_per_group_rule_that_selects_nothing_is_named_at_init():
+  # a warning by default (a rule set shared by multi_transform's partitions may miss one),
+  # an error with require_match=True, nothing with False
+  import warnings
   params = {"dense": {"kernel": jnp.ones((2, 2))}}
-  tx = wdjax.adamw(0.1, weight_decay=wdjax.per_group({"^embed/": 0.5}, default=0.1))
-  with pytest.raises(ValueError, match="rule '\\^embed/' selects no leaf.*dense/kernel"):
-    tx.init(params)
-  wdjax.adamw(0.1, weight_decay=wdjax.per_group({"^embed/": 0.5}, default=0.1,
-                                                require_match=False)).init(params)
+  lam = lambda **kw: wdjax.per_group({"^embed/": 0.5}, default=0.1, **kw)
+  with pytest.warns(UserWarning, match="rule '\\^embed/' selects no leaf.*dense/kernel"):
+    wdjax.adamw(0.1, weight_decay=lam()).init(params)
+  with pytest.raises(ValueError, match="rule '\\^embed/' selects no leaf"):
+    wdjax.adamw(0.1, weight_decay=lam(require_match=True)).init(params)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    wdjax.adamw(0.1, weight_decay=lam(require_match=False)).init(params)
   with pytest.raises(ValueError, match="not a regular expression"):
     wdjax.per_group({"(": 0.5})
 

@@ -9,6 +9,7 @@ instead of a NaN that surfaces hundreds of steps later.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from typing import Any, Callable, Union
 
@@ -61,36 +62,45 @@ def check_strength(name: str, value: Any) -> None:
     raise ValueError(f"`{name}` is infinite; pass a finite non-negative number.")
 
 
+@functools.cache
+def _positional(fn: Callable[..., Any]) -> tuple[str, ...]:
+  return tuple(p.name for p in inspect.signature(fn).parameters.values()
+               if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 def check_optax_order(fn: Callable[..., Any], **args: Any) -> None:
   """TypeError for a value in the wrong slot of an optax-ordered signature, the mistake a
   PyTorch-style positional call makes: `sgd_l2(0.1, 0.9, 0.5)` meant dampening 0.5
   (torch.optim.SGD's lr, momentum, dampening, weight_decay, nesterov) and would silently
   turn on Nesterov; `adamw(1e-3, (0.9, 0.999))` passes torch's betas tuple as b1. Checks
-  `nesterov` (a bool), `accumulator_dtype`/`mu_dtype` (None or a dtype, not a number) and
-  `b1`/`b2` (not a tuple or list); the message names `fn`'s positional order."""
-  positional = [p.name for p in inspect.signature(fn).parameters.values()
-                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-  order = (f"{fn.__name__} takes optax's positional order ({', '.join(positional)}), "
-           "not PyTorch's")
+  `nesterov` (a bool, or 0/1 as optax takes), `accumulator_dtype`/`mu_dtype` (None or a
+  dtype, not a number) and `b1`/`b2` (a number in [0, 1] or a schedule, not a tuple or a
+  string); the message names `fn`'s positional order."""
+  def order() -> str:
+    return (f"if the call follows PyTorch's positional order: {fn.__name__} takes optax's "
+            f"({', '.join(_positional(fn))})")
   for name, value in args.items():
     if name == "nesterov":
-      if not (isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == bool):
-        raise TypeError(f"nesterov must be a bool, got {value!r}: {order} (torch.optim.SGD "
-                        "has lr, momentum, dampening, weight_decay, nesterov); pass "
-                        "weight_decay= and nesterov= by keyword.")
+      if not (isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == bool
+              or (isinstance(value, int) and value in (0, 1))):
+        raise TypeError(f"nesterov must be a bool, got {value!r} ({order()}; torch.optim.SGD "
+                        "has lr, momentum, dampening, weight_decay, nesterov: pass "
+                        "weight_decay= and nesterov= by keyword).")
     elif name in ("accumulator_dtype", "mu_dtype"):
       if value is not None and (isinstance(value, (int, float, complex))
                                 or not _is_dtype(value)):
-        raise TypeError(f"{name} must be None or a dtype, got {value!r}: {order}; pass "
-                        "weight_decay= by keyword.")
-    elif name in ("b1", "b2") and isinstance(value, (tuple, list)):
-      raise TypeError(f"{name} must be a number or a schedule, got {value!r}: {order} "
-                      "(torch's betas=(b1, b2) are two arguments here, b1 and b2).")
-    elif name in ("b1", "b2") and isinstance(value, (str, bytes, bool)):
-      raise TypeError(f"{name} must be a number or a schedule, got {value!r}.")
-    elif name in ("b1", "b2") and isinstance(value, (int, float)) and not 0 <= value <= 1:
-      # (optax accepts it, and the moments then grow without bound)
-      raise ValueError(f"{name} must be in [0, 1] (a moment's decay rate), got {value!r}.")
+        raise TypeError(f"{name} must be None or a dtype, got {value!r} ({order()}; pass "
+                        "weight_decay= by keyword).")
+    elif name in ("b1", "b2"):
+      if isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a number or a schedule, got {value!r} ({order()}; "
+                        "torch's betas=(b1, b2) are two arguments here, b1 and b2).")
+      if isinstance(value, (str, bytes, bool)):
+        raise TypeError(f"{name} must be a number or a schedule, got {value!r}.")
+      if (is_concrete(value) and np.ndim(value) == 0
+          and np.isrealobj(value) and not 0 <= float(np.asarray(value)) <= 1):
+        # (optax accepts it, and the moments then grow without bound)
+        raise ValueError(f"{name} must be in [0, 1] (a moment's decay rate), got {value!r}.")
 
 
 def _is_dtype(value: Any) -> bool:
@@ -185,8 +195,6 @@ def check_float_leaves(tree: Any, what: str = "params", which: list[bool] | None
     if which is not None and not which[i]:
       continue
     dtype = getattr(leaf, "dtype", None)
-    if dtype is None and isinstance(leaf, (float, complex)):   # a Python float is a float
-      continue
     if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
       raise TypeError(
           f"{what} leaf {jax.tree_util.keystr(path) or '<root>'} has dtype {dtype}; penalties "

@@ -16,6 +16,7 @@ per-leaf λ costs the same per step as a scalar one (`benchmarks/bench_core.py`)
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, Iterable, Mapping
 
 import jax
@@ -35,7 +36,7 @@ class PerLeaf:
   gives its value, `default` the others. Build it with `per_group`."""
 
   def __init__(self, rules: tuple[tuple[Any, Any], ...], default: Any,
-               require_match: bool = True):
+               require_match: bool | None = None):
     self.rules = rules
     self.require_match = require_match
     self.default = default
@@ -55,11 +56,17 @@ class PerLeaf:
         # single vector, where masks.resolve refuses rules that need names
         sel = sel(params)
       bools = masks.resolve(sel, params, allow_empty=True)
-      if self.require_match and not any(bools):
+      if self.require_match is not False and not any(bools):
         paths = ["/".join(p) for p in masks.leaf_paths(params)]
-        raise ValueError(f"per_group rule {selector!r} selects no leaf of the params, so its "
-                         f"value {value!r} would never be used (a typo in the pattern?). "
-                         f"Leaves: {paths[:8]}{' ...' if len(paths) > 8 else ''}.")
+        text = (f"per_group rule {selector!r} selects no leaf of the params, so its value "
+                f"{value!r} is not used (a typo in the pattern?). Leaves: {paths[:8]}"
+                f"{' ...' if len(paths) > 8 else ''}.")
+        if self.require_match:
+          raise ValueError(text)
+        # (a warning, not an error, by default: one rule set shared by the partitions of
+        # optax.multi_transform legitimately misses some of them)
+        warnings.warn(text + " Pass require_match=True to make this an error, False to "
+                      "silence it.", UserWarning, stacklevel=2)
       for i, b in enumerate(bools):
         if b and chosen[i] is None:
           chosen[i] = (value,)
@@ -76,7 +83,7 @@ class PerLeaf:
 
 
 def per_group(groups: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
-              default: Any = 0.0, require_match: bool = True) -> PerLeaf:
+              default: Any = 0.0, require_match: bool | None = None) -> PerLeaf:
   """One value per group of leaves: λ₁ for these leaves, λ₂ for those.
 
   Each rule is `selector: value`. A selector is a regular expression on the '/'-joined
@@ -90,8 +97,10 @@ def per_group(groups: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
     groups: a mapping `{selector: value}`, or a sequence of `(selector, value)` pairs
       (needed when a selector is a pytree of bools, which is not hashable).
     default: the value of leaves no rule selects.
-    require_match: a rule that selects no leaf of the params is an error (default), as a
-      mask that matches nothing is; False allows it.
+    require_match: what a rule that selects no leaf of the params (at the transform's
+      init) gives: a warning naming the rule and the leaves (None, the default: a rule set
+      shared by the partitions of `optax.multi_transform` may miss some), an error (True),
+      or nothing (False).
 
   Returns:
     A `PerLeaf`; `.resolve(params)` shows the value of each leaf.
@@ -174,12 +183,6 @@ def check_values(name: str, value: Any, *, positive: bool = False) -> None:
         and np.any(np.imag(np.asarray(value)) != 0)):
       # (_real below is for inject_hyperparams' cast of a real value to complex params)
       raise TypeError(f"`{name}` must be real, got the complex {value!r:.40}.")
-    if _validate.is_concrete(value) and np.ndim(value) > 0:
-      # (broadcast against each leaf, it would scale columns, or fail at the first update)
-      raise ValueError(f"`{name}` must be one value for every leaf, got an array of shape "
-                       f"{np.shape(value)}; for one value per leaf use wdjax.per_group(...) or "
-                       "a pytree like the params, and for a sweep over values jax.vmap (or "
-                       "wdjax.sweep.run) over a scalar.")
     check(name, _real(value))
   else:
     for v in jax.tree.leaves(masks.unwrap(value)):

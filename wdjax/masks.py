@@ -219,8 +219,11 @@ def _check_state(params: Any, bools: list[bool]) -> None:
 
 
 def _all_bools(tree: Any) -> bool:
+  """An Equinox module whose leaves are all bools: a mask pytree, though callable."""
+  eqx = sys.modules.get("equinox")
   leaves = jax.tree.leaves(tree)
-  return bool(leaves) and all(isinstance(b, (bool, np.bool_)) for b in leaves)
+  return (eqx is not None and isinstance(tree, eqx.Module) and bool(leaves)
+          and all(isinstance(b, (bool, np.bool_)) for b in leaves))
 
 
 def resolve(mask: Mask | None, params: Any, *, allow_empty: bool = False,

@@ -27,7 +27,8 @@ from wdjax import _validate, masks
 from wdjax._validate import ScalarOrSchedule
 from wdjax.leafwise import check_values, leaf_values
 from wdjax.transforms import (DEFAULT_MASK, _map_masked, _need_params, check_decay_scale,
-                              check_init, decay_coefficients, mark_decay, resolve_mask)
+                              check_init, decay_coefficients, is_off, mark_decay,
+                              resolve_mask)
 
 
 class ReferenceState(NamedTuple):
@@ -47,7 +48,7 @@ def init_reference(reference: Any, params: Any, mask: Any) -> Any:
   """w₀ as the state keeps it: a copy of `reference` (or of `params` when None) in the
   params' dtypes, with `optax.MaskedNode()` at the leaves `mask` does not decay."""
   params = masks.unwrap(params)
-  bools = resolve_mask(mask, params)
+  bools = resolve_mask(mask, params, allow_empty=True)   # (init checked it)
   ref = params if reference is None else masks.unwrap(reference)
   p_leaves, treedef = jax.tree.flatten(params)
   r_leaves = jax.tree.leaves(ref)
@@ -67,7 +68,7 @@ def init_reference(reference: Any, params: Any, mask: Any) -> Any:
 def reference_leaves(reference: Any, params: Any, mask: Any) -> list[Any]:
   """One entry per params leaf: w₀ where `mask` decays, None elsewhere."""
   stored = iter(jax.tree.leaves(reference))
-  return [next(stored) if b else None for b in resolve_mask(mask, masks.unwrap(params))]
+  return [next(stored) if b else None for b in resolve_mask(mask, masks.unwrap(params), allow_empty=True)]
 
 
 def toward_reference(strength: ScalarOrSchedule, *,
@@ -119,7 +120,7 @@ def toward_reference(strength: ScalarOrSchedule, *,
   check_decay_scale(scale_by, learning_rate, peak_learning_rate)
 
   def init_fn(params):
-    check_init(mask, params)
+    check_init(mask, params, allow_empty=is_off(strength))
     return ReferenceState(count=jnp.zeros([], jnp.int32),
                           reference=init_reference(reference, params, mask))
 
@@ -205,7 +206,7 @@ def selective_projection(inner: optax.GradientTransformation, strength: ScalarOr
   check_values("strength", strength)
 
   def init_fn(params):
-    check_init(mask, params)
+    check_init(mask, params, allow_empty=is_off(strength))
     return SelectiveProjectionState(count=jnp.zeros([], jnp.int32),
                                     reference=init_reference(reference, params, mask),
                                     inner=inner.init(params))

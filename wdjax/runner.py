@@ -15,7 +15,9 @@ run directory (default `runs/<name>-<hash>`), which holds
 
 Every file is written atomically (`wdjax._io`), and the whole directory too: a run
 computes in an attempt folder beside it (`.NAME.wdjax-attempt`, where an interrupted run
-of the same config resumes) and replaces the run directory only once finished. So a run
+of the same config resumes; an unfinished attempt of another config is set aside as
+`.NAME.wdjax-attempt.HASH`, with a warning, and resumed when that config runs there again)
+and replaces the run directory only once finished. So a run
 directory always holds one whole finished result or none, a failed or interrupted rerun
 leaves the earlier result intact, and `summary.json` exists only for a finished run. A
 directory wdjax did not write is never written into nor deleted.
@@ -163,9 +165,10 @@ def _prepare_attempt(attempt: str, run_dir: str, h: str, finished: bool) -> bool
       if os.path.lexists(aside):   # an older attempt of that config: this one is newer
         shutil.rmtree(aside)
       os.rename(attempt, aside)
-      warnings.warn(f"an interrupted run of another config ({stored}) was set aside in "
+      warnings.warn(f"an unfinished run of another config ({stored}) was set aside in "
                     f"{aside}: its finished chunks are kept, and running that config again "
-                    "with this output directory resumes it.")
+                    "into this output directory resumes from them (while no finished run "
+                    "of another config is there).")
     elif os.path.isdir(attempt) and not os.path.islink(attempt):
       shutil.rmtree(attempt)        # wdjax's own folder, damaged (no config.json)
     else:

@@ -85,8 +85,9 @@ def is_off(strength: Any) -> bool:
   """True when λ is concretely 0 everywhere (a Python or NumPy zero, not a schedule or a
   traced value): a mask that selects nothing is then no mistake (a preset's default λ on
   bias-only fine-tuning, a bias partition of `optax.multi_transform`)."""
-  return (isinstance(strength, (int, float, np.ndarray, np.generic))
-          and not isinstance(strength, bool) and bool(np.all(np.asarray(strength) == 0)))
+  return (isinstance(strength, (int, float, np.ndarray, np.generic, jax.Array))
+          and not isinstance(strength, (bool, jax.core.Tracer))
+          and bool(np.all(np.asarray(strength) == 0)))
 
 
 def _init_count(mask: Any, allow_empty: bool = False,
@@ -107,9 +108,11 @@ def _need_params(name: str, params: Any) -> Any:
 
 
 def _map_masked(fn: Callable[..., list], updates: Any, params: Any, mask: Any,
-                *per_leaf: list, allow_empty: bool = False) -> Any:
+                *per_leaf: list, allow_empty: bool = True) -> Any:
   """Applies `fn(update_leaves, param_leaves, *per_leaf) -> new_update_leaves` to the masked
-  leaves; each of `per_leaf` is a list with one entry per param leaf, filtered alike."""
+  leaves; each of `per_leaf` is a list with one entry per param leaf, filtered alike. (A
+  mask that selects nothing is refused at init, where λ is known, not here, where it may
+  be traced.)"""
   bools = resolve_mask(mask, params, allow_empty=allow_empty)
   u_leaves, treedef = jax.tree.flatten(updates)
   p_leaves = jax.tree.leaves(params)
@@ -191,7 +194,7 @@ def coupled(penalty: _penalties.Penalty | str, strength: ScalarOrSchedule, *,
       g = jax.grad(lambda ws: penalty(ws, lam))(w)
       return [ui + _conj_if_complex(gi).astype(ui.dtype) for ui, gi in zip(u, g)]
 
-    updates = _map_masked(add_grad, updates, params, mask, lams, allow_empty=off)
+    updates = _map_masked(add_grad, updates, params, mask, lams)
     return updates, CountState(count=optax.safe_increment(state.count))
 
   off = is_off(strength)
@@ -305,7 +308,7 @@ def decay_transform(name: str, strength: ScalarOrSchedule,
       return [rule(ui, wi, _validate.cast_like(ci * li, wi))
               for ui, wi, ci, li in zip(u, w, c, lam)]
 
-    updates = _map_masked(decay, updates, params, mask, cs, lams, allow_empty=off)
+    updates = _map_masked(decay, updates, params, mask, cs, lams)
     return updates, CountState(count=optax.safe_increment(state.count))
 
   off = is_off(strength)
@@ -356,7 +359,7 @@ def proximal(prox: Callable[..., Any] | str, strength: ScalarOrSchedule, *,
       z = [wi + ui for wi, ui in zip(w, u)]
       return [zp - wi for zp, wi in zip(prox(z, _collapse(lam), _collapse(lr)), w)]
 
-    updates = _map_masked(step, updates, params, mask, lams, lrs, allow_empty=off)
+    updates = _map_masked(step, updates, params, mask, lams, lrs)
     return updates, CountState(count=optax.safe_increment(state.count))
 
   off = is_off(strength)

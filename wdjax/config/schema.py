@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -243,6 +244,15 @@ def to_dict(cfg: Config) -> dict:
 
 
 def _file_digest(path: str) -> str:
+  st = os.stat(path)
+  return _digest_of(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+  """SHA-256 of a file, once per (path, size, mtime): the hash is asked more than once a
+  run, and a user's data file may be large."""
+  del size, mtime_ns   # (the cache key)
   digest = hashlib.sha256()
   with open(path, "rb") as fh:
     for block in iter(lambda: fh.read(1 << 20), b""):

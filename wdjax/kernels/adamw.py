@@ -194,7 +194,7 @@ def fused_adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: floa
     lr_count = getattr(state[0][1], "count", adam.count)   # (a constant η has no state)
     lr = learning_rate(lr_count) if callable(learning_rate) else learning_rate
     decay_count = state[1].count
-    decays = resolve_mask(mask, params)
+    decays = resolve_mask(mask, params, allow_empty=True)   # (init checked it)
     cs = decay_coefficients(learning_rate, scale_by, peak_learning_rate, params, decay_count)
     lams = leaf_values(weight_decay, params, decay_count, "strength")
     shared = [lr, 1 - b1 ** count, 1 - b2 ** count, 0.0, b1, 1 - b1, b2, 1 - b2, eps, eps_root]

@@ -274,11 +274,15 @@ def _path(X, y, *, device="auto", **kwargs):
 
 
 def _check_max_iter(max_iter, min_iter):
+  """max_iter as an int (1e5 as sklearn code writes it is 100000), checked."""
+  if isinstance(max_iter, (float, np.floating)) and float(max_iter).is_integer():
+    max_iter = int(max_iter)
   # (the solvers count in int32: a larger cap would wrap and stop every λ at once)
   if not (isinstance(max_iter, (int, np.integer)) and not isinstance(max_iter, bool)
           and min_iter <= max_iter < 2 ** 31):
     raise ValueError(f"max_iter must be an integer in [{min_iter}, 2**31 - 1], got "
                      f"{max_iter!r}.")
+  return int(max_iter)
 
 
 def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas=100, eps=1e-3,
@@ -312,7 +316,7 @@ def _path_here(X, y, *, kind, l1_ratio=1.0, groups=None, lambdas=None, n_lambdas
   tol = PATH_TOL if tol is None else float(tol)
   if not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
-  _check_max_iter(max_iter, _CHECK_EVERY if check_every is None else check_every)
+  max_iter = _check_max_iter(max_iter, _CHECK_EVERY if check_every is None else check_every)
   if np.ndim(X) != 2:   # (before the solver choice reads its shape)
     raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape "
                      f"{np.shape(X)}.")
@@ -824,7 +828,7 @@ def fista(X: Any, y: Any, strength: float, *, penalty: str = "l1", l1_ratio: flo
   tol = None if tol is None else float(tol)
   if tol is not None and not tol > 0:
     raise ValueError(f"tol must be > 0, got {tol}.")
-  _check_max_iter(max_iter, _CHECK_EVERY)
+  max_iter = _check_max_iter(max_iter, 1)
   dt = _float_dtype(dtype, tol)
   _, _, xm, ym, Q, b, yy = _prepare(X, y, fit_intercept, dt)
   gidx = _group_index(groups, Q.shape[0]) if penalty == "group_lasso" else None

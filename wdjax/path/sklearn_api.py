@@ -16,8 +16,8 @@ same return value, `(alphas, coefs, dual_gaps)` (and `n_iters` with `return_n_it
   the objective as written (1/(2n)-scaled), as sklearn reports them (its solver's gap
   of the n-scaled problem, divided by n) and as `wdjax.path` computes them (`gaps`).
 - It computes in X's dtype as sklearn does: float32 X in float32, anything else in
-  float64; `tol` (default 1e-4: the gap <= tol·‖y‖²) and `max_iter` come through
-  `**params` as sklearn's.
+  float64; `tol` (default 1e-4: `dual_gaps` <= tol·‖y‖²/n, sklearn's criterion) and
+  `max_iter` come through `**params` as sklearn's.
 
 Differences, all loud:
 - `max_iter` counts wdjax's steps (FISTA steps, coordinate-descent epochs of a working
@@ -117,9 +117,7 @@ def enet_path(X: Any, y: Any, *, l1_ratio: float = 0.5, eps: float = 1e-3,
   dtype = np.float32 if X.dtype == np.float32 else np.float64
   kw: dict[str, Any] = dict(tol=tol, dtype=dtype)
   if max_iter is not None:
-    # (sklearn code often writes max_iter=1e5)
-    kw["max_iter"] = (int(max_iter) if isinstance(max_iter, float) and max_iter.is_integer()
-                      else max_iter)
+    kw["max_iter"] = max_iter   # (wdjax.path takes 1e5 as sklearn code writes it)
   pick = None
   if isinstance(alphas, str) and alphas == "warn" or alphas is None:   # sklearn's defaults
     n = 100 if n_alphas == "deprecated" else n_alphas
