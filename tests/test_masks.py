@@ -566,7 +566,7 @@ def test_nnx_batch_statistics_are_refused_when_every_variable_is_optimized():
 
 def test_equinox_mask_of_bools_is_a_pytree_not_a_function():
   # an eqx.Module is callable: a mask built with jax.tree.map over one is still a pytree
-  import equinox as eqx
+  eqx = pytest.importorskip("equinox")
   model = eqx.nn.MLP(2, 1, 4, 1, key=jax.random.key(0))
   params = eqx.filter(model, eqx.is_inexact_array)
   mask = jax.tree.map(lambda x: x.ndim > 1, params)
