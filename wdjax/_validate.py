@@ -130,7 +130,8 @@ def evaluate(value: ScalarOrSchedule, count: jax.Array, name: str = "schedule") 
   - inside `jit`/`vmap`/`scan` the value cannot be inspected without a host sync, so the
     rule is explicit and NaN-safe instead: a negative, NaN or infinite real value becomes
     NaN. The same holds for a traced constant (a λ swept by `jax.vmap`, a hyperparameter
-    of `optax.inject_hyperparams` under jit), which was not there to check at build time. The update, then the params and the loss, become NaN, which
+    of `optax.inject_hyperparams` under jit), which was not there to check at build
+    time. The update, then the params and the loss, become NaN, which
     `wdjax.sweep.SweepResult.diverged` marks, instead of a silent step of gradient
     ascent or a decay with the wrong sign. Complex values are passed through.
 

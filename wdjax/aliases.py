@@ -39,7 +39,7 @@ from wdjax._validate import ScalarOrSchedule
 from wdjax.leafwise import _real, check_values, leaf_values
 from wdjax.penalties import real_dtype
 from wdjax.transforms import (DEFAULT_MASK, _collapse, _map_masked, _need_params, check_init,
-                              coupled, decoupled, is_off, proximal)
+                              coupled, decoupled, proximal)
 
 _DEFAULT = DEFAULT_MASK
 
@@ -241,7 +241,7 @@ def adam_then(name: str, learning_rate: ScalarOrSchedule, strength: ScalarOrSche
                              nesterov=nesterov)
 
   def init_fn(params):
-    check_init(mask, params, allow_empty=is_off(strength))
+    check_init(mask, params, strength)
     return AdamStepState(count=jnp.zeros([], jnp.int32), adam=adam.init(params))
 
   def update_fn(updates, state, params=None, **extra_args):

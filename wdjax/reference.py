@@ -27,8 +27,7 @@ from wdjax import _validate, masks
 from wdjax._validate import ScalarOrSchedule
 from wdjax.leafwise import check_values, leaf_values
 from wdjax.transforms import (DEFAULT_MASK, _map_masked, _need_params, check_decay_scale,
-                              check_init, decay_coefficients, is_off, mark_decay,
-                              resolve_mask)
+                              check_init, decay_coefficients, mark_decay, resolve_mask)
 
 
 class ReferenceState(NamedTuple):
@@ -68,7 +67,8 @@ def init_reference(reference: Any, params: Any, mask: Any) -> Any:
 def reference_leaves(reference: Any, params: Any, mask: Any) -> list[Any]:
   """One entry per params leaf: w₀ where `mask` decays, None elsewhere."""
   stored = iter(jax.tree.leaves(reference))
-  return [next(stored) if b else None for b in resolve_mask(mask, masks.unwrap(params), allow_empty=True)]
+  bools = resolve_mask(mask, masks.unwrap(params), allow_empty=True)   # (init checked it)
+  return [next(stored) if b else None for b in bools]
 
 
 def toward_reference(strength: ScalarOrSchedule, *,
@@ -120,7 +120,7 @@ def toward_reference(strength: ScalarOrSchedule, *,
   check_decay_scale(scale_by, learning_rate, peak_learning_rate)
 
   def init_fn(params):
-    check_init(mask, params, allow_empty=is_off(strength))
+    check_init(mask, params, strength)
     return ReferenceState(count=jnp.zeros([], jnp.int32),
                           reference=init_reference(reference, params, mask))
 
@@ -206,7 +206,7 @@ def selective_projection(inner: optax.GradientTransformation, strength: ScalarOr
   check_values("strength", strength)
 
   def init_fn(params):
-    check_init(mask, params, allow_empty=is_off(strength))
+    check_init(mask, params, strength)
     return SelectiveProjectionState(count=jnp.zeros([], jnp.int32),
                                     reference=init_reference(reference, params, mask),
                                     inner=inner.init(params))

@@ -72,13 +72,17 @@ def resolve_mask(mask: Any, params: Any, *, allow_empty: bool = False) -> list[b
   return masks.resolve(mask, params, allow_empty=allow_empty)
 
 
-def check_init(mask: Any, params: Any, *, allow_empty: bool = False) -> None:
-  """At init, not at the first step: the mask fits the params and the leaves it decays are
+def check_init(mask: Any, params: Any, strength: Any = None) -> None:
+  """At init, not at the first step: the mask fits the params, selects something unless
+  the transform's `strength` is concretely 0 (`is_off`), and the leaves it decays are
   floating point (an integer leaf would be decayed in integer arithmetic, silently). The
   mask is resolved on the params as given, so that NNX's variable types (batch statistics,
-  RNG state) are still there to be refused."""
-  bools = resolve_mask(mask, params, allow_empty=allow_empty)
+  RNG state) are still there to be refused; a `per_group` strength is resolved too (a
+  rule that selects nothing is named now, not at a step)."""
+  bools = resolve_mask(mask, params, allow_empty=is_off(strength))
   _validate.check_float_leaves(masks.unwrap(params), which=bools)
+  if isinstance(strength, PerLeaf):
+    strength.resolve(params)
 
 
 def is_off(strength: Any) -> bool:
@@ -90,12 +94,9 @@ def is_off(strength: Any) -> bool:
           and bool(np.all(np.asarray(strength) == 0)))
 
 
-def _init_count(mask: Any, allow_empty: bool = False,
-                strength: Any = None) -> Callable[[Any], CountState]:
+def _init_count(mask: Any, strength: Any = None) -> Callable[[Any], CountState]:
   def init_fn(params):
-    check_init(mask, params, allow_empty=allow_empty)
-    if isinstance(strength, PerLeaf):
-      strength.resolve(params)   # (a rule that selects nothing: named now, not at a step)
+    check_init(mask, params, strength)
     return CountState(count=jnp.zeros([], jnp.int32))
   return init_fn
 
@@ -108,12 +109,12 @@ def _need_params(name: str, params: Any) -> Any:
 
 
 def _map_masked(fn: Callable[..., list], updates: Any, params: Any, mask: Any,
-                *per_leaf: list, allow_empty: bool = True) -> Any:
+                *per_leaf: list) -> Any:
   """Applies `fn(update_leaves, param_leaves, *per_leaf) -> new_update_leaves` to the masked
   leaves; each of `per_leaf` is a list with one entry per param leaf, filtered alike. (A
   mask that selects nothing is refused at init, where λ is known, not here, where it may
   be traced.)"""
-  bools = resolve_mask(mask, params, allow_empty=allow_empty)
+  bools = resolve_mask(mask, params, allow_empty=True)
   u_leaves, treedef = jax.tree.flatten(updates)
   p_leaves = jax.tree.leaves(params)
   if len(u_leaves) != len(p_leaves):
@@ -197,8 +198,7 @@ def coupled(penalty: _penalties.Penalty | str, strength: ScalarOrSchedule, *,
     updates = _map_masked(add_grad, updates, params, mask, lams)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  off = is_off(strength)
-  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, off, strength), update_fn),
+  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, strength), update_fn),
                     f"wdjax.coupled({getattr(penalty, '__name__', 'penalty')})")
 
 
@@ -311,8 +311,7 @@ def decay_transform(name: str, strength: ScalarOrSchedule,
     updates = _map_masked(decay, updates, params, mask, cs, lams)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  off = is_off(strength)
-  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, off, strength), update_fn),
+  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, strength), update_fn),
                     f"wdjax.{name}")
 
 
@@ -362,7 +361,6 @@ def proximal(prox: Callable[..., Any] | str, strength: ScalarOrSchedule, *,
     updates = _map_masked(step, updates, params, mask, lams, lrs)
     return updates, CountState(count=optax.safe_increment(state.count))
 
-  off = is_off(strength)
-  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, off, strength), update_fn),
+  return mark_decay(optax.GradientTransformationExtraArgs(_init_count(mask, strength), update_fn),
                     "wdjax.proximal")
 

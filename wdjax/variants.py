@@ -26,7 +26,7 @@ from wdjax import _validate, aliases, masks
 from wdjax._validate import ScalarOrSchedule
 from wdjax.leafwise import _real, check_values, leaf_values
 from wdjax.transforms import (DEFAULT_MASK, CountState, _init_count, _map_masked, _need_params,
-                              decay_transform, is_off, mark_decay, resolve_mask)
+                              decay_transform, mark_decay, resolve_mask)
 
 _DEFAULT = DEFAULT_MASK
 
@@ -133,7 +133,7 @@ def corrected(strength: ScalarOrSchedule, *, learning_rate: ScalarOrSchedule,
 
   def init_fn(params):
     resolve_mask(normalized, masks.unwrap(params), allow_empty=True)  # fail at init
-    return _init_count(mask, is_off(strength))(params)
+    return _init_count(mask, strength)(params)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
